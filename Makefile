@@ -1,0 +1,42 @@
+# minikubelet — see README.md. Two commands on a fresh Debian 12 host, as root:
+#   make run    build, make the demo image, run the daemon on examples/manifests
+#   make test   every test (integration tests boot their own systemd in namespaces)
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin/minikubelet
+FUZZTIME ?= 20s
+TESTTIMEOUT ?= 14m
+
+.PHONY: all build deps test unit vet fuzz run bench install clean
+
+all: build
+
+deps:
+	@hack/install-deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/minikubelet
+
+vet:
+	$(GO) vet ./...
+
+# Every test. As root, integration tests boot a real systemd (internal/testnode);
+# as non-root they are skipped and listed with the reason.
+test: deps vet build
+	@if [ "$$(id -u)" != 0 ]; then echo "make test: not root — integration tests (systemd, mounts, namespaces) will be SKIPPED; unit tests run."; fi
+	set -o pipefail; $(GO) test -count=1 -timeout $(TESTTIMEOUT) -json ./... | $(GO) run ./hack/testsummary
+	$(MAKE) --no-print-directory fuzz
+
+# Bounded fuzzing of the manifest parser (the seed corpus runs in `go test` too).
+fuzz:
+	@if grep -rqs 'func Fuzz' manifests/; then $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests/; fi
+
+unit:
+	MKL_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
+
+run: deps build
+	hack/run-demo.sh
+
+clean:
+	rm -rf bin
