@@ -1,0 +1,530 @@
+package systemd
+
+// Cgroup file access shared by both drivers: where a cgroup's directories
+// are (from the mount table, never from the caller's own /proc/self/cgroup:
+// the daemon may sit in another cgroup namespace than the tree it drives),
+// what a cgroup used, and when its memory controller killed a process.
+//
+// Directory maps (the result of cgroupDirs) are keyed by controller:
+//
+//	v1 / hybrid: "memory", "cpu", "cpuacct", "pids", "cpuset", "blkio",
+//	             "devices", "freezer", ... (co-mounted controllers such as
+//	             "cpu,cpuacct" give one key per controller, same dir),
+//	             "systemd" for the named name=systemd hierarchy, and
+//	             "unified" for the cgroup2 mount of a hybrid host.
+//	pure v2:     the single key "" (the unified hierarchy).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Keys of a cgroupDirs map that are not controller names.
+const (
+	unifiedKey  = ""        // pure cgroup v2: the only key
+	hybridV2Key = "unified" // the cgroup2 mount beside v1 hierarchies
+)
+
+// cgroupMount is one cgroup filesystem mount from mountinfo.
+type cgroupMount struct {
+	root       string   // field 4: the hierarchy path mounted there
+	mountpoint string   // field 5
+	v2         bool     // cgroup2
+	keys       []string // v1: controllers and named hierarchies (name= stripped)
+}
+
+// cgroupDirs maps a cgroup path relative to the hierarchy roots (systemd's
+// ControlGroup property, or a cgroupfs path like /kubepods/pod<uid>/<id>) to
+// the absolute directory of that cgroup in every mounted hierarchy.
+// Controllers listed in /proc/cgroups but not mounted are simply absent.
+func cgroupDirs(cgroupPath string) (map[string]string, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	known, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		return nil, err
+	}
+	return cgroupDirsFrom(parseCgroupMounts(mi, parseProcCgroups(known)), cgroupPath)
+}
+
+// parseProcCgroups returns the controller names /proc/cgroups lists
+// (enabled or not, mounted or not).
+func parseProcCgroups(b []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		out[f[0]] = true
+	}
+	return out
+}
+
+// parseCgroupMounts extracts the cgroup and cgroup2 mounts of a mountinfo
+// file. A v1 mount's keys are its super options that /proc/cgroups names as
+// controllers, plus name=X as X; generic mount options (rw, xattr,
+// release_agent=...) are not controllers and are dropped that way.
+func parseCgroupMounts(mountinfo []byte, known map[string]bool) []cgroupMount {
+	var out []cgroupMount
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		fields := strings.Fields(line)
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 6 || len(fields) < sep+4 {
+			continue
+		}
+		m := cgroupMount{root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4])}
+		switch fields[sep+1] {
+		case "cgroup2":
+			m.v2 = true
+		case "cgroup":
+			for _, o := range strings.Split(fields[sep+3], ",") {
+				switch {
+				case strings.HasPrefix(o, "name="):
+					m.keys = append(m.keys, strings.TrimPrefix(o, "name="))
+				case known[o]:
+					m.keys = append(m.keys, o)
+				}
+			}
+			if len(m.keys) == 0 {
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space...).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// cgroupDirsFrom resolves cgroupPath against parsed mounts. A mount whose
+// root contains the path wins (the longest such root, when a hierarchy is
+// mounted more than once); a path outside every mount's root is taken
+// relative to the mount, as libcontainer's fs driver does for absolute
+// paths. The host is pure v2 when no v1 controller is mounted; then only
+// the cgroup2 mount counts, under the key "".
+func cgroupDirsFrom(mounts []cgroupMount, cgroupPath string) (map[string]string, error) {
+	if cgroupPath == "" {
+		return nil, errors.New("empty cgroup path")
+	}
+	p := path.Clean("/" + cgroupPath)
+	v1 := false
+	for _, m := range mounts {
+		if !m.v2 && !isNamedOnly(m) {
+			v1 = true
+		}
+	}
+	type pick struct {
+		dir    string
+		inside bool
+		root   int
+	}
+	best := map[string]pick{}
+	consider := func(key string, m cgroupMount) {
+		rel, inside := relToRoot(p, m.root)
+		c := pick{dir: filepath.Join(m.mountpoint, rel), inside: inside, root: len(m.root)}
+		old, ok := best[key]
+		if !ok || (c.inside && !old.inside) || (c.inside == old.inside && c.root > old.root) {
+			best[key] = c
+		}
+	}
+	for _, m := range mounts {
+		switch {
+		case m.v2 && v1:
+			consider(hybridV2Key, m)
+		case m.v2:
+			consider(unifiedKey, m)
+		case v1:
+			for _, k := range m.keys {
+				consider(k, m)
+			}
+		}
+	}
+	if len(best) == 0 {
+		return nil, fmt.Errorf("cgroup %s: no cgroup hierarchy is mounted (see /proc/self/mountinfo)", p)
+	}
+	out := make(map[string]string, len(best))
+	for k, v := range best {
+		out[k] = v.dir
+	}
+	return out, nil
+}
+
+func isNamedOnly(m cgroupMount) bool {
+	// Named hierarchies (name=systemd) hold no controller: a pure v2 host
+	// that still mounts one for old software is not a v1 host.
+	return len(m.keys) == 1 && m.keys[0] == "systemd"
+}
+
+// relToRoot returns p relative to a mount root and whether p lies inside it.
+func relToRoot(p, root string) (string, bool) {
+	root = path.Clean("/" + root)
+	if root == "/" {
+		return p, true
+	}
+	if p == root {
+		return "/", true
+	}
+	if strings.HasPrefix(p, root+"/") {
+		return strings.TrimPrefix(p, root), true
+	}
+	return p, false
+}
+
+// isV2Dirs reports whether a dirs map is of a pure cgroup v2 host.
+func isV2Dirs(dirs map[string]string) bool {
+	_, ok := dirs[unifiedKey]
+	return ok
+}
+
+// readUsage reads what a cgroup used. Memory is the working set as the
+// kubelet (cadvisor) computes it: usage minus inactive file pages, floored
+// at 0. OOMKills counts kills in the cgroup and below on both hierarchies
+// (v2's memory.events is hierarchical; v1 counts a kill only in the
+// victim's own cgroup, so descendants are summed). A controller that is not
+// mounted or not enabled leaves its field 0; a cgroup that does not exist
+// is an error.
+func readUsage(dirs map[string]string) (Usage, error) {
+	var u Usage
+	if isV2Dirs(dirs) {
+		dir := dirs[unifiedKey]
+		if _, err := os.Stat(dir); err != nil {
+			return u, fmt.Errorf("cgroup %s: %w", dir, err)
+		}
+		cur, err := readUintFile(dir, "memory.current")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return u, err
+		}
+		if err == nil {
+			inactive, err := readKeyedFile(dir, "memory.stat", "inactive_file")
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return u, err
+			}
+			u.MemoryBytes = workingSet(cur, inactive)
+		}
+		usec, err := readKeyedFile(dir, "cpu.stat", "usage_usec")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return u, err
+		}
+		u.CPUUsageNanos = usec * 1000
+		if u.PIDs, err = readUintFile(dir, "pids.current"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return u, err
+		}
+		if u.OOMKills, err = readKeyedFile(dir, "memory.events", "oom_kill"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return u, err
+		}
+		return u, nil
+	}
+	exists := false
+	if dir, ok := dirs["memory"]; ok {
+		usage, err := readUintFile(dir, "memory.usage_in_bytes")
+		switch {
+		case err == nil:
+			exists = true
+			inactive, err := readKeyedFile(dir, "memory.stat", "total_inactive_file")
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return u, err
+			}
+			u.MemoryBytes = workingSet(usage, inactive)
+			if u.OOMKills, err = sumOOMKillsV1(dir); err != nil {
+				return u, err
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return u, err
+		}
+	}
+	if dir, ok := dirs["cpuacct"]; ok {
+		ns, err := readUintFile(dir, "cpuacct.usage")
+		switch {
+		case err == nil:
+			exists = true
+			u.CPUUsageNanos = ns
+		case !errors.Is(err, fs.ErrNotExist):
+			return u, err
+		}
+	}
+	if dir, ok := dirs["pids"]; ok {
+		n, err := readUintFile(dir, "pids.current")
+		switch {
+		case err == nil:
+			exists = true
+			u.PIDs = n
+		case !errors.Is(err, fs.ErrNotExist):
+			return u, err
+		}
+	}
+	if !exists {
+		return u, fmt.Errorf("cgroup %v: no memory, cpuacct or pids directory exists", dirs)
+	}
+	return u, nil
+}
+
+func workingSet(usage, inactiveFile uint64) uint64 {
+	if inactiveFile >= usage {
+		return 0
+	}
+	return usage - inactiveFile
+}
+
+// sumOOMKillsV1 adds the oom_kill counters of a v1 memory cgroup and its
+// descendants.
+func sumOOMKillsV1(dir string) (uint64, error) {
+	var total uint64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil // a child removed while walking
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		n, err := readKeyedFile(p, "memory.oom_control", "oom_kill")
+		if err != nil {
+			if p != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		total += n
+		return nil
+	})
+	return total, err
+}
+
+// readUintFile reads a file holding one number ("max" reads as 0).
+func readUintFile(dir, file string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, file), err)
+	}
+	return n, nil
+}
+
+// readKeyedFile reads the value of key from a flat-keyed file ("key value"
+// lines: memory.stat, cpu.stat, memory.events, memory.oom_control). A
+// missing key reads as 0: kernels add keys over time.
+func readKeyedFile(dir, file, key string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || k != key {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %s: %w", filepath.Join(dir, file), key, err)
+		}
+		return n, nil
+	}
+	return 0, nil
+}
+
+// oomKillCount reads the kill counter watchOOM follows: the cgroup's own
+// (v1 memory.oom_control, local to the victim's cgroup) or hierarchical
+// (v2 memory.events) count.
+func oomKillCount(dirs map[string]string) (uint64, error) {
+	if isV2Dirs(dirs) {
+		return readKeyedFile(dirs[unifiedKey], "memory.events", "oom_kill")
+	}
+	dir, ok := dirs["memory"]
+	if !ok {
+		return 0, errors.New("no v1 memory hierarchy is mounted")
+	}
+	return sumOOMKillsV1(dir)
+}
+
+// watchOOM delivers one value per OOM kill in the cgroup (and below) from
+// now on, and closes the channel when the cgroup is removed or ctx ends.
+// Call it before the workload runs, so no kill goes unseen.
+//
+// v1: an eventfd registered on memory.oom_control through
+// cgroup.event_control; it fires when the cgroup (or an ancestor) is under
+// OOM, also when the kernel then reclaims without killing, and when the
+// cgroup is removed. So each wake-up re-reads the oom_kill counter (the
+// kill is counted just after the notification, hence a short settle loop)
+// and checks the directory still exists.
+// v2: memory.events changes are signalled through inotify (IN_MODIFY); a
+// slow poll catches the cgroup's removal and stands in when inotify is
+// unavailable.
+func watchOOM(ctx context.Context, dirs map[string]string) (<-chan struct{}, error) {
+	base, err := oomKillCount(dirs)
+	if err != nil {
+		return nil, fmt.Errorf("watch OOM: %w", err)
+	}
+	if isV2Dirs(dirs) {
+		return watchOOMV2(ctx, dirs[unifiedKey], base)
+	}
+	return watchOOMV1(ctx, dirs, base)
+}
+
+func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-chan struct{}, error) {
+	dir := dirs["memory"]
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd for %s: %w", dir, err)
+	}
+	// Through os.File the runtime poller waits on the eventfd, so Close
+	// (on ctx end) unblocks the reader.
+	ev := os.NewFile(uintptr(efd), "oom-eventfd")
+	ctl, err := os.Open(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		ev.Close()
+		return nil, err
+	}
+	reg := fmt.Sprintf("%d %d", efd, ctl.Fd())
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
+		ev.Close()
+		ctl.Close()
+		return nil, fmt.Errorf("register OOM eventfd in %s/cgroup.event_control: %w", dir, err)
+	}
+	// base was read before registering: a kill in between had no
+	// notification, and the first report below still counts it.
+	out := make(chan struct{}, 16)
+	go func() {
+		defer close(out)
+		defer ctl.Close()
+		stop := context.AfterFunc(ctx, func() { ev.Close() })
+		defer stop()
+		defer ev.Close()
+		seen := base
+		report := func() bool {
+			n, err := oomKillCount(dirs)
+			if err != nil {
+				return false
+			}
+			for ; seen < n; seen++ {
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return false
+				}
+			}
+			return true
+		}
+		if !report() {
+			return
+		}
+		buf := make([]byte, 8)
+		for {
+			if _, err := ev.Read(buf); err != nil {
+				return // closed by ctx, or the eventfd broke
+			}
+			if _, err := os.Stat(filepath.Join(dir, "memory.oom_control")); err != nil {
+				return // the eventfd fires on rmdir too
+			}
+			// The counter moves right after the notification; give the
+			// kill a moment to land before deciding there was none.
+			before := seen
+			for i := 0; i < 20 && seen == before; i++ {
+				if !report() {
+					return
+				}
+				if seen == before {
+					select {
+					case <-time.After(10 * time.Millisecond):
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func watchOOMV2(ctx context.Context, dir string, base uint64) (<-chan struct{}, error) {
+	file := filepath.Join(dir, "memory.events")
+	out := make(chan struct{}, 16)
+	w, werr := sharedInotify().watch(file)
+	go func() {
+		defer close(out)
+		var wake <-chan struct{}
+		if werr == nil {
+			defer sharedInotify().unwatch(w)
+			wake = w.c
+		}
+		seen := base
+		delay := 100 * time.Millisecond
+		for {
+			n, err := readKeyedFile(dir, "memory.events", "oom_kill")
+			if err != nil {
+				return // removed (or unreadable): the cgroup is gone
+			}
+			if n > seen {
+				delay = 100 * time.Millisecond
+			}
+			for ; seen < n; seen++ {
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if wake != nil {
+				delay = 2 * time.Second // only to notice removal
+			} else if delay < 5*time.Second {
+				delay *= 2
+			}
+			select {
+			case <-wake:
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
