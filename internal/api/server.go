@@ -1,0 +1,426 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// DefaultSocket is where the daemon listens and clients dial unless told otherwise.
+const DefaultSocket = "/run/minikubelet/minikubelet.sock"
+
+var (
+	podTypeMeta   = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+	eventTypeMeta = metav1.TypeMeta{Kind: "Event", APIVersion: "v1"}
+)
+
+// MatchesName reports whether name designates pod: its metadata.name, or
+// that name without the static pod suffix "-<spec.nodeName>".
+func MatchesName(pod *v1.Pod, name string) bool {
+	if pod.Name == name {
+		return true
+	}
+	return pod.Spec.NodeName != "" && pod.Name == name+"-"+pod.Spec.NodeName
+}
+
+// FindPod resolves name in namespace against pods: an exact metadata.name
+// wins, then a name without its -<node> suffix.
+func FindPod(pods []v1.Pod, namespace, name string) (v1.Pod, bool) {
+	var found *v1.Pod
+	for i := range pods {
+		p := &pods[i]
+		if p.Namespace != namespace {
+			continue
+		}
+		if p.Name == name {
+			return *p, true
+		}
+		if found == nil && MatchesName(p, name) {
+			found = p
+		}
+	}
+	if found == nil {
+		return v1.Pod{}, false
+	}
+	return *found, true
+}
+
+// Server serves a Source over HTTP. All endpoints are read-only, so the same
+// handler backs the unix socket and the optional TCP listener.
+type Server struct {
+	src     Source
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// NewServer serves src; metrics may be nil (then /metrics is 404).
+func NewServer(src Source, metrics *Metrics, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{src: src, metrics: metrics, log: log}
+}
+
+// ListenUnix prepares path and listens on it: the directory is created 0755,
+// a socket file left by a dead daemon is removed (one that answers is not:
+// another daemon owns it), and the socket is made 0600 so only root talks
+// to the daemon.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket directory %s: %w", filepath.Dir(path), err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket %s: exists and is not a socket; refusing to remove it", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another process is serving on it (is minikubelet already running?)", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
+			return nil, fmt.Errorf("socket %s: probing the existing socket: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("socket %s: removing the stale socket: %w", path, err)
+		}
+	}
+	// Create it unreachable for others from the first instant, then set the
+	// exact mode (umask may differ).
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("socket %s: chmod 0600: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve serves on l until ctx ends, then shuts down (open watches end).
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	err := hs.Serve(l)
+	close(done)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(s.route)
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+			fmt.Sprintf("the server does not allow this method on the requested resource (%s %s): the local API is read-only", r.Method, r.URL.Path), nil)
+		return
+	}
+	switch {
+	case len(parts) == 1 && parts[0] == "healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok"))
+	case len(parts) == 1 && parts[0] == "metrics" && s.metrics != nil:
+		s.metrics.SetPods(s.src.Pods())
+		s.metrics.Handler().ServeHTTP(w, r)
+	case parts[0] == "pods" && len(parts) <= 2:
+		ns := r.URL.Query().Get("namespace")
+		if len(parts) == 2 {
+			ns = parts[1]
+		}
+		s.pods(w, r, ns)
+	case parts[0] == "pods" && len(parts) == 3:
+		s.pod(w, r, parts[1], parts[2])
+	case parts[0] == "pods" && len(parts) == 4 && parts[3] == "extra":
+		s.extra(w, parts[1], parts[2])
+	case parts[0] == "events" && len(parts) <= 2:
+		ns := r.URL.Query().Get("namespace")
+		if len(parts) == 2 {
+			ns = parts[1]
+		}
+		s.events(w, r, ns)
+	default:
+		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound,
+			fmt.Sprintf("the server could not find the requested resource (GET %s); endpoints: /pods, /pods/<namespace>, /pods/<namespace>/<name>, /events, /healthz, /metrics", r.URL.Path), nil)
+	}
+}
+
+func isWatch(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("watch")
+	switch v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	}
+	return false, fmt.Errorf("watch=%q: want 1, true, 0 or false", v)
+}
+
+func selector(r *http.Request) (labels.Selector, error) {
+	sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
+	if err != nil {
+		return nil, fmt.Errorf("labelSelector: %w", err)
+	}
+	return sel, nil
+}
+
+func (s *Server) pods(w http.ResponseWriter, r *http.Request, ns string) {
+	watching, err := isWatch(r)
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error(), nil)
+		return
+	}
+	sel, err := selector(r)
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error(), nil)
+		return
+	}
+	keep := func(p *v1.Pod) bool {
+		return (ns == "" || p.Namespace == ns) && sel.Matches(labels.Set(p.Labels))
+	}
+	if watching {
+		s.watchPods(w, r, keep)
+		return
+	}
+	list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: []v1.Pod{}}
+	for _, p := range s.src.Pods() {
+		if keep(&p) {
+			p.TypeMeta = podTypeMeta
+			list.Items = append(list.Items, p)
+		}
+	}
+	list.ResourceVersion = maxRV(list.Items)
+	writeJSON(w, http.StatusOK, &list)
+}
+
+func (s *Server) pod(w http.ResponseWriter, r *http.Request, ns, name string) {
+	watching, err := isWatch(r)
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error(), nil)
+		return
+	}
+	if watching {
+		// A watch on one name may start before the pod exists (wait does).
+		s.watchPods(w, r, func(p *v1.Pod) bool { return p.Namespace == ns && MatchesName(p, name) })
+		return
+	}
+	p, ok := s.lookup(ns, name)
+	if !ok {
+		writeNotFound(w, "pods", name)
+		return
+	}
+	p.TypeMeta = podTypeMeta
+	writeJSON(w, http.StatusOK, &p)
+}
+
+func (s *Server) lookup(ns, name string) (v1.Pod, bool) {
+	if p, ok := s.src.Pod(ns, name); ok {
+		return p, true
+	}
+	return FindPod(s.src.Pods(), ns, name)
+}
+
+func (s *Server) extra(w http.ResponseWriter, ns, name string) {
+	p, ok := s.lookup(ns, name)
+	if !ok {
+		writeNotFound(w, "pods", name)
+		return
+	}
+	e, _ := s.src.Extra(p.UID)
+	writeJSON(w, http.StatusOK, &e)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request, ns string) {
+	watching, err := isWatch(r)
+	if err != nil {
+		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error(), nil)
+		return
+	}
+	keep := func(e *v1.Event) bool { return ns == "" || e.Namespace == ns }
+	if watching {
+		s.watchEvents(w, r, keep)
+		return
+	}
+	list := v1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, Items: []v1.Event{}}
+	for _, e := range s.src.Events() {
+		if keep(&e) {
+			e.TypeMeta = eventTypeMeta
+			list.Items = append(list.Items, e)
+		}
+	}
+	writeJSON(w, http.StatusOK, &list)
+}
+
+// watchJSON is one line of a watch stream, as the API server writes it.
+type watchJSON struct {
+	Type   watch.EventType `json:"type"`
+	Object any             `json:"object"`
+}
+
+// watchPods streams ADDED for every current pod, then each change, one JSON
+// object per line, until the client goes away or the source drops us.
+func (s *Server) watchPods(w http.ResponseWriter, r *http.Request, keep func(*v1.Pod) bool) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ch := s.src.Subscribe(ctx) // before listing, so no change falls in between
+	stream := newStream(w)
+	for _, p := range s.src.Pods() {
+		if keep(&p) {
+			p.TypeMeta = podTypeMeta
+			if !stream.send(watch.Added, &p) {
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			if ev.Pod == nil || !keep(ev.Pod) {
+				continue
+			}
+			p := *ev.Pod
+			p.TypeMeta = podTypeMeta
+			if !stream.send(ev.Type, &p) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request, keep func(*v1.Event) bool) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ch := s.src.Subscribe(ctx)
+	stream := newStream(w)
+	for _, e := range s.src.Events() {
+		if keep(&e) {
+			e.TypeMeta = eventTypeMeta
+			if !stream.send(watch.Added, &e) {
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			if ev.Event == nil || !keep(ev.Event) {
+				continue
+			}
+			e := *ev.Event
+			e.TypeMeta = eventTypeMeta
+			if !stream.send(ev.Type, &e) {
+				return
+			}
+		}
+	}
+}
+
+type stream struct {
+	w   http.ResponseWriter
+	enc *json.Encoder
+	f   http.Flusher
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	if f != nil {
+		f.Flush()
+	}
+	return &stream{w: w, enc: json.NewEncoder(w), f: f}
+}
+
+func (s *stream) send(t watch.EventType, obj any) bool {
+	if err := s.enc.Encode(watchJSON{Type: t, Object: obj}); err != nil {
+		return false
+	}
+	if s.f != nil {
+		s.f.Flush()
+	}
+	return true
+}
+
+func maxRV(pods []v1.Pod) string {
+	var best uint64
+	for i := range pods {
+		var n uint64
+		if _, err := fmt.Sscan(pods[i].ResourceVersion, &n); err == nil && n > best {
+			best = n
+		}
+	}
+	if best == 0 {
+		return ""
+	}
+	return fmt.Sprint(best)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeNotFound answers as the API server does: pods "x" not found.
+func writeNotFound(w http.ResponseWriter, resource, name string) {
+	writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound,
+		fmt.Sprintf("%s %q not found", resource, name),
+		&metav1.StatusDetails{Name: name, Kind: resource})
+}
+
+func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, msg string, details *metav1.StatusDetails) {
+	writeJSON(w, code, &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure,
+		Message:  msg,
+		Reason:   reason,
+		Details:  details,
+		Code:     int32(code),
+	})
+}
