@@ -1,0 +1,1014 @@
+package systemd
+
+// The cgroupfs driver: the kubelet's cgroupfs tree where systemd is not
+// running,
+//
+//	/kubepods                         (root, from --cgroup-root)
+//	├── burstable/pod<uid>/<id>       (Burstable pods, one cgroup per scope)
+//	├── besteffort/pod<uid>/<id>      (BestEffort pods)
+//	└── pod<uid>/<id>                 (Guaranteed pods)
+//
+// in every mounted hierarchy (v1: one directory per mounted controller plus
+// name=systemd and, on hybrid hosts, the unified mount; v2: one directory),
+// created and limited through github.com/opencontainers/cgroups (fs for v1,
+// fs2 for v2). <id> is the sandbox or container ID, the same ID the systemd
+// driver puts in minikubelet-<id>.scope; units reported by this driver carry
+// the systemd driver's unit names (PodSlice, ScopeUnitName) so the
+// reconciler keys both drivers alike, and CgroupPath holds the cgroupfs path.
+//
+// Ownership: cgroups carry no owner, and extended attributes are not
+// available on every v1 hierarchy (this build machine mounts memory without
+// xattr). So the driver keeps a marker file per pod and per scope it created
+// under <StateDir>/cgroupfs/<root>/ (StateDir defaults to /run/minikubelet,
+// a tmpfs: markers and cgroups both vanish at reboot). A marker is written
+// before its cgroup is made, so a crash can leave a marker without cgroup
+// (harmless, collected by RemovePod/StopScope) but never an unmarked cgroup
+// of ours. Init refuses a root holding pod cgroups without marker: another
+// agent (a kubelet) owns it.
+//
+// Events: without systemd there is no event source for "the last process of
+// a scope exited" on v1 (release_agent is host-global and needs a helper
+// binary; notify_on_release likewise). Where a cgroup2 mount exists (pure v2,
+// and the hybrid unified mount this driver joins processes to), each scope's
+// cgroup.events is watched with inotify ("populated 0" is instant); pure v1
+// hosts fall back to reading cgroup.procs every PollInterval per scope
+// (one small read, the low-cost check the kubelet's own PLEG relist does).
+// State changes the driver makes itself (pod or scope created, removed) are
+// reported as they happen.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	cgfs "github.com/opencontainers/cgroups/fs"
+	"github.com/opencontainers/cgroups/fs2"
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// CgroupfsOptions configure the cgroupfs driver.
+type CgroupfsOptions struct {
+	CgroupRoot string // --cgroup-root: "kubepods" (default), "/kubepods", "a/b"
+	// StateDir holds the ownership markers (default /run/minikubelet).
+	StateDir string
+	// PollInterval is how often a scope's emptiness is checked where no
+	// inotify source exists (pure v1), and how often watched scopes are
+	// re-checked for removal (default 1s).
+	PollInterval time.Duration
+	// DefaultStopTimeout applies to scopes whose stop timeout is unknown
+	// (0 in their ScopeSpec): 30s, the Kubernetes default grace period.
+	DefaultStopTimeout time.Duration
+}
+
+// CgroupfsDriver implements Driver over the cgroup filesystem.
+type CgroupfsDriver struct {
+	names    Names
+	rootPath string // "/kubepods"
+	markers  string // <StateDir>/cgroupfs/<root>
+	opts     CgroupfsOptions
+
+	ctx    context.Context // ends at Close: stops the scope watchers
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	events   chan Event
+	dropped  uint64
+	watching map[string]context.CancelFunc // scope id → its watcher
+	qosMu    sync.Mutex                    // serialises burstable shares updates
+}
+
+var _ Driver = (*CgroupfsDriver)(nil)
+
+// NewCgroupfsDriver returns the driver; nothing is created until Init.
+func NewCgroupfsDriver(opts CgroupfsOptions) (*CgroupfsDriver, error) {
+	if opts.StateDir == "" {
+		opts.StateDir = "/run/minikubelet"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.DefaultStopTimeout <= 0 {
+		opts.DefaultStopTimeout = 30 * time.Second
+	}
+	n := NewNames(opts.CgroupRoot)
+	// The root is the QoS dirs' parent: derive it from the names so both
+	// drivers read --cgroup-root the same way.
+	rootPath := path.Dir(path.Dir(n.CgroupfsPodPath(v1.PodQOSBurstable, "x")))
+	if rootPath == "/" || strings.Contains(rootPath, "..") {
+		return nil, fmt.Errorf("--cgroup-root %q: the pod tree needs a cgroup of its own below the hierarchy root", opts.CgroupRoot)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &CgroupfsDriver{
+		names:    n,
+		rootPath: rootPath,
+		markers:  filepath.Join(opts.StateDir, "cgroupfs", strings.ReplaceAll(strings.Trim(rootPath, "/"), "/", "_")),
+		opts:     opts,
+		ctx:      ctx,
+		cancel:   cancel,
+		events:   make(chan Event, 1024),
+		watching: map[string]context.CancelFunc{},
+	}, nil
+}
+
+// Name is "cgroupfs".
+func (d *CgroupfsDriver) Name() string { return "cgroupfs" }
+
+// RootPath is the tree's root cgroup path (/kubepods).
+func (d *CgroupfsDriver) RootPath() string { return d.rootPath }
+
+func (d *CgroupfsDriver) qosPath(qos QOSClass) string {
+	switch qos {
+	case v1.PodQOSBurstable:
+		return d.rootPath + "/burstable"
+	case v1.PodQOSBestEffort:
+		return d.rootPath + "/besteffort"
+	}
+	return d.rootPath
+}
+
+func (d *CgroupfsDriver) podPath(qos QOSClass, uid types.UID) string {
+	return d.qosPath(qos) + "/pod" + string(uid)
+}
+
+// Init checks ownership and creates the root and QoS cgroups.
+func (d *CgroupfsDriver) Init(ctx context.Context) error {
+	rootDirs, err := cgroupDirs(d.rootPath)
+	if err != nil {
+		return err
+	}
+	// Everything we create lives inside a mounted hierarchy: the root's
+	// parent must be cgroupfs, never the tmpfs holding the mount points.
+	for k, dir := range rootDirs {
+		if err := requireCgroupFS(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("cgroup root %s (hierarchy %q): %w", d.rootPath, k, err)
+		}
+	}
+	if err := d.checkOwnership(rootDirs); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(d.markers, "pods"), 0o700); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(d.markers, "scopes"), 0o700); err != nil {
+		return err
+	}
+	if err := d.apply(d.rootPath, Resources{}, true); err != nil {
+		return err
+	}
+	if err := d.apply(d.qosPath(v1.PodQOSBestEffort), Resources{CPUShares: sdPtr(uint64(MinShares))}, true); err != nil {
+		return err
+	}
+	if err := d.apply(d.qosPath(v1.PodQOSBurstable), Resources{}, true); err != nil {
+		return err
+	}
+	if err := d.updateBurstableShares(); err != nil {
+		return err
+	}
+	// Adopt: watch the scopes a previous run left.
+	states, err := d.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range states {
+		if s.ID != "" {
+			d.watchScope(s.ID, s.CgroupPath)
+		}
+	}
+	return nil
+}
+
+func requireCgroupFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	if st.Type != unix.CGROUP_SUPER_MAGIC && st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return fmt.Errorf("%s is not a cgroup filesystem (refusing to create cgroups outside a mounted hierarchy)", dir)
+	}
+	return nil
+}
+
+// checkOwnership refuses a root that another agent uses: pod cgroups under
+// it without our marker, or a running kubelet when the root is the
+// kubelet's default name.
+func (d *CgroupfsDriver) checkOwnership(rootDirs map[string]string) error {
+	var foreign []string
+	for _, qos := range []QOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
+		for _, uid := range d.podDirUIDs(qos) {
+			if _, err := d.readPodMarker(uid); err != nil {
+				foreign = append(foreign, d.podPath(qos, uid))
+			}
+		}
+	}
+	if len(foreign) > 0 {
+		sort.Strings(foreign)
+		if len(foreign) > 3 {
+			foreign = append(foreign[:3], fmt.Sprintf("and %d more", len(foreign)-3))
+		}
+		return fmt.Errorf("cgroup root %s holds pod cgroups minikubelet did not create (%s; no marker in %s): another agent (a kubelet?) owns it; stop it or pass another --cgroup-root",
+			d.rootPath, strings.Join(foreign, ", "), d.markers)
+	}
+	if d.rootPath == "/"+DefaultCgroupRoot {
+		if pid := runningKubelet(); pid != 0 {
+			return fmt.Errorf("a kubelet is running (pid %d) and uses %s by default: pass another --cgroup-root", pid, d.rootPath)
+		}
+	}
+	return nil
+}
+
+// runningKubelet returns the PID of a process named kubelet, or 0.
+func runningKubelet() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(b)) == "kubelet" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// primaryDir is the directory of cgroupPath in the hierarchy used for
+// listing and emptiness checks: the unified one on v2, else memory, pids,
+// cpu (every hierarchy holds the same tree; these are the ones the kubelet
+// needs anyway).
+func primaryDir(dirs map[string]string) (string, bool) {
+	for _, k := range []string{unifiedKey, "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "systemd"} {
+		if d, ok := dirs[k]; ok {
+			return d, true
+		}
+	}
+	keys := make([]string, 0, len(dirs))
+	for k := range dirs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		return "", false
+	}
+	return dirs[keys[0]], true
+}
+
+// podDirUIDs lists the pod<uid> cgroups directly under a QoS cgroup.
+func (d *CgroupfsDriver) podDirUIDs(qos QOSClass) []types.UID {
+	dirs, err := cgroupDirs(d.qosPath(qos))
+	if err != nil {
+		return nil
+	}
+	dir, ok := primaryDir(dirs)
+	if !ok {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []types.UID
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "pod") && len(e.Name()) > 3 {
+			out = append(out, types.UID(strings.TrimPrefix(e.Name(), "pod")))
+		}
+	}
+	return out
+}
+
+// ---- markers ----
+
+type podMarker struct {
+	UID       types.UID `json:"uid"`
+	QOS       QOSClass  `json:"qos"`
+	CPUShares uint64    `json:"cpuShares,omitempty"` // for the burstable sum
+}
+
+type scopeMarker struct {
+	UID         types.UID     `json:"uid"`
+	QOS         QOSClass      `json:"qos"`
+	ID          string        `json:"id"`
+	Description string        `json:"description,omitempty"`
+	StopTimeout time.Duration `json:"stopTimeout"`
+}
+
+func (d *CgroupfsDriver) podMarkerFile(uid types.UID) string {
+	return filepath.Join(d.markers, "pods", string(uid)+".json")
+}
+
+func (d *CgroupfsDriver) scopeMarkerFile(id string) string {
+	return filepath.Join(d.markers, "scopes", id+".json")
+}
+
+func (d *CgroupfsDriver) readPodMarker(uid types.UID) (podMarker, error) {
+	var m podMarker
+	b, err := os.ReadFile(d.podMarkerFile(uid))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("pod marker %s: %w", d.podMarkerFile(uid), err)
+	}
+	return m, nil
+}
+
+func (d *CgroupfsDriver) readScopeMarker(id string) (scopeMarker, error) {
+	var m scopeMarker
+	b, err := os.ReadFile(d.scopeMarkerFile(id))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("scope marker %s: %w", d.scopeMarkerFile(id), err)
+	}
+	return m, nil
+}
+
+// writeFileAtomic replaces file so a crash never leaves half a marker.
+func writeFileAtomic(file string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// validName refuses IDs and UIDs that would not be one path component.
+func validName(kind, s string) error {
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
+		return fmt.Errorf("invalid %s %q", kind, s)
+	}
+	return nil
+}
+
+// ---- applying resources ----
+
+// cgroupfsResources turns the driver's Resources into opencontainers'
+// Resources. Unset (nil) values are written as "unlimited" / the default
+// weight, so an update that drops a limit really lifts it. On v2 the weight
+// is the plan's CPUSharesToWeight (the same value the systemd driver sets
+// as CPUWeight), and a limited memory gets no swap (memory.swap.max 0, the
+// kubelet's default). Devices are left to the runtime (SkipDevices).
+func cgroupfsResources(r Resources, v2 bool) *cgroups.Resources {
+	out := &cgroups.Resources{SkipDevices: true, Memory: -1, CpuQuota: -1}
+	shares := uint64(SharesPerCPU)
+	if r.CPUShares != nil {
+		shares = *r.CPUShares
+	}
+	if v2 {
+		out.CpuWeight = CPUSharesToWeight(shares)
+	} else {
+		out.CpuShares = shares
+	}
+	out.CpuPeriod = r.CPUPeriodMicros
+	if out.CpuPeriod == 0 {
+		out.CpuPeriod = QuotaPeriod
+	}
+	if r.CPUQuotaMicros != nil && *r.CPUQuotaMicros > 0 {
+		out.CpuQuota = *r.CPUQuotaMicros
+	}
+	if r.MemoryLimit != nil && *r.MemoryLimit > 0 {
+		out.Memory = *r.MemoryLimit
+		if v2 {
+			out.MemorySwap = out.Memory // memory+swap = memory: swap.max 0
+		}
+	}
+	pids := int64(-1)
+	if r.PidsLimit != nil && *r.PidsLimit > 0 {
+		pids = *r.PidsLimit
+	}
+	out.PidsLimit = &pids
+	return out
+}
+
+// fsManagerPaths renames our dirs keys to opencontainers' v1 subsystem
+// names ("systemd" → "name=systemd", the hybrid "unified" → "").
+func fsManagerPaths(dirs map[string]string) map[string]string {
+	out := make(map[string]string, len(dirs))
+	for k, v := range dirs {
+		switch k {
+		case "systemd":
+			k = "name=systemd"
+		case hybridV2Key:
+			k = ""
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// newManager builds the opencontainers manager of one cgroup.
+func newManager(dirs map[string]string, res *cgroups.Resources) (cgroups.Manager, error) {
+	cg := &cgroups.Cgroup{Resources: res}
+	if isV2Dirs(dirs) {
+		return fs2.NewManager(cg, dirs[unifiedKey])
+	}
+	return cgfs.NewManager(cg, fsManagerPaths(dirs))
+}
+
+// apply creates cgroupPath in every hierarchy and sets r. With onlyCPU the
+// limits other than cpu weight are left alone (root and QoS cgroups: the
+// kubelet caps those with node allocatable, which minikubelet does not
+// enforce).
+func (d *CgroupfsDriver) apply(cgroupPath string, r Resources, onlyCPU bool) error {
+	_, err := d.create(cgroupPath, r, onlyCPU)
+	return err
+}
+
+func (d *CgroupfsDriver) create(cgroupPath string, r Resources, onlyCPU bool) (cgroups.Manager, error) {
+	dirs, err := cgroupDirs(cgroupPath)
+	if err != nil {
+		return nil, err
+	}
+	v2 := isV2Dirs(dirs)
+	res := cgroupfsResources(r, v2)
+	if onlyCPU {
+		res.Memory, res.MemorySwap, res.CpuQuota, res.PidsLimit = 0, 0, 0, nil
+		if r.CPUShares == nil {
+			res.CpuShares, res.CpuWeight = 0, 0
+		}
+	}
+	m, err := newManager(dirs, res)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cgroupPath, err)
+	}
+	// Apply(-1) creates the directories without moving anything; the v1
+	// cpuset controller copies cpuset.cpus/mems from the parent into every
+	// new level on the way (cpusetEnsureParent), so tasks can join it.
+	if err := m.Apply(-1); err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", cgroupPath, err)
+	}
+	// SkipDevices makes the v1 manager skip the devices directory, but the
+	// runtime applies each container's device allowlist there: create it.
+	if dev, ok := dirs["devices"]; ok && !v2 {
+		if err := os.Mkdir(dev, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create cgroup %s: %w", dev, err)
+		}
+	}
+	if err := m.Set(res); err != nil {
+		return nil, fmt.Errorf("set limits of cgroup %s: %w", cgroupPath, err)
+	}
+	return m, nil
+}
+
+// updateBurstableShares sets the burstable cgroup's cpu.shares to the sum
+// of its pods' shares, the kubelet's qos_container_manager rule. The kubelet
+// sums millicores before converting; summing shares differs by the
+// per-pod rounding (under 1 share per pod), and pods at the 2-share floor
+// (no cpu request) count 0, as their 0m request does in the kubelet.
+func (d *CgroupfsDriver) updateBurstableShares() error {
+	d.qosMu.Lock()
+	defer d.qosMu.Unlock()
+	var sum uint64
+	ents, _ := os.ReadDir(filepath.Join(d.markers, "pods"))
+	for _, e := range ents {
+		uid, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		m, err := d.readPodMarker(types.UID(uid))
+		if err != nil || m.QOS != v1.PodQOSBurstable || m.CPUShares <= MinShares {
+			continue
+		}
+		sum += m.CPUShares
+	}
+	shares := min(max(sum, MinShares), MaxShares)
+	return d.apply(d.qosPath(v1.PodQOSBurstable), Resources{CPUShares: &shares}, true)
+}
+
+// ---- pods ----
+
+// EnsurePod creates the pod's cgroup or updates its limits.
+func (d *CgroupfsDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
+	if err := validName("pod UID", string(pod.UID)); err != nil {
+		return err
+	}
+	switch pod.QOS {
+	case v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort:
+	default:
+		return fmt.Errorf("pod %s: unknown QoS class %q", pod.UID, pod.QOS)
+	}
+	if old, err := d.readPodMarker(pod.UID); err == nil && old.QOS != pod.QOS {
+		return fmt.Errorf("pod %s exists as %s at %s; cannot move it to %s", pod.UID, old.QOS, d.podPath(old.QOS, pod.UID), pod.QOS)
+	}
+	var shares uint64
+	if pod.Resources.CPUShares != nil {
+		shares = *pod.Resources.CPUShares
+	}
+	if err := writeFileAtomic(d.podMarkerFile(pod.UID), podMarker{UID: pod.UID, QOS: pod.QOS, CPUShares: shares}); err != nil {
+		return fmt.Errorf("pod %s marker: %w", pod.UID, err)
+	}
+	p := d.podPath(pod.QOS, pod.UID)
+	if err := d.apply(p, pod.Resources, false); err != nil {
+		return err
+	}
+	if pod.QOS == v1.PodQOSBurstable {
+		if err := d.updateBurstableShares(); err != nil {
+			return err
+		}
+	}
+	d.emit(Event{Unit: d.names.PodSlice(pod.QOS, pod.UID), State: d.podState(pod.UID, pod.QOS)})
+	return nil
+}
+
+func (d *CgroupfsDriver) podState(uid types.UID, qos QOSClass) UnitState {
+	return UnitState{Unit: d.names.PodSlice(qos, uid), PodUID: uid, ActiveState: "active", SubState: "active", CgroupPath: d.podPath(qos, uid)}
+}
+
+// findPod returns the QoS class of a pod this driver created.
+func (d *CgroupfsDriver) findPod(uid types.UID) (QOSClass, bool) {
+	if m, err := d.readPodMarker(uid); err == nil {
+		return m.QOS, true
+	}
+	return "", false
+}
+
+// RemovePod removes the pod's cgroup in every hierarchy. Empty leftover
+// scope cgroups go with it; scopes that still hold processes make it fail,
+// naming them.
+func (d *CgroupfsDriver) RemovePod(ctx context.Context, uid types.UID) error {
+	if err := validName("pod UID", string(uid)); err != nil {
+		return err
+	}
+	qos, ok := d.findPod(uid)
+	if !ok {
+		return nil // never ours, or already gone
+	}
+	p := d.podPath(qos, uid)
+	dirs, err := cgroupDirs(p)
+	if err != nil {
+		return err
+	}
+	if pids, err := allPIDs(dirs); err != nil {
+		return err
+	} else if len(pids) > 0 {
+		return fmt.Errorf("pod %s: cgroup %s still holds processes %v: stop its scopes first", uid, p, pids)
+	}
+	if err := removeCgroupDirs(dirs); err != nil {
+		return fmt.Errorf("remove pod %s: %w", uid, err)
+	}
+	// Scope markers of this pod (scopes removed with it).
+	ents, _ := os.ReadDir(filepath.Join(d.markers, "scopes"))
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if m, err := d.readScopeMarker(id); err == nil && m.UID == uid {
+			d.unwatchScope(id)
+			os.Remove(d.scopeMarkerFile(id))
+		}
+	}
+	if err := os.Remove(d.podMarkerFile(uid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if qos == v1.PodQOSBurstable {
+		if err := d.updateBurstableShares(); err != nil {
+			return err
+		}
+	}
+	d.emit(Event{Unit: d.names.PodSlice(qos, uid), State: UnitState{Unit: d.names.PodSlice(qos, uid), PodUID: uid, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
+	return nil
+}
+
+// removeCgroupDirs rmdirs a cgroup (children first) in every hierarchy.
+func removeCgroupDirs(dirs map[string]string) error {
+	var errs []error
+	for _, dir := range dirs {
+		if err := cgroups.RemovePath(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// allPIDs lists the processes in a cgroup and below, across hierarchies
+// (a process moved in one hierarchy only still counts).
+func allPIDs(dirs map[string]string) ([]int, error) {
+	seen := map[int]bool{}
+	for _, dir := range dirs {
+		pids, err := cgroups.GetAllPids(dir)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("list processes of %s: %w", dir, err)
+		}
+		for _, p := range pids {
+			seen[p] = true
+		}
+	}
+	out := make([]int, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// ---- scopes ----
+
+func (d *CgroupfsDriver) scopePath(m scopeMarker) string {
+	return d.podPath(m.QOS, m.UID) + "/" + m.ID
+}
+
+// StartScope creates the scope's cgroup with its limits and moves the
+// (stopped) processes in. Limits are set before any process joins.
+func (d *CgroupfsDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
+	if err := validName("scope ID", spec.ID); err != nil {
+		return err
+	}
+	if len(spec.PIDs) == 0 {
+		return fmt.Errorf("scope %s: no process to put in it", spec.ID)
+	}
+	if old, err := d.readScopeMarker(spec.ID); err == nil && old.UID != spec.Pod.UID {
+		return fmt.Errorf("scope %s already belongs to pod %s", spec.ID, old.UID)
+	}
+	if _, ok := d.findPod(spec.Pod.UID); !ok {
+		if err := d.EnsurePod(ctx, spec.Pod); err != nil {
+			return err
+		}
+	}
+	qos, _ := d.findPod(spec.Pod.UID)
+	m := scopeMarker{UID: spec.Pod.UID, QOS: qos, ID: spec.ID, Description: spec.Description, StopTimeout: spec.StopTimeout}
+	if err := writeFileAtomic(d.scopeMarkerFile(spec.ID), m); err != nil {
+		return fmt.Errorf("scope %s marker: %w", spec.ID, err)
+	}
+	p := d.scopePath(m)
+	mgr, err := d.create(p, spec.Resources, false)
+	if err != nil {
+		return fmt.Errorf("scope %s: %w", ScopeUnitName(spec.ID), err)
+	}
+	for _, pid := range spec.PIDs {
+		if err := mgr.AddPid("", pid); err != nil {
+			return fmt.Errorf("scope %s: move pid %d into %s: %w", ScopeUnitName(spec.ID), pid, p, err)
+		}
+	}
+	d.watchScope(spec.ID, p)
+	st := UnitState{Unit: ScopeUnitName(spec.ID), PodUID: spec.Pod.UID, ID: spec.ID, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: slices.Clone(spec.PIDs)}
+	d.emit(Event{Unit: st.Unit, State: st})
+	return nil
+}
+
+// StopScope kills what is in the scope (SIGTERM, SIGKILL after its stop
+// timeout; SIGKILL at once with kill) and removes its cgroup.
+func (d *CgroupfsDriver) StopScope(ctx context.Context, id string, kill bool) error {
+	if err := validName("scope ID", id); err != nil {
+		return err
+	}
+	m, err := d.readScopeMarker(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // not ours, or already stopped
+	}
+	if err != nil {
+		return err
+	}
+	p := d.scopePath(m)
+	dirs, err := cgroupDirs(p)
+	if err != nil {
+		return err
+	}
+	unit := ScopeUnitName(id)
+	if !kill {
+		timeout := m.StopTimeout
+		if timeout <= 0 {
+			timeout = d.opts.DefaultStopTimeout
+		}
+		pids, err := allPIDs(dirs)
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGTERM)
+		}
+		if err := waitEmpty(ctx, dirs, timeout); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("stop %s: %w", unit, ctx.Err())
+		}
+	}
+	if err := killAll(ctx, dirs); err != nil {
+		return fmt.Errorf("stop %s (%s): %w", unit, p, err)
+	}
+	if err := removeCgroupDirs(dirs); err != nil {
+		return fmt.Errorf("stop %s: %w", unit, err)
+	}
+	d.unwatchScope(id)
+	if err := os.Remove(d.scopeMarkerFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	d.emit(Event{Unit: unit, State: UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
+	return nil
+}
+
+// waitEmpty waits until no process is left in the cgroup, up to timeout.
+func waitEmpty(ctx context.Context, dirs map[string]string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pids, err := allPIDs(dirs)
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still running after %s", pids, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// killAll SIGKILLs everything in the cgroup until it is empty. v2 kernels
+// with cgroup.kill do it atomically; elsewhere, where a freezer is mounted,
+// the cgroup is frozen first so nothing forks between listing and killing
+// (as runc does), then thawed so the kills are delivered.
+func killAll(ctx context.Context, dirs map[string]string) error {
+	if dir, ok := dirs[unifiedKey]; ok {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err == nil {
+			return waitEmpty(ctx, dirs, 10*time.Second)
+		}
+	}
+	freezer := dirs["freezer"]
+	freeze := func(state string) {
+		if freezer != "" {
+			os.WriteFile(filepath.Join(freezer, "freezer.state"), []byte(state), 0)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		freeze("FROZEN")
+		pids, err := allPIDs(dirs)
+		if err == nil {
+			for _, pid := range pids {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		freeze("THAWED")
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v survive SIGKILL", pids)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// ---- listing ----
+
+// List returns this driver's pods and their scopes under the root.
+func (d *CgroupfsDriver) List(ctx context.Context) ([]UnitState, error) {
+	var out []UnitState
+	for _, qos := range []QOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
+		for _, uid := range d.podDirUIDs(qos) {
+			if m, err := d.readPodMarker(uid); err != nil || m.QOS != qos {
+				continue // not ours
+			}
+			out = append(out, d.podState(uid, qos))
+			p := d.podPath(qos, uid)
+			dirs, err := cgroupDirs(p)
+			if err != nil {
+				return nil, err
+			}
+			dir, _ := primaryDir(dirs)
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed meanwhile
+				}
+				return nil, err
+			}
+			for _, e := range ents {
+				if !e.IsDir() {
+					continue
+				}
+				st, err := d.scopeState(uid, e.Name(), p+"/"+e.Name())
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						continue
+					}
+					return nil, err
+				}
+				out = append(out, st)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (d *CgroupfsDriver) scopeState(uid types.UID, id, p string) (UnitState, error) {
+	dirs, err := cgroupDirs(p)
+	if err != nil {
+		return UnitState{}, err
+	}
+	pids, err := allPIDs(dirs)
+	if err != nil {
+		return UnitState{}, err
+	}
+	if dir, _ := primaryDir(dirs); !cgroups.PathExists(dir) {
+		return UnitState{}, fs.ErrNotExist
+	}
+	st := UnitState{Unit: ScopeUnitName(id), PodUID: uid, ID: id, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: pids}
+	if len(pids) == 0 {
+		st.ActiveState, st.SubState = "inactive", "dead"
+	}
+	return st, nil
+}
+
+// ---- events ----
+
+// Events streams state changes. The channel is buffered; when the consumer
+// falls 1024 events behind, further events are dropped (counted) — the
+// reconciler's periodic resync (List) recovers the state.
+func (d *CgroupfsDriver) Events() <-chan Event { return d.events }
+
+func (d *CgroupfsDriver) emit(ev Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	select {
+	case d.events <- ev:
+	default:
+		d.dropped++
+	}
+}
+
+// watchScope follows one scope until it is removed: an event when it
+// becomes empty, and one when its cgroup disappears behind our back.
+func (d *CgroupfsDriver) watchScope(id, p string) {
+	d.mu.Lock()
+	if d.closed || d.watching[id] != nil {
+		d.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	d.watching[id] = cancel
+	d.mu.Unlock()
+	go d.runScopeWatch(ctx, id, p)
+}
+
+func (d *CgroupfsDriver) unwatchScope(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cancel := d.watching[id]; cancel != nil {
+		cancel()
+		delete(d.watching, id)
+	}
+}
+
+func (d *CgroupfsDriver) runScopeWatch(ctx context.Context, id, p string) {
+	defer d.unwatchScope(id)
+	dirs, err := cgroupDirs(p)
+	if err != nil {
+		return
+	}
+	// cgroup.events (populated) of the unified hierarchy, where one exists.
+	var wake <-chan struct{}
+	interval := d.opts.PollInterval
+	v2dir, ok := dirs[unifiedKey]
+	if !ok {
+		v2dir, ok = dirs[hybridV2Key]
+	}
+	if ok {
+		if w, err := sharedInotify().watch(filepath.Join(v2dir, "cgroup.events")); err == nil {
+			defer sharedInotify().unwatch(w)
+			wake = w.c
+			interval = 10 * d.opts.PollInterval // only to notice removal
+		}
+	}
+	m, _ := d.readScopeMarker(id)
+	lastActive := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-time.After(interval):
+		}
+		st, err := d.scopeState(m.UID, id, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			unit := ScopeUnitName(id)
+			d.emit(Event{Unit: unit, State: UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
+			return
+		}
+		if err != nil {
+			continue
+		}
+		if active := st.ActiveState == "active"; active != lastActive {
+			lastActive = active
+			d.emit(Event{Unit: st.Unit, State: st})
+		}
+	}
+}
+
+// ---- usage and OOM ----
+
+func (d *CgroupfsDriver) cgroupOf(uid types.UID, id string) (string, error) {
+	if id == "" {
+		qos, ok := d.findPod(uid)
+		if !ok {
+			return "", fmt.Errorf("pod %s: no cgroup of this driver", uid)
+		}
+		return d.podPath(qos, uid), nil
+	}
+	m, err := d.readScopeMarker(id)
+	if err != nil {
+		return "", fmt.Errorf("scope %s: %w", ScopeUnitName(id), err)
+	}
+	if uid != "" && m.UID != uid {
+		return "", fmt.Errorf("scope %s belongs to pod %s, not %s", ScopeUnitName(id), m.UID, uid)
+	}
+	return d.scopePath(m), nil
+}
+
+// Usage reads a scope's (id) or the pod's (id "") usage.
+func (d *CgroupfsDriver) Usage(ctx context.Context, uid types.UID, id string) (Usage, error) {
+	p, err := d.cgroupOf(uid, id)
+	if err != nil {
+		return Usage{}, err
+	}
+	dirs, err := cgroupDirs(p)
+	if err != nil {
+		return Usage{}, err
+	}
+	return readUsage(dirs)
+}
+
+// WatchOOM counts OOM kills of a scope (or the pod, id "") from now on.
+func (d *CgroupfsDriver) WatchOOM(ctx context.Context, uid types.UID, id string) (<-chan struct{}, error) {
+	p, err := d.cgroupOf(uid, id)
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := cgroupDirs(p)
+	if err != nil {
+		return nil, err
+	}
+	return watchOOM(ctx, dirs)
+}
+
+// Close stops the watchers and closes the event channel. Cgroups stay.
+func (d *CgroupfsDriver) Close() error {
+	d.cancel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		close(d.events)
+	}
+	return nil
+}
+
+// ---- driver selection ----
+
+// systemdRunDir exists when systemd is the init system (sd_booted()).
+var systemdRunDir = "/run/systemd/system"
+
+// DetectDriver resolves --cgroup-driver: "auto" picks "systemd" when
+// systemd runs (/run/systemd/system exists), else "cgroupfs".
+func DetectDriver(flag string) (string, error) {
+	switch flag {
+	case "systemd", "cgroupfs":
+		return flag, nil
+	case "auto", "":
+		if _, err := os.Stat(systemdRunDir); err == nil {
+			return "systemd", nil
+		}
+		return "cgroupfs", nil
+	}
+	return "", fmt.Errorf("invalid --cgroup-driver %q: want auto, systemd or cgroupfs", flag)
+}
