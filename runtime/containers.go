@@ -1,0 +1,285 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/runtime/shim"
+)
+
+// Rootfs is a container's prepared root filesystem (a plain directory or the
+// overlay mounted by runtime/images).
+type Rootfs struct {
+	Path     string
+	ReadOnly bool // mount it read-only (also forced by readOnlyRootFilesystem)
+}
+
+// ImageConfig is the part of the image config that shapes the process.
+type ImageConfig struct {
+	Entrypoint []string
+	Cmd        []string
+	Env        []string
+	WorkingDir string
+	User       string
+}
+
+// ContainerConfig asks for one container of a running sandbox.
+type ContainerConfig struct {
+	Pod       *v1.Pod
+	Container *v1.Container
+	Attempt   int // restart count: the log file is <attempt>.log
+	Rootfs    Rootfs
+	Image     ImageConfig
+	PodIP     string
+	HostIP    string
+}
+
+// CreatedContainer is a container held before its workload runs: place PID
+// in the container's scope, then StartContainer.
+type CreatedContainer struct {
+	ID      string
+	PID     int // in the daemon's PID namespace
+	LogPath string
+}
+
+// ContainerState is the CRI state of a container.
+type ContainerState string
+
+const (
+	ContainerCreated ContainerState = "Created"
+	ContainerRunning ContainerState = "Running"
+	ContainerExited  ContainerState = "Exited"
+	ContainerUnknown ContainerState = "Unknown" // the supervisor died before recording an exit
+)
+
+// ContainerStatus is read back from the records the supervisor persisted.
+type ContainerStatus struct {
+	ID         string
+	PodUID     types.UID
+	Name       string
+	Attempt    int
+	State      ContainerState
+	PID        int // supervisor's PID namespace
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int
+	Signal     int
+	Reason     string // Completed, Error, StartError (OOMKilled is the daemon's call)
+	Message    string
+	LogPath    string
+	LogDropped uint64
+}
+
+// containerMeta is the daemon's record of a container, written before create.
+type containerMeta struct {
+	ID      string    `json:"id"`
+	PodUID  types.UID `json:"podUID"`
+	Name    string    `json:"name"`
+	Attempt int       `json:"attempt"`
+	LogPath string    `json:"logPath"`
+}
+
+const containerMetaFile = "daemon.json"
+
+// LogPath is <log-dir>/<ns>_<pod>_<uid>/<container>/<attempt>.log.
+func (r *Runtime) LogPath(pod *v1.Pod, container string, attempt int) string {
+	return filepath.Join(r.opt.LogDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), container, strconv.Itoa(attempt)+".log")
+}
+
+// CreateContainer builds the container's root and process inside a clone
+// of the supervisor and returns it held: nothing of the workload runs until
+// StartContainer.
+func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (CreatedContainer, error) {
+	if cfg.Pod == nil || cfg.Container == nil {
+		return CreatedContainer{}, errors.New("create container: pod and container required")
+	}
+	sbDir := r.sandboxDir(cfg.Pod.UID)
+	var meta sandboxMeta
+	if err := shim.ReadJSON(filepath.Join(sbDir, sandboxMetaFile), &meta); err != nil {
+		return CreatedContainer{}, fmt.Errorf("create container %s: no sandbox: %w", cfg.Container.Name, err)
+	}
+	id := newID()
+	dir := r.containerDir(cfg.Pod.UID, id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return CreatedContainer{}, err
+	}
+	spec, err := r.buildSpec(&cfg, &meta, id, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return CreatedContainer{}, err
+	}
+	cm := containerMeta{ID: id, PodUID: cfg.Pod.UID, Name: cfg.Container.Name, Attempt: cfg.Attempt, LogPath: spec.LogPath}
+	if err := shim.WriteJSONAtomic(filepath.Join(dir, containerMetaFile), cm); err != nil {
+		return CreatedContainer{}, err
+	}
+	if err := shim.WriteJSONAtomic(filepath.Join(dir, shim.ContainerSpecFile), spec); err != nil {
+		return CreatedContainer{}, err
+	}
+	resp, err := call(ctx, sbDir, shim.Request{Op: "create", Spec: spec, Dir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return CreatedContainer{}, err
+	}
+	pid := resp.PID
+	if meta.PIDInit {
+		// The supervisor sees PIDs of the pod's namespace; placement needs ours.
+		if pid, err = outerPID(meta.PID, resp.PID); err != nil {
+			return CreatedContainer{}, fmt.Errorf("container %s: %w", cfg.Container.Name, err)
+		}
+	}
+	return CreatedContainer{ID: id, PID: pid, LogPath: spec.LogPath}, nil
+}
+
+// outerPID maps a PID of the supervisor's PID namespace to the daemon's by
+// the NSpid line of the supervisor's children.
+func outerPID(supervisor, inner int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", supervisor, supervisor))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range strings.Fields(string(b)) {
+		st, err := os.ReadFile("/proc/" + f + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(st), "\n") {
+			if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+				ns := strings.Fields(rest)
+				if len(ns) > 1 && ns[len(ns)-1] == strconv.Itoa(inner) {
+					return strconv.Atoi(f)
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("PID %d of the pod's namespace not found among the supervisor's children", inner)
+}
+
+// StartContainer releases a held container; it returns after the exec (or
+// with the reason it failed: the container is then Exited with StartError).
+func (r *Runtime) StartContainer(ctx context.Context, uid types.UID, id string) error {
+	_, err := call(ctx, r.sandboxDir(uid), shim.Request{Op: "start", ID: id})
+	return err
+}
+
+// StopContainer sends SIGTERM, waits up to grace, then SIGKILL; it returns
+// once the exit is recorded.
+func (r *Runtime) StopContainer(ctx context.Context, uid types.UID, id string, grace time.Duration) error {
+	sb := r.sandboxDir(uid)
+	if st, err := r.ContainerStatus(ctx, uid, id); err == nil && (st.State == ContainerExited || st.State == ContainerUnknown) {
+		return nil
+	}
+	if _, err := call(ctx, sb, shim.Request{Op: "signal", ID: id, Signal: int(syscall.SIGTERM)}); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, grace)
+	_, err := call(wctx, sb, shim.Request{Op: "wait", ID: id})
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if _, err := call(ctx, sb, shim.Request{Op: "signal", ID: id, Signal: int(syscall.SIGKILL)}); err != nil {
+		return err
+	}
+	_, err = call(ctx, sb, shim.Request{Op: "wait", ID: id})
+	return err
+}
+
+// WaitContainer blocks until the container has exited and returns its status.
+func (r *Runtime) WaitContainer(ctx context.Context, uid types.UID, id string) (ContainerStatus, error) {
+	if _, err := call(ctx, r.sandboxDir(uid), shim.Request{Op: "wait", ID: id}); err != nil {
+		if st, serr := r.ContainerStatus(ctx, uid, id); serr == nil && st.State == ContainerExited {
+			return st, nil
+		}
+		return ContainerStatus{}, err
+	}
+	return r.ContainerStatus(ctx, uid, id)
+}
+
+// RemoveContainer forgets an exited container and removes its directory
+// (its log file stays).
+func (r *Runtime) RemoveContainer(ctx context.Context, uid types.UID, id string) error {
+	st, err := r.ContainerStatus(ctx, uid, id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if st.State == ContainerRunning || st.State == ContainerCreated {
+		if st.State == ContainerCreated {
+			if err := r.StopContainer(ctx, uid, id, 0); err != nil {
+				return err
+			}
+		} else {
+			return fmt.Errorf("remove container %s (%s): still running", st.Name, id)
+		}
+	}
+	call(ctx, r.sandboxDir(uid), shim.Request{Op: "forget", ID: id})
+	return os.RemoveAll(r.containerDir(uid, id))
+}
+
+// ContainerStatus reads a container's records (no call to the supervisor
+// unless it must know whether a recorded PID still runs).
+func (r *Runtime) ContainerStatus(ctx context.Context, uid types.UID, id string) (ContainerStatus, error) {
+	dir := r.containerDir(uid, id)
+	var cm containerMeta
+	if err := shim.ReadJSON(filepath.Join(dir, containerMetaFile), &cm); err != nil {
+		return ContainerStatus{}, err
+	}
+	st := ContainerStatus{ID: id, PodUID: uid, Name: cm.Name, Attempt: cm.Attempt, LogPath: cm.LogPath, State: ContainerUnknown}
+	var cs shim.ContainerState
+	if err := shim.ReadJSON(filepath.Join(dir, shim.ContainerStateFile), &cs); err != nil {
+		return st, nil // create never completed
+	}
+	st.PID, st.CreatedAt, st.StartedAt = cs.PID, cs.CreatedAt, cs.StartedAt
+	var ex shim.ExitRecord
+	if err := shim.ReadJSON(filepath.Join(dir, shim.ExitFile), &ex); err == nil {
+		st.State = ContainerExited
+		st.FinishedAt, st.ExitCode, st.Signal, st.Reason, st.Message, st.LogDropped = ex.FinishedAt, ex.ExitCode, ex.Signal, ex.Reason, ex.Message, ex.LogDropped
+		if !ex.StartedAt.IsZero() {
+			st.StartedAt = ex.StartedAt
+		}
+		return st, nil
+	}
+	// No exit record: running if the supervisor still knows it.
+	resp, err := call(ctx, r.sandboxDir(uid), shim.Request{Op: "list"})
+	if err != nil {
+		return st, nil // supervisor gone: Unknown
+	}
+	for _, c := range resp.Containers {
+		if c == id {
+			if cs.StartedAt.IsZero() {
+				st.State = ContainerCreated
+			} else {
+				st.State = ContainerRunning
+			}
+		}
+	}
+	return st, nil
+}
+
+// ListContainers returns the status of every container of a pod.
+func (r *Runtime) ListContainers(ctx context.Context, uid types.UID) ([]ContainerStatus, error) {
+	ents, err := os.ReadDir(filepath.Join(r.PodDir(uid), "containers"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []ContainerStatus
+	for _, e := range ents {
+		if st, err := r.ContainerStatus(ctx, uid, e.Name()); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,218 @@
+package runtime
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+)
+
+// podHostname is spec.hostname or the pod name (truncated to 63 characters
+// like kubelet, without a trailing '-' or '.').
+func podHostname(pod *v1.Pod) (string, error) {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	if h == "" {
+		return "", errors.New("pod has neither spec.hostname nor metadata.name")
+	}
+	return h, nil
+}
+
+// writePodFiles writes the pod's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf, bind-mounted into each container.
+func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
+	dir := r.PodDir(pod.UID)
+	if pod.Spec.HostNetwork {
+		hostname, _ = os.Hostname()
+	}
+	var hosts strings.Builder
+	if pod.Spec.HostNetwork {
+		b, err := os.ReadFile("/etc/hosts")
+		if err == nil {
+			hosts.Write(b)
+		}
+	} else {
+		hosts.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+			"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+		ip := pod.Status.PodIP
+		if ip != "" {
+			if pod.Spec.Subdomain != "" {
+				fmt.Fprintf(&hosts, "%s\t%s.%s.%s.svc.%s\t%s\n", ip, hostname, pod.Spec.Subdomain, pod.Namespace, r.opt.ClusterDomain, hostname)
+			} else {
+				fmt.Fprintf(&hosts, "%s\t%s\n", ip, hostname)
+			}
+		}
+	}
+	if len(pod.Spec.HostAliases) > 0 {
+		hosts.WriteString("\n# Entries added by HostAliases.\n")
+		for _, a := range pod.Spec.HostAliases {
+			fmt.Fprintf(&hosts, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+		}
+	}
+	resolv, err := r.resolvConf(pod)
+	if err != nil {
+		return err
+	}
+	for name, content := range map[string]string{"etc-hosts": hosts.String(), "etc-hostname": hostname + "\n", "resolv.conf": resolv} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolvConf follows dnsPolicy: Default → the host's file; ClusterFirst →
+// cluster DNS when configured, else the host's (kubelet's fallback, also for
+// hostNetwork without ClusterFirstWithHostNet); None → dnsConfig only.
+func (r *Runtime) resolvConf(pod *v1.Pod) (string, error) {
+	var ns, search, opts []string
+	host := func() {
+		f, err := os.Open(r.opt.HostResolvConf)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) < 2 || strings.HasPrefix(fs[0], "#") {
+				continue
+			}
+			switch fs[0] {
+			case "nameserver":
+				ns = append(ns, fs[1])
+			case "search", "domain":
+				search = append(search, fs[1:]...)
+			case "options":
+				opts = append(opts, fs[1:]...)
+			}
+		}
+	}
+	policy := pod.Spec.DNSPolicy
+	if policy == "" {
+		policy = v1.DNSClusterFirst
+	}
+	switch policy {
+	case v1.DNSDefault:
+		host()
+	case v1.DNSClusterFirst, v1.DNSClusterFirstWithHostNet:
+		if len(r.opt.ClusterDNS) == 0 || (pod.Spec.HostNetwork && policy == v1.DNSClusterFirst) {
+			host()
+		} else {
+			ns = append(ns, r.opt.ClusterDNS...)
+			d := r.opt.ClusterDomain
+			search = []string{pod.Namespace + ".svc." + d, "svc." + d, d}
+			opts = []string{"ndots:5"}
+		}
+	case v1.DNSNone:
+	default:
+		return "", fmt.Errorf("pod %s: unknown dnsPolicy %q", pod.Name, policy)
+	}
+	if dc := pod.Spec.DNSConfig; dc != nil {
+		ns = append(ns, dc.Nameservers...)
+		search = append(search, dc.Searches...)
+		for _, o := range dc.Options {
+			if o.Value != nil {
+				opts = append(opts, o.Name+":"+*o.Value)
+			} else {
+				opts = append(opts, o.Name)
+			}
+		}
+	}
+	var b strings.Builder
+	if len(search) > 0 {
+		b.WriteString("search " + strings.Join(dedup(search), " ") + "\n")
+	}
+	for i, n := range dedup(ns) {
+		if i == 3 { // the resolver reads at most three
+			break
+		}
+		b.WriteString("nameserver " + n + "\n")
+	}
+	if len(opts) > 0 {
+		b.WriteString("options " + strings.Join(dedup(opts), " ") + "\n")
+	}
+	return b.String(), nil
+}
+
+func dedup(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// mountPodShm mounts the pod's 64 MiB /dev/shm, shared by its containers.
+func mountPodShm(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if mounted(dir) {
+		return nil
+	}
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=67108864"); err != nil {
+		return fmt.Errorf("mount pod /dev/shm at %s: %w", dir, err)
+	}
+	return nil
+}
+
+// mountPoints lists mount points at or below dir, deepest first.
+func mountPoints(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+func mounted(dir string) bool {
+	for _, m := range mountPoints(dir) {
+		if m == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// unmountUnder detaches every mount at or below dir.
+func unmountUnder(dir string) error {
+	for _, m := range mountPoints(dir) {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", m, err)
+		}
+	}
+	return nil
+}

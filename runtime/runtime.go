@@ -1,0 +1,355 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/runtime/crilog"
+	"github.com/minikubelet/minikubelet/runtime/shim"
+)
+
+// PlaceFunc moves live, held processes into their cgroup (the reconciler
+// wires it to systemd.Driver.StartScope). It must return only once they are
+// inside with their limits.
+type PlaceFunc func(ctx context.Context, pids []int) error
+
+// Options configure a Runtime.
+type Options struct {
+	RootDir string // <root-dir>; pods live in <root-dir>/pods/<uid>
+	LogDir  string // <log-dir>; container logs in <log-dir>/<ns>_<pod>_<uid>/<container>/<n>.log
+	// Exe is the binary re-executed as `<Exe> __pod-supervisor <dir>`
+	// (default: this executable). The supervisor re-executes itself for
+	// each container init.
+	Exe            string
+	NodeName       string
+	HostResolvConf string   // default /etc/resolv.conf
+	ClusterDNS     []string // nameservers for dnsPolicy ClusterFirst (empty: fall back to the host's)
+	ClusterDomain  string   // default cluster.local
+	LogMaxSize     int64    // default 10 MiB
+	LogMaxFiles    int      // default 5
+}
+
+// Runtime is the daemon side of the pod runtime: CRI-shaped calls that talk
+// to each pod's supervisor and read the records it persists.
+type Runtime struct {
+	opt Options
+}
+
+// New returns a Runtime; it creates <root-dir>/pods.
+func New(opt Options) (*Runtime, error) {
+	if opt.RootDir == "" || opt.LogDir == "" {
+		return nil, errors.New("runtime: RootDir and LogDir are required")
+	}
+	if opt.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		opt.Exe = exe
+	}
+	if opt.HostResolvConf == "" {
+		opt.HostResolvConf = "/etc/resolv.conf"
+	}
+	if opt.ClusterDomain == "" {
+		opt.ClusterDomain = "cluster.local"
+	}
+	if opt.LogMaxSize == 0 {
+		opt.LogMaxSize = crilog.DefaultMaxSize
+	}
+	if opt.LogMaxFiles == 0 {
+		opt.LogMaxFiles = crilog.DefaultMaxFiles
+	}
+	if err := os.MkdirAll(filepath.Join(opt.RootDir, "pods"), 0o750); err != nil {
+		return nil, err
+	}
+	return &Runtime{opt: opt}, nil
+}
+
+// PodDir is <root-dir>/pods/<uid>.
+func (r *Runtime) PodDir(uid types.UID) string {
+	return filepath.Join(r.opt.RootDir, "pods", string(uid))
+}
+func (r *Runtime) sandboxDir(uid types.UID) string { return filepath.Join(r.PodDir(uid), "sandbox") }
+func (r *Runtime) containerDir(uid types.UID, id string) string {
+	return filepath.Join(r.PodDir(uid), "containers", id)
+}
+
+// SandboxConfig asks for one pod sandbox.
+type SandboxConfig struct {
+	Pod   *v1.Pod   // the static pod (metadata.name with the -<node> suffix, UID set)
+	Place PlaceFunc // optional: puts the pause (supervisor) into the sandbox scope
+}
+
+// SandboxStatus is what is known of a pod's sandbox.
+type SandboxStatus struct {
+	PodUID    types.UID
+	Namespace string
+	Name      string
+	PID       int  // the supervisor (pause) in the daemon's PID namespace; 0 when gone
+	Ready     bool // the supervisor answers on its socket
+	StartedAt time.Time
+	Dir       string // <root-dir>/pods/<uid>
+	NetNSPath string // /proc/<pid>/ns/net for CNI ("" with hostNetwork)
+}
+
+// sandboxMeta is the daemon's own record of a sandbox (the supervisor's
+// state.json holds only what it can see from inside its namespaces).
+type sandboxMeta struct {
+	PodUID      types.UID `json:"podUID"`
+	Namespace   string    `json:"namespace"`
+	Name        string    `json:"name"`
+	PID         int       `json:"pid"`
+	StartTicks  uint64    `json:"startTicks"` // /proc/<pid>/stat field 22: detects PID reuse
+	HostNetwork bool      `json:"hostNetwork"`
+	PIDInit     bool      `json:"pidInit"`
+	Hostname    string    `json:"hostname"`
+	ShmHost     bool      `json:"shmHost"`
+}
+
+const sandboxMetaFile = "daemon.json"
+
+// RunSandbox creates the pod's directory, its /etc files and /dev/shm, and
+// starts the pod supervisor in new net/ipc/uts (and pid) namespaces. The
+// supervisor is detached (own session, stdio to a log file): the daemon's
+// death does not touch it.
+func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxStatus, error) {
+	pod := cfg.Pod
+	if pod == nil || pod.UID == "" {
+		return SandboxStatus{}, errors.New("run sandbox: pod with metadata.uid required")
+	}
+	if st, err := r.SandboxStatus(ctx, pod.UID); err == nil && st.PID != 0 {
+		return st, nil // idempotent: already running
+	}
+	podDir := r.PodDir(pod.UID)
+	sbDir := r.sandboxDir(pod.UID)
+	if err := os.MkdirAll(sbDir, 0o750); err != nil {
+		return SandboxStatus{}, err
+	}
+	os.MkdirAll(filepath.Join(podDir, "containers"), 0o750)
+	sec := pod.Spec.SecurityContext
+	_ = sec
+	hostname, err := podHostname(pod)
+	if err != nil {
+		return SandboxStatus{}, err
+	}
+	if err := r.writePodFiles(pod, hostname); err != nil {
+		return SandboxStatus{}, err
+	}
+	if !pod.Spec.HostIPC {
+		if err := mountPodShm(filepath.Join(podDir, "shm")); err != nil {
+			return SandboxStatus{}, err
+		}
+	}
+	if err := r.setupVolumes(pod); err != nil {
+		return SandboxStatus{}, err
+	}
+	meta := sandboxMeta{PodUID: pod.UID, Namespace: pod.Namespace, Name: pod.Name,
+		HostNetwork: pod.Spec.HostNetwork, PIDInit: shareProcessNamespace(pod) && !pod.Spec.HostPID,
+		ShmHost: pod.Spec.HostIPC}
+	spec := shim.SandboxSpec{PodUID: string(pod.UID), OwnNetwork: !pod.Spec.HostNetwork, PIDInit: meta.PIDInit, OOMScoreAdj: -998}
+	var flags uintptr
+	if !pod.Spec.HostNetwork {
+		// hostNetwork implies the host's UTS namespace too (kubelet does the same).
+		flags |= unix.CLONE_NEWNET | unix.CLONE_NEWUTS
+		spec.Hostname = hostname
+		meta.Hostname = hostname
+	}
+	if !pod.Spec.HostIPC {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if meta.PIDInit {
+		flags |= unix.CLONE_NEWPID
+	}
+	if err := shim.WriteJSONAtomic(filepath.Join(sbDir, shim.SandboxSpecFile), spec); err != nil {
+		return SandboxStatus{}, err
+	}
+	logf, err := os.OpenFile(filepath.Join(sbDir, shim.SupervisorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return SandboxStatus{}, err
+	}
+	defer logf.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return SandboxStatus{}, err
+	}
+	defer readyR.Close()
+	cmd := exec.Command(r.opt.Exe, shim.SupervisorCommand, sbDir)
+	cmd.Dir = "/"
+	cmd.Env = []string{"GOMAXPROCS=2", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3 (shim.ReadyFD)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: flags}
+	if err := cmd.Start(); err != nil {
+		readyW.Close()
+		return SandboxStatus{}, fmt.Errorf("start pod supervisor for %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	readyW.Close()
+	// Reap it if it exits while we live; after a daemon restart init does.
+	go cmd.Wait()
+	buf := make([]byte, 4096)
+	n, _ := readyR.Read(buf)
+	msg := strings.TrimSpace(string(buf[:n]))
+	if msg != "ok" {
+		cmd.Process.Kill()
+		if msg == "" {
+			b, _ := os.ReadFile(filepath.Join(sbDir, shim.SupervisorLog))
+			msg = "supervisor exited: " + lastLine(string(b))
+		}
+		return SandboxStatus{}, fmt.Errorf("pod supervisor for %s/%s: %s", pod.Namespace, pod.Name, strings.TrimPrefix(msg, "error: "))
+	}
+	meta.PID = cmd.Process.Pid
+	meta.StartTicks = procStartTicks(meta.PID)
+	if err := shim.WriteJSONAtomic(filepath.Join(sbDir, sandboxMetaFile), meta); err != nil {
+		cmd.Process.Kill()
+		return SandboxStatus{}, err
+	}
+	if cfg.Place != nil {
+		if err := cfg.Place(ctx, []int{meta.PID}); err != nil {
+			return SandboxStatus{}, fmt.Errorf("place pause of %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
+	return r.SandboxStatus(ctx, pod.UID)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// SandboxStatus reads the sandbox records and checks the supervisor is alive.
+func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStatus, error) {
+	var meta sandboxMeta
+	sbDir := r.sandboxDir(uid)
+	if err := shim.ReadJSON(filepath.Join(sbDir, sandboxMetaFile), &meta); err != nil {
+		return SandboxStatus{}, err
+	}
+	st := SandboxStatus{PodUID: meta.PodUID, Namespace: meta.Namespace, Name: meta.Name, Dir: r.PodDir(uid)}
+	if meta.PID != 0 && procStartTicks(meta.PID) == meta.StartTicks {
+		st.PID = meta.PID
+		if !meta.HostNetwork {
+			st.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", meta.PID)
+		}
+		var s shim.SandboxState
+		if shim.ReadJSON(filepath.Join(sbDir, shim.SandboxStateFile), &s) == nil {
+			st.StartedAt = s.StartedAt
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := call(cctx, sbDir, shim.Request{Op: "ping"})
+		cancel()
+		st.Ready = err == nil
+	}
+	return st, nil
+}
+
+// ListSandboxes returns every pod directory with a sandbox record.
+func (r *Runtime) ListSandboxes(ctx context.Context) ([]SandboxStatus, error) {
+	ents, err := os.ReadDir(filepath.Join(r.opt.RootDir, "pods"))
+	if err != nil {
+		return nil, err
+	}
+	var out []SandboxStatus
+	for _, e := range ents {
+		if st, err := r.SandboxStatus(ctx, types.UID(e.Name())); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// StopSandbox stops the supervisor, which SIGKILLs what still runs in the
+// pod and records the exits. Stop containers with their grace period first.
+func (r *Runtime) StopSandbox(ctx context.Context, uid types.UID) error {
+	st, err := r.SandboxStatus(ctx, uid)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if st.PID == 0 {
+		return nil
+	}
+	syscall.Kill(st.PID, syscall.SIGTERM)
+	deadline := time.Now().Add(15 * time.Second)
+	for procAlive(st.PID) {
+		if time.Now().After(deadline) {
+			syscall.Kill(st.PID, syscall.SIGKILL)
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// RemoveSandbox unmounts the pod's /dev/shm and memory volumes and removes
+// its directory. Logs stay (the reconciler removes them by policy).
+func (r *Runtime) RemoveSandbox(ctx context.Context, uid types.UID) error {
+	if err := r.StopSandbox(ctx, uid); err != nil {
+		return err
+	}
+	dir := r.PodDir(uid)
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// procAlive: the PID exists and is not a zombie.
+func procAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+func procStartTicks(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func shareProcessNamespace(pod *v1.Pod) bool {
+	return pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace
+}

@@ -1,0 +1,189 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/runtime/shim"
+)
+
+func (r *Runtime) emptyDirPath(pod *v1.Pod, name string) string {
+	return filepath.Join(r.PodDir(pod.UID), "volumes", "kubernetes.io~empty-dir", name)
+}
+
+// setupVolumes prepares the pod's volumes once per sandbox: emptyDir folders
+// (0777 like kubelet, tmpfs for medium Memory) and hostPath type checks.
+func (r *Runtime) setupVolumes(pod *v1.Pod) error {
+	for _, vol := range pod.Spec.Volumes {
+		switch {
+		case vol.EmptyDir != nil:
+			dir := r.emptyDirPath(pod, vol.Name)
+			if err := os.MkdirAll(dir, 0o777); err != nil {
+				return fmt.Errorf("volume %s: %w", vol.Name, err)
+			}
+			if vol.EmptyDir.Medium == v1.StorageMediumMemory && !mounted(dir) {
+				opt := "mode=0777"
+				if sl := vol.EmptyDir.SizeLimit; sl != nil && !sl.IsZero() {
+					opt += fmt.Sprintf(",size=%d", sl.Value())
+				}
+				if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opt); err != nil {
+					return fmt.Errorf("volume %s: mount tmpfs: %w", vol.Name, err)
+				}
+			}
+			if err := os.Chmod(dir, 0o777); err != nil {
+				return err
+			}
+			if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+				os.Chown(dir, -1, int(*sc.FSGroup))
+				os.Chmod(dir, 0o777|fs.ModeSetgid)
+			}
+		case vol.HostPath != nil:
+			if err := checkHostPath(vol.Name, vol.HostPath); err != nil {
+				return err
+			}
+		case vol.DownwardAPI != nil, vol.Projected != nil, vol.ConfigMap != nil, vol.Secret != nil:
+			return fmt.Errorf("volume %s: this volume type is not supported yet", vol.Name)
+		default:
+			return fmt.Errorf("volume %s: unsupported volume type (static pods support emptyDir and hostPath)", vol.Name)
+		}
+	}
+	return nil
+}
+
+// checkHostPath applies the hostPath type rules of Kubernetes, creating
+// what DirectoryOrCreate/FileOrCreate ask for.
+func checkHostPath(name string, hp *v1.HostPathVolumeSource) error {
+	t := v1.HostPathUnset
+	if hp.Type != nil {
+		t = *hp.Type
+	}
+	p := hp.Path
+	st, err := os.Stat(p)
+	exists := err == nil
+	bad := func(what string) error {
+		return fmt.Errorf("volume %s: hostPath type check failed: %s is not a %s", name, p, what)
+	}
+	switch t {
+	case v1.HostPathUnset:
+		return nil
+	case v1.HostPathDirectoryOrCreate:
+		if !exists {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return fmt.Errorf("volume %s: create %s: %w", name, p, err)
+			}
+			return nil
+		}
+		if !st.IsDir() {
+			return bad("directory")
+		}
+	case v1.HostPathFileOrCreate:
+		if !exists {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("volume %s: create %s: %w", name, p, err)
+			}
+			if f != nil {
+				f.Close()
+			}
+			return nil
+		}
+		if !st.Mode().IsRegular() {
+			return bad("file")
+		}
+	default:
+		if !exists {
+			return fmt.Errorf("volume %s: hostPath type check failed: %s does not exist", name, p)
+		}
+		m := st.Mode()
+		ok := map[v1.HostPathType]bool{
+			v1.HostPathDirectory: m.IsDir(),
+			v1.HostPathFile:      m.IsRegular(),
+			v1.HostPathSocket:    m&fs.ModeSocket != 0,
+			v1.HostPathCharDev:   m&fs.ModeCharDevice != 0,
+			v1.HostPathBlockDev:  m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0,
+		}
+		valid, known := ok[t]
+		if !known {
+			return fmt.Errorf("volume %s: unknown hostPath type %q", name, t)
+		}
+		if !valid {
+			return bad(string(t))
+		}
+	}
+	return nil
+}
+
+// volumeMounts turns volumeMounts into bind mounts; subPath is resolved
+// inside the volume without following symlinks out of it.
+func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, error) {
+	vols := map[string]*v1.Volume{}
+	for i := range pod.Spec.Volumes {
+		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+	}
+	var out []shim.Mount
+	for _, vm := range c.VolumeMounts {
+		vol := vols[vm.Name]
+		if vol == nil {
+			return nil, fmt.Errorf("container %s: volumeMount %s: no such volume", c.Name, vm.Name)
+		}
+		var src string
+		switch {
+		case vol.EmptyDir != nil:
+			src = r.emptyDirPath(pod, vol.Name)
+		case vol.HostPath != nil:
+			src = vol.HostPath.Path
+		default:
+			return nil, fmt.Errorf("container %s: volume %s: unsupported type", c.Name, vm.Name)
+		}
+		if vm.SubPathExpr != "" {
+			return nil, fmt.Errorf("container %s: volumeMount %s: subPathExpr is not supported yet", c.Name, vm.Name)
+		}
+		if vm.SubPath != "" {
+			if filepath.IsAbs(vm.SubPath) || strings.HasPrefix(filepath.Clean(vm.SubPath), "..") {
+				return nil, fmt.Errorf("container %s: volumeMount %s: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
+			}
+			p, err := securejoin.SecureJoin(src, vm.SubPath)
+			if err != nil {
+				return nil, fmt.Errorf("container %s: subPath %q: %w", c.Name, vm.SubPath, err)
+			}
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(p, 0o777); err != nil { // kubelet creates a missing subPath as a directory
+					return nil, err
+				}
+			}
+			src = p
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: volume %s: %w", c.Name, vm.Name, err)
+		}
+		flags := uintptr(unix.MS_BIND | unix.MS_REC)
+		if vm.ReadOnly {
+			flags |= unix.MS_RDONLY
+		}
+		m := shim.Mount{Source: src, Destination: vm.MountPath, Type: "bind", Flags: flags, File: !st.IsDir()}
+		if vm.MountPropagation != nil {
+			switch *vm.MountPropagation {
+			case v1.MountPropagationHostToContainer:
+				m.Propagation = unix.MS_REC | unix.MS_SLAVE
+			case v1.MountPropagationBidirectional:
+				m.Propagation = unix.MS_REC | unix.MS_SHARED
+			default:
+				m.Propagation = unix.MS_REC | unix.MS_PRIVATE
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
