@@ -345,7 +345,10 @@ func pickPlatform(im *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error)
 			continue
 		}
 		score := 1
-		if normVariant(d.Platform.Architecture, d.Platform.Variant) == normVariant(want.Architecture, want.Variant) {
+		switch {
+		case d.Platform.Variant == want.Variant:
+			score = 3
+		case normVariant(d.Platform.Architecture, d.Platform.Variant) == normVariant(want.Architecture, want.Variant):
 			score = 2
 		}
 		if score > bestScore {
