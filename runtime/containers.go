@@ -144,11 +144,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (Cre
 // outerPID maps a PID of the supervisor's PID namespace to the daemon's by
 // the NSpid line of the supervisor's children.
 func outerPID(supervisor, inner int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", supervisor, supervisor))
-	if err != nil {
-		return 0, err
+	// Each thread lists the children it forked: look at all of them.
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", supervisor))
+	var kids []string
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", supervisor, t.Name()))
+		if err == nil {
+			kids = append(kids, strings.Fields(string(b))...)
+		}
 	}
-	for _, f := range strings.Fields(string(b)) {
+	for _, f := range kids {
 		st, err := os.ReadFile("/proc/" + f + "/status")
 		if err != nil {
 			continue

@@ -289,20 +289,25 @@ func (s *Store) unpackOne(ctx context.Context, src ingestSource, l v1.Layer, inf
 		// The tar may end before the stream does (padding): hash it all.
 		_, err = io.Copy(io.Discard, tee)
 	}
-	if err == nil && blobHash != nil {
-		// Drain the compressed stream too so its digest covers the whole blob.
-		_, err = io.Copy(blobHash, rc)
+	if blobHash != nil && ctx.Err() == nil {
+		// Drain the compressed stream so its digest covers the whole blob;
+		// also after a failed unpack: "digest mismatch" says more than the
+		// decompressor's complaint about a damaged blob.
+		_, derr := io.Copy(blobHash, rc)
+		// go-containerregistry's registry reader checks digests itself and
+		// fails at EOF ("error verifying ..."): that is a mismatch too.
+		if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != info.Digest && (derr == nil || strings.Contains(derr.Error(), "verif")) {
+			return fmt.Errorf("%s: blob %s digest mismatch: got %s (corrupt or tampered blob; nothing stored)", what, info.Digest, got)
+		}
+		if err == nil {
+			err = derr
+		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
-	}
-	if blobHash != nil {
-		if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != info.Digest {
-			return fmt.Errorf("%s: blob digest mismatch: expected %s, got %s (corrupt or tampered blob; nothing stored)", what, info.Digest, got)
-		}
 	}
 	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != info.DiffID {
 		return fmt.Errorf("%s: content digest mismatch: config says %s, layer content is %s (corrupt or tampered layer; nothing stored)", what, info.DiffID, got)

@@ -180,7 +180,7 @@ func (s *Store) pull(ctx context.Context, r Reference, progress ProgressFunc) (R
 	defer unlock(ing)
 	rec, err := s.ingest(ctx, src, progress)
 	if err != nil {
-		return Record{}, fmt.Errorf("pulling %s: %w", r, registryError(err))
+		return Record{}, registryError(err) // ingest names the image and the layer
 	}
 	return rec, nil
 }

@@ -76,13 +76,6 @@ func setupRoot(spec *ContainerSpec) error {
 	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s: %w", root, err)
 	}
-	// /dev/null from the host, held by fd, used to mask files without
-	// trusting anything inside the container's tree.
-	devnull, err := os.OpenFile("/dev/null", os.O_RDONLY|unix.O_PATH, 0)
-	if err != nil {
-		return err
-	}
-	defer devnull.Close()
 	for i := range spec.Mounts {
 		if err := mountInRoot(root, &spec.Mounts[i]); err != nil {
 			return err
@@ -93,6 +86,17 @@ func setupRoot(spec *ContainerSpec) error {
 	}
 	if err := pivotRoot(root); err != nil {
 		return err
+	}
+	// The /dev/null used to mask files is held by fd and checked to be the
+	// real device, never a path looked up again (masked paths swapped).
+	devnull, err := os.OpenFile("/dev/null", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/null for masking: %w", err)
+	}
+	defer devnull.Close()
+	var dst unix.Stat_t
+	if err := unix.Fstat(int(devnull.Fd()), &dst); err != nil || dst.Mode&unix.S_IFMT != unix.S_IFCHR || dst.Rdev != unix.Mkdev(1, 3) {
+		return errors.New("/dev/null in the container is not the null device")
 	}
 	for _, p := range spec.MaskedPaths {
 		if err := maskPath(p, devnull); err != nil {

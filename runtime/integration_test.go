@@ -1,0 +1,546 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/internal/testnode"
+)
+
+func TestMain(m *testing.M) {
+	HelperMain() // re-executed as the pod supervisor or a container init
+	if os.Getenv(envTestDaemon) != "" {
+		os.Exit(testDaemonMain())
+	}
+	testnode.Main(m)
+}
+
+// busyboxRoot builds a plain-directory root filesystem from Debian's
+// busybox-static: /bin/busybox and one symlink per applet.
+func busyboxRoot(t *testing.T, base string) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox-static is not installed (hack/install-deps.sh installs it)")
+	}
+	root := filepath.Join(base, "rootfs")
+	for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "www"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet != "busybox" {
+			os.Symlink("busybox", filepath.Join(root, "bin", applet))
+		}
+	}
+	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nuser:x:1000:\n"), 0o644)
+	return root
+}
+
+type fixture struct {
+	t    *testing.T
+	base string
+	rt   *Runtime
+	root string
+	conn *sd.Conn
+}
+
+// newFixture makes a runtime under a short temp dir (unix socket paths are
+// limited) and tears down every sandbox, scope, mount and file at the end.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	testnode.RequireRoot(t)
+	base, err := os.MkdirTemp("", "mkl-rt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, base: base}
+	rt, err := New(Options{RootDir: filepath.Join(base, "root"), LogDir: filepath.Join(base, "logs"), NodeName: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rt = rt
+	f.root = busyboxRoot(t, base)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		sbs, _ := rt.ListSandboxes(ctx)
+		for _, sb := range sbs {
+			if err := rt.RemoveSandbox(ctx, sb.PodUID); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		if f.conn != nil {
+			f.conn.Close()
+		}
+		if m := mountPoints(base); len(m) > 0 {
+			t.Errorf("mounts left behind: %v", m)
+			unmountUnder(base)
+		}
+		os.RemoveAll(base)
+	})
+	return f
+}
+
+func testPod(name string, containers ...v1.Container) *v1.Pod {
+	uid := types.UID(fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, time.Now().UnixNano()&0xffffffffffff))
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-node1", Namespace: "default", UID: uid, Labels: map[string]string{"app": name}},
+		Spec:       v1.PodSpec{Containers: containers, NodeName: "node1"},
+	}
+}
+
+func sh(name, script string) v1.Container {
+	return v1.Container{Name: name, Command: []string{"sh", "-c", script}}
+}
+
+// place puts held PIDs into a fresh transient scope when a real systemd is
+// there (the reconciler will use systemd.Driver.StartScope); it returns the
+// scope name or "" when no systemd runs (root-only tests).
+func (f *fixture) place(ctx context.Context, id string, pids []int) string {
+	f.t.Helper()
+	if !testnode.Inside() {
+		return ""
+	}
+	if f.conn == nil {
+		c, err := sd.NewSystemdConnectionContext(ctx)
+		if err != nil {
+			f.t.Fatalf("connect to systemd: %v", err)
+		}
+		f.conn = c
+	}
+	unit := "mkl-rt-" + id[:12] + ".scope"
+	var props []sd.Property
+	for _, p := range pids {
+		props = append(props, sd.PropPids(uint32(p)))
+	}
+	done := make(chan string, 1)
+	if _, err := f.conn.StartTransientUnitContext(ctx, unit, "fail", props, done); err != nil {
+		f.t.Fatalf("start %s: %v", unit, err)
+	}
+	if r := <-done; r != "done" {
+		f.t.Fatalf("start %s: %s", unit, r)
+	}
+	f.t.Cleanup(func() { f.conn.StopUnitContext(context.Background(), unit, "replace", nil) })
+	return unit
+}
+
+// run creates and starts every container of pod, placing each.
+func (f *fixture) run(ctx context.Context, pod *v1.Pod, mutate func(*ContainerConfig)) (SandboxStatus, map[string]CreatedContainer) {
+	f.t.Helper()
+	sb, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod, Place: func(ctx context.Context, pids []int) error {
+		f.place(ctx, "pause-"+string(pod.UID), pids)
+		return nil
+	}})
+	if err != nil {
+		f.t.Fatalf("RunSandbox: %v", err)
+	}
+	out := map[string]CreatedContainer{}
+	for i := range pod.Spec.Containers {
+		cfg := ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[i], Rootfs: Rootfs{Path: f.root}}
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		cc, err := f.rt.CreateContainer(ctx, cfg)
+		if err != nil {
+			f.t.Fatalf("CreateContainer %s: %v", cfg.Container.Name, err)
+		}
+		// Held: still our container init, not the workload, until started.
+		time.Sleep(100 * time.Millisecond)
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cc.PID)); !strings.Contains(string(b), "__container-init") {
+			f.t.Fatalf("container %s runs %q before it was started", cfg.Container.Name, b)
+		}
+		f.place(ctx, cc.ID, []int{cc.PID})
+		if err := f.rt.StartContainer(ctx, pod.UID, cc.ID); err != nil {
+			f.t.Fatalf("StartContainer %s: %v", cfg.Container.Name, err)
+		}
+		out[cfg.Container.Name] = cc
+	}
+	return sb, out
+}
+
+var criLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (stdout|stderr) (F|P) (.*)$`)
+
+// waitLog polls the container's CRI log until it contains want; it returns
+// the log's payload lines (format checked on every line).
+func (f *fixture) waitLog(cc CreatedContainer, want string) string {
+	f.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, _ := os.ReadFile(cc.LogPath)
+		var payload strings.Builder
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if l == "" {
+				continue
+			}
+			m := criLine.FindStringSubmatch(l)
+			if m == nil {
+				f.t.Fatalf("%s: not a CRI log line: %q", cc.LogPath, l)
+			}
+			payload.WriteString(m[4] + "\n")
+		}
+		if strings.Contains(payload.String(), want) {
+			return payload.String()
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: %q not logged within 15s; log:\n%s", cc.LogPath, want, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func nsInode(t *testing.T, pid int, ns string) string {
+	t.Helper()
+	l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+	if err != nil {
+		t.Fatalf("ns of %d: %v", pid, err)
+	}
+	return l
+}
+
+// workloadPID is the container's PID as the daemon sees it, once it exec'd
+// (the container init becomes the workload in place).
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+func TestPodSharesNetIPCUTSAndIsolatesMountPID(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("web",
+		sh("server", `echo from-server > /data/msg; cp /data/msg /www/index.html; hostname; exec httpd -f -p 8080 -h /www`),
+		sh("client", `for i in $(seq 50); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.1; done; echo shared=$(cat /data/msg); echo cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | xargs); grep ' /sys/fs/cgroup/memory ' /proc/self/mounts | grep -c ' ro,'; exec sleep 1000`),
+	)
+	pod.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+		{Name: "www", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory}}}}
+	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "www", MountPath: "/www"}}
+	pod.Spec.Containers[1].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}}
+	sb, ccs := f.run(ctx, pod, nil)
+	if !sb.Ready || sb.PID == 0 {
+		t.Fatalf("sandbox not ready: %+v", sb)
+	}
+	server, client := ccs["server"], ccs["client"]
+	log := f.waitLog(client, "shared=from-server")
+	if !strings.Contains(log, "from-server\nshared=") {
+		t.Errorf("client did not reach the server on localhost; log:\n%s", log)
+	}
+	// The cgroup namespace is entered after placement, so a workload that
+	// sees "/" as its cgroup everywhere was inside its scope from its start.
+	if !strings.Contains(log, "cgroups=/\n") {
+		t.Errorf("container should see only its own cgroup (/); log:\n%s", log)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil && !strings.Contains(log, "cgroups=/\n1\n") {
+		t.Errorf("/sys/fs/cgroup/memory should be mounted read-only in the container; log:\n%s", log)
+	}
+	if testnode.Inside() {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", client.PID))
+		if !strings.Contains(string(b), "mkl-rt-"+client.ID[:12]+".scope") {
+			t.Errorf("client is not in its scope: %s", b)
+		}
+	}
+	if slog := f.waitLog(server, pod.Name); !strings.HasPrefix(slog, pod.Name+"\n") {
+		t.Errorf("hostname = %q, want the pod name %s", slog, pod.Name)
+	}
+	for _, ns := range []string{"net", "ipc", "uts"} {
+		p := nsInode(t, sb.PID, ns)
+		for name, cc := range ccs {
+			if got := nsInode(t, cc.PID, ns); got != p {
+				t.Errorf("%s %s ns = %s, pause has %s", name, ns, got, p)
+			}
+		}
+		if self := nsInode(t, os.Getpid(), ns); self == p {
+			t.Errorf("pod %s ns is the node's (%s)", ns, p)
+		}
+	}
+	for _, ns := range []string{"mnt", "pid"} {
+		seen := map[string]string{"pause": nsInode(t, sb.PID, ns)}
+		for name, cc := range ccs {
+			got := nsInode(t, cc.PID, ns)
+			for other, o := range seen {
+				if o == got {
+					t.Errorf("%s and %s share the %s namespace %s", name, other, ns, got)
+				}
+			}
+			seen[name] = got
+		}
+	}
+	// Only 0-2 reach the workload, and its cwd is inside its root.
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", client.PID))
+	var fds []string
+	for _, e := range ents {
+		fds = append(fds, e.Name())
+	}
+	if strings.Join(fds, ",") != "0,1,2" {
+		t.Errorf("container fds = %v, want 0,1,2", fds)
+	}
+	if rss := procStatus(t, sb.PID)["VmRSS"]; rss != "" {
+		t.Logf("pod supervisor (pause) VmRSS = %s (this test binary re-executed)", rss)
+	}
+	// Stop: the exit is recorded with the signal; the pod's state goes away on remove.
+	if err := f.rt.StopContainer(ctx, pod.UID, client.ID, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.rt.ContainerStatus(ctx, pod.UID, client.ID)
+	if err != nil || st.State != ContainerExited || st.ExitCode != 137 || st.Signal != 9 || st.Reason != "Error" {
+		t.Errorf("stopped client status = %+v, %v; want Exited 137 (SIGKILL: sleep as PID 1 ignores SIGTERM)", st, err)
+	}
+}
+
+func TestSecurityContextAndMasks(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	uid, gid := int64(1000), int64(3000)
+	yes, no := true, false
+	restricted := sh("restricted", `id; grep -c . /proc/timer_list >&2; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; touch /rootfs-write 2>/dev/null && echo root=rw || echo root=ro; touch /tmp/x 2>/dev/null && echo tmp=rw || echo tmp=ro; echo timerlist=$(wc -c < /proc/timer_list); echo keys=$(cat /proc/keys | wc -c); echo firmware=$(ls /sys/firmware | wc -l); (echo 1 > /proc/sys/kernel/printk) 2>/dev/null && echo procsys=rw || echo procsys=ro; echo sys=$(touch /sys/x 2>&1 | grep -c Read-only); ls /dev | tr '\n' ' '; echo; exec sleep 1000`)
+	restricted.SecurityContext = &v1.SecurityContext{RunAsUser: &uid, RunAsGroup: &gid, ReadOnlyRootFilesystem: &yes,
+		AllowPrivilegeEscalation: &no, Capabilities: &v1.Capabilities{Drop: []v1.Capability{"ALL"}, Add: []v1.Capability{"NET_BIND_SERVICE"}}}
+	def := sh("default", `id -u; grep -E '^CapEff:' /proc/self/status; touch /rootfs-write && echo root=rw; exec sleep 1000`)
+	pod := testPod("sec", restricted, def)
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{SupplementalGroups: []int64{4000}}
+	_, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["restricted"], "tty")
+	for _, want := range []string{"uid=1000(user) gid=3000 groups=4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
+		"root=ro", "timerlist=0", "keys=0", "firmware=0", "procsys=ro", "sys=1"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("restricted container: %q missing from log:\n%s", want, log)
+		}
+	}
+	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd"} {
+		if !regexp.MustCompile(`(^|\s)` + d + `(\s|$)`).MatchString(log) {
+			t.Errorf("/dev/%s missing in container; log:\n%s", d, log)
+		}
+	}
+	// A non-root workload keeps no effective capabilities (as with containerd).
+	if st := procStatus(t, ccs["restricted"].PID); st["CapEff"] != "0000000000000000" || st["CapBnd"] != "0000000000000400" {
+		t.Errorf("restricted CapEff=%s CapBnd=%s", st["CapEff"], st["CapBnd"])
+	}
+	dlog := f.waitLog(ccs["default"], "root=rw")
+	if !strings.Contains(dlog, "0\nCapEff:\t00000000a80425fb\n") {
+		t.Errorf("default container: want uid 0 with containerd's 14 capabilities (a80425fb); log:\n%s", dlog)
+	}
+	if st := procStatus(t, ccs["default"].PID); st["Seccomp"] != "0" || st["NoNewPrivs"] != "0" {
+		t.Errorf("default container Seccomp=%s NoNewPrivs=%s, want 0 0 (unconfined is kubelet's default)", st["Seccomp"], st["NoNewPrivs"])
+	}
+}
+
+func TestShareProcessNamespace(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("shared",
+		sh("sleeper", `exec sleep 1001`),
+		sh("watcher", `for i in $(seq 50); do ps -o pid,args | grep -q 'sleep 1001' && break; sleep 0.1; done; ps -o pid,args; exec sleep 1000`))
+	share := true
+	pod.Spec.ShareProcessNamespace = &share
+	sb, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["watcher"], "sleep 1001")
+	if !regexp.MustCompile(`(?m)^\s*1 .*` + regexp.QuoteMeta(os.Args[0])).MatchString(log) && !strings.Contains(log, "    1 ") {
+		t.Errorf("PID 1 of the shared namespace should be the pause; ps:\n%s", log)
+	}
+	if a, b := nsInode(t, ccs["sleeper"].PID, "pid"), nsInode(t, ccs["watcher"].PID, "pid"); a != b || a != nsInode(t, sb.PID, "pid") {
+		t.Errorf("containers and pause should share one pid namespace: %s %s", a, b)
+	}
+	// The pause is not readable through /proc/1/exe from a container.
+	cc, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &v1.Container{Name: "probe", Command: []string{"sh", "-c", `cat /proc/1/exe >/dev/null 2>&1 && echo exe=readable || echo exe=denied; readlink /proc/1/fd/0 >/dev/null 2>&1 && echo fd=readable || echo fd=denied`}}, Rootfs: Rootfs{Path: f.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.place(ctx, cc.ID, []int{cc.PID})
+	if err := f.rt.StartContainer(ctx, pod.UID, cc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if log := f.waitLog(cc, "fd="); !strings.Contains(log, "exe=denied\nfd=denied") {
+		t.Errorf("pause's /proc/1/exe or fds reachable from a container (CVE-2019-5736 class):\n%s", log)
+	}
+}
+
+func TestHostNetwork(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// A dummy interface only the node's network namespace has.
+	if err := exec.Command("ip", "link", "add", "mkltest0", "type", "veth", "peer", "name", "mkltest1").Run(); err != nil {
+		t.Skipf("cannot add a dummy interface: %v", err)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "mkltest0").Run() })
+	pod := testPod("hostnet", sh("c", `cat /proc/net/dev; hostname; exec sleep 1000`))
+	pod.Spec.HostNetwork = true
+	sb, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["c"], "mkltest0")
+	host, _ := os.Hostname()
+	if !strings.Contains(log, "\n"+host+"\n") {
+		t.Errorf("hostNetwork pod should have the node's hostname %q; log:\n%s", host, log)
+	}
+	if nsInode(t, ccs["c"].PID, "net") != nsInode(t, os.Getpid(), "net") || nsInode(t, sb.PID, "uts") != nsInode(t, os.Getpid(), "uts") {
+		t.Error("hostNetwork pod is not in the node's net/uts namespaces")
+	}
+	// And a normal pod does not see it.
+	pod2 := testPod("podnet", sh("c", `cat /proc/net/dev; echo done; exec sleep 1000`))
+	_, ccs2 := f.run(ctx, pod2, nil)
+	if log := f.waitLog(ccs2["c"], "done"); strings.Contains(log, "mkltest0") || !strings.Contains(log, "lo:") {
+		t.Errorf("pod network namespace should have only lo; log:\n%s", log)
+	}
+}
+
+func TestStartErrorAndRunAsNonRoot(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("bad", v1.Container{Name: "missing", Command: []string{"no-such-binary"}})
+	yes := true
+	pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{Name: "root", Command: []string{"true"}, SecurityContext: &v1.SecurityContext{RunAsNonRoot: &yes}})
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[0], Rootfs: Rootfs{Path: f.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.StartContainer(ctx, pod.UID, cc.ID); err == nil || !strings.Contains(err.Error(), "executable file not found") {
+		t.Errorf("start of a missing binary: %v", err)
+	}
+	st, err := f.rt.WaitContainer(ctx, pod.UID, cc.ID)
+	if err != nil || st.Reason != "StartError" || st.ExitCode != 128 || !strings.Contains(st.Message, "no-such-binary") {
+		t.Errorf("status = %+v, %v; want StartError 128", st, err)
+	}
+	_, err = f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[1], Rootfs: Rootfs{Path: f.root}})
+	if err == nil || !strings.Contains(err.Error(), "runAsNonRoot and image will run as root") {
+		t.Errorf("runAsNonRoot with uid 0: %v", err)
+	}
+}
+
+// --- kill -9 of the daemon side ---------------------------------------
+
+const envTestDaemon = "MKL_RT_TEST_DAEMON"
+
+// testDaemonMain is a minimal "daemon": it starts a pod from the JSON plan
+// in its env, prints the IDs, and then waits to be killed with SIGKILL.
+func testDaemonMain() int {
+	var plan struct {
+		Root, Logs, Rootfs string
+		Pod                v1.Pod
+	}
+	if err := json.Unmarshal([]byte(os.Getenv(envTestDaemon)), &plan); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	ctx := context.Background()
+	rt, err := New(Options{RootDir: plan.Root, LogDir: plan.Logs})
+	if err == nil {
+		_, err = rt.RunSandbox(ctx, SandboxConfig{Pod: &plan.Pod})
+	}
+	ids := map[string]string{}
+	for i := range plan.Pod.Spec.Containers {
+		if err != nil {
+			break
+		}
+		var cc CreatedContainer
+		cc, err = rt.CreateContainer(ctx, ContainerConfig{Pod: &plan.Pod, Container: &plan.Pod.Spec.Containers[i], Rootfs: Rootfs{Path: plan.Rootfs}})
+		if err == nil {
+			err = rt.StartContainer(ctx, plan.Pod.UID, cc.ID)
+			ids[plan.Pod.Spec.Containers[i].Name] = cc.ID
+		}
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	json.NewEncoder(os.Stdout).Encode(ids)
+	select {}
+}
+
+func TestDaemonKill9KeepsPodAndExitCodes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("survivor",
+		sh("long", `echo started; exec sleep 1000`),
+		sh("short", `sleep 2; echo bye; exit 7`))
+	plan, _ := json.Marshal(map[string]any{"Root": f.rt.opt.RootDir, "Logs": f.rt.opt.LogDir, "Rootfs": f.root, "Pod": pod})
+	daemon := exec.Command(os.Args[0])
+	daemon.Env = append(os.Environ(), envTestDaemon+"="+string(plan))
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon.Stderr = os.Stderr
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { daemon.Process.Kill(); daemon.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	var ids map[string]string
+	if err := json.Unmarshal([]byte(line), &ids); err != nil {
+		t.Fatalf("test daemon: %q", line)
+	}
+	sbBefore, err := f.rt.SandboxStatus(ctx, pod.UID)
+	if err != nil || !sbBefore.Ready {
+		t.Fatalf("sandbox before kill: %+v %v", sbBefore, err)
+	}
+	// kill -9 the daemon while "short" is still running.
+	daemon.Process.Signal(syscall.SIGKILL)
+	daemon.Wait()
+	time.Sleep(3 * time.Second) // "short" exits (code 7) while no daemon runs
+	sb, err := f.rt.SandboxStatus(ctx, pod.UID)
+	if err != nil || !sb.Ready || sb.PID != sbBefore.PID {
+		t.Fatalf("sandbox after daemon kill: %+v %v (before: pid %d)", sb, err, sbBefore.PID)
+	}
+	long, err := f.rt.ContainerStatus(ctx, pod.UID, ids["long"])
+	if err != nil || long.State != ContainerRunning || !procAlive(long.PID) {
+		t.Errorf("long-running container after daemon kill: %+v %v", long, err)
+	}
+	short, err := f.rt.ContainerStatus(ctx, pod.UID, ids["short"])
+	if err != nil || short.State != ContainerExited || short.ExitCode != 7 || short.Reason != "Error" || short.FinishedAt.IsZero() || !short.FinishedAt.After(short.StartedAt) {
+		t.Errorf("exit while the daemon was dead: %+v %v; want Exited 7 Error", short, err)
+	}
+	if b, _ := os.ReadFile(short.LogPath); !strings.Contains(string(b), " stdout F bye\n") {
+		t.Errorf("log of short: %q", b)
+	}
+	// The new daemon drives the adopted pod as before.
+	if err := f.rt.StopContainer(ctx, pod.UID, ids["long"], time.Second); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := f.rt.ListContainers(ctx, pod.UID)
+	if len(list) != 2 {
+		t.Errorf("ListContainers = %+v", list)
+	}
+}
+
+func init() { _ = strconv.Itoa }
