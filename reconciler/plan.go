@@ -244,6 +244,13 @@ func (p *planner) add(pc *podCtx, a Action) bool {
 		return false
 	}
 	key := a.Key()
+	if _, ok := a.(PullImage); ok {
+		for _, b := range pc.actions {
+			if b.Key() == key {
+				return true // already earlier in this pod's chain
+			}
+		}
+	}
 	busy := p.inFlight(key)
 	if pi, ok := a.(PullImage); ok && !busy {
 		if _, dup := p.pulls[key]; dup {
