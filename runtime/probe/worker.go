@@ -132,7 +132,7 @@ func (w *Worker) Observe(now time.Time, c Container, r Result) Output {
 	var out Output
 	switch r.Outcome {
 	case Unknown:
-		return Output{Event: &Event{"Warning", "Unhealthy", fmt.Sprintf("%s probe errored: %s", w.kind, r.Message)}}
+		return Output{Value: w.value, Event: &Event{"Warning", "Unhealthy", fmt.Sprintf("%s probe errored: %s", w.kind, r.Message)}}
 	case Warning:
 		out.Event = &Event{"Warning", "ProbeWarning", fmt.Sprintf("%s probe warning: %s", w.kind, r.Message)}
 	case Failure:
