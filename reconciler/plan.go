@@ -35,6 +35,8 @@ type planner struct {
 	readyByName map[string]bool
 	// desiredByName maps namespace/name to the desired UID.
 	desiredByName map[string]types.UID
+	// undesiredNames: namespace/name of observed pods nobody desires.
+	undesiredNames map[string]struct{}
 }
 
 func nsName(ns, name string) string { return ns + "/" + name }
@@ -455,18 +457,21 @@ func (p *planner) planDesired(uid types.UID, dp *DesiredPod) PodPlan {
 // hasPredecessor: an observed pod with the same name and another UID that
 // nobody desires (the previous content of the same file).
 func (p *planner) hasPredecessor(uid types.UID, pod *v1.Pod) bool {
-	for ouid, op := range p.o.Pods {
-		if ouid == uid || op == nil {
-			continue
-		}
-		if dp := p.d.Pods[ouid]; dp != nil && dp.Pod != nil {
-			continue
-		}
-		if op.Namespace == pod.Namespace && op.Name == pod.Name {
-			return true
+	if p.undesiredNames == nil {
+		// Built once per plan: names of observed pods nobody desires.
+		p.undesiredNames = make(map[string]struct{})
+		for ouid, op := range p.o.Pods {
+			if op == nil {
+				continue
+			}
+			if dp := p.d.Pods[ouid]; dp != nil && dp.Pod != nil {
+				continue
+			}
+			p.undesiredNames[nsName(op.Namespace, op.Name)] = struct{}{}
 		}
 	}
-	return false
+	_, ok := p.undesiredNames[nsName(pod.Namespace, pod.Name)]
+	return ok
 }
 
 // lifecycle plans a pod that should run: create, keep running, restart,
