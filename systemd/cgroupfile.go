@@ -462,22 +462,27 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 			if _, err := ev.Read(buf); err != nil {
 				return // closed by ctx, or the eventfd broke
 			}
-			if _, err := os.Stat(filepath.Join(dir, "memory.oom_control")); err != nil {
-				return // the eventfd fires on rmdir too
-			}
-			// The counter moves right after the notification; give the
-			// kill a moment to land before deciding there was none.
+			// The kill is counted a few microseconds after the notification,
+			// and an emptied cgroup may be removed (systemd collects empty
+			// scopes) soon after that: read at once and poll tightly, then
+			// more slowly. A read that fails means the cgroup is gone (the
+			// eventfd also fires on rmdir).
 			before := seen
-			for i := 0; i < 20 && seen == before; i++ {
+			for i := 0; i < 100 && seen == before; i++ {
 				if !report() {
 					return
 				}
-				if seen == before {
-					select {
-					case <-time.After(10 * time.Millisecond):
-					case <-ctx.Done():
-						return
-					}
+				if seen != before {
+					break
+				}
+				wait := 100 * time.Microsecond
+				if i >= 50 {
+					wait = 10 * time.Millisecond
+				}
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return
 				}
 			}
 		}

@@ -90,6 +90,8 @@ type CgroupfsDriver struct {
 	dropped  uint64
 	watching map[string]context.CancelFunc // scope id → its watcher
 	qosMu    sync.Mutex                    // serialises burstable shares updates
+
+	forcePoll bool // tests: use the pure-v1 poll even where inotify works
 }
 
 var _ Driver = (*CgroupfsDriver)(nil)
@@ -297,6 +299,7 @@ type podMarker struct {
 	UID       types.UID `json:"uid"`
 	QOS       QOSClass  `json:"qos"`
 	CPUShares uint64    `json:"cpuShares,omitempty"` // for the burstable sum
+	Resources Resources `json:"resources"`           // re-applied by StartScope
 }
 
 type scopeMarker struct {
@@ -438,6 +441,24 @@ func (d *CgroupfsDriver) apply(cgroupPath string, r Resources, onlyCPU bool) err
 }
 
 func (d *CgroupfsDriver) create(cgroupPath string, r Resources, onlyCPU bool) (cgroups.Manager, error) {
+	return retryVanished(func() (cgroups.Manager, error) { return d.createOnce(cgroupPath, r, onlyCPU) })
+}
+
+// retryVanished retries an operation that failed because a directory
+// vanished under it. Where systemd runs beside this driver (the test node;
+// a host a user forced --cgroup-driver=cgroupfs on), systemd trims empty
+// cgroups in the v1 hierarchies of controllers no unit uses (blkio,
+// devices...) whenever it realizes the root slice; recreating is all it takes.
+func retryVanished[T any](op func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := op()
+		if err == nil || attempt == 4 || !errors.Is(err, fs.ErrNotExist) {
+			return v, err
+		}
+	}
+}
+
+func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool) (cgroups.Manager, error) {
 	dirs, err := cgroupDirs(cgroupPath)
 	if err != nil {
 		return nil, err
@@ -463,7 +484,7 @@ func (d *CgroupfsDriver) create(cgroupPath string, r Resources, onlyCPU bool) (c
 	// SkipDevices makes the v1 manager skip the devices directory, but the
 	// runtime applies each container's device allowlist there: create it.
 	if dev, ok := dirs["devices"]; ok && !v2 {
-		if err := os.Mkdir(dev, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.MkdirAll(dev, 0o755); err != nil {
 			return nil, fmt.Errorf("create cgroup %s: %w", dev, err)
 		}
 	}
@@ -517,7 +538,7 @@ func (d *CgroupfsDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
 	if pod.Resources.CPUShares != nil {
 		shares = *pod.Resources.CPUShares
 	}
-	if err := writeFileAtomic(d.podMarkerFile(pod.UID), podMarker{UID: pod.UID, QOS: pod.QOS, CPUShares: shares}); err != nil {
+	if err := writeFileAtomic(d.podMarkerFile(pod.UID), podMarker{UID: pod.UID, QOS: pod.QOS, CPUShares: shares, Resources: pod.Resources}); err != nil {
 		return fmt.Errorf("pod %s marker: %w", pod.UID, err)
 	}
 	p := d.podPath(pod.QOS, pod.UID)
@@ -657,14 +678,23 @@ func (d *CgroupfsDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
 		return fmt.Errorf("scope %s marker: %w", spec.ID, err)
 	}
 	p := d.scopePath(m)
-	mgr, err := d.create(p, spec.Resources, false)
+	_, err := retryVanished(func() (struct{}, error) {
+		mgr, err := d.createOnce(p, spec.Resources, false)
+		if err != nil {
+			return struct{}{}, err
+		}
+		for _, pid := range spec.PIDs {
+			if err := mgr.AddPid("", pid); err != nil {
+				return struct{}{}, fmt.Errorf("move pid %d into %s: %w", pid, p, err)
+			}
+		}
+		return struct{}{}, nil
+	})
 	if err != nil {
 		return fmt.Errorf("scope %s: %w", ScopeUnitName(spec.ID), err)
 	}
-	for _, pid := range spec.PIDs {
-		if err := mgr.AddPid("", pid); err != nil {
-			return fmt.Errorf("scope %s: move pid %d into %s: %w", ScopeUnitName(spec.ID), pid, p, err)
-		}
+	if err := d.reapplyAncestors(spec.Pod.UID); err != nil {
+		return fmt.Errorf("scope %s: %w", ScopeUnitName(spec.ID), err)
 	}
 	d.watchScope(spec.ID, p)
 	st := UnitState{Unit: ScopeUnitName(spec.ID), PodUID: spec.Pod.UID, ID: spec.ID, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: slices.Clone(spec.PIDs)}
@@ -786,6 +816,30 @@ func killAll(ctx context.Context, dirs map[string]string) error {
 	}
 }
 
+// reapplyAncestors sets the pod's and its QoS cgroup's values again once a
+// process sits below them. Until then they are empty cgroups, and an empty
+// cgroup may be removed behind our back (systemd trims v1 hierarchies of
+// controllers its units do not use); creating the scope would then have
+// recreated them without limits. With a process inside they can no longer
+// be removed, so the values set now stay.
+func (d *CgroupfsDriver) reapplyAncestors(uid types.UID) error {
+	m, err := d.readPodMarker(uid)
+	if err != nil {
+		return fmt.Errorf("pod %s marker: %w", uid, err)
+	}
+	switch m.QOS {
+	case v1.PodQOSBestEffort:
+		if err := d.apply(d.qosPath(m.QOS), Resources{CPUShares: sdPtr(uint64(MinShares))}, true); err != nil {
+			return err
+		}
+	case v1.PodQOSBurstable:
+		if err := d.updateBurstableShares(); err != nil {
+			return err
+		}
+	}
+	return d.apply(d.podPath(m.QOS, uid), m.Resources, false)
+}
+
 // ---- listing ----
 
 // List returns this driver's pods and their scopes under the root.
@@ -903,7 +957,7 @@ func (d *CgroupfsDriver) runScopeWatch(ctx context.Context, id, p string) {
 	if !ok {
 		v2dir, ok = dirs[hybridV2Key]
 	}
-	if ok {
+	if ok && !d.forcePoll {
 		if w, err := sharedInotify().watch(filepath.Join(v2dir, "cgroup.events")); err == nil {
 			defer sharedInotify().unwatch(w)
 			wake = w.c
