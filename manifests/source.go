@@ -129,6 +129,7 @@ type Source struct {
 	dirty      bool
 	generation uint64
 	skipLogged map[string]bool
+	onPublish  func(Snapshot) // tests: sees every snapshot, in order
 }
 
 type fileState struct {
@@ -617,6 +618,9 @@ func (s *Source) publish() {
 	s.mu.Lock()
 	s.snap = Snapshot{Pods: pods, Errors: errs, Synced: true, Generation: s.generation}
 	s.mu.Unlock()
+	if s.onPublish != nil {
+		s.onPublish(s.snap)
+	}
 	select {
 	case s.changed <- struct{}{}:
 	default:
