@@ -287,6 +287,26 @@ func Wait(ctx context.Context, c *api.Client, namespace, name string, cond WaitF
 	deadline := time.Now().Add(timeout)
 	shown := name
 	var lastErr error
+	// One check first with its own short deadline, so --timeout=0 (check
+	// once) still asks the daemon.
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	p, err := c.GetPod(gctx, namespace, name)
+	cancel()
+	switch {
+	case err == nil:
+		shown = p.Name
+		if cond.Met(p) {
+			fmt.Fprintf(out, "pod/%s condition met\n", shown)
+			return nil
+		}
+	case apierrors.IsNotFound(err):
+		if cond.Met(nil) {
+			fmt.Fprintf(out, "pod/%s condition met\n", shown)
+			return nil
+		}
+	default:
+		lastErr = err
+	}
 	for {
 		met, seen, err := waitOnce(ctx, c, namespace, name, cond, deadline)
 		if seen != "" {

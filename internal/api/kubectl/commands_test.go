@@ -216,13 +216,21 @@ func TestWaitCommand(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		c := serve(t, storeWith(readyPod(false)))
 		var out, errOut bytes.Buffer
+		if err := Wait(ctx, c, "default", "web", ready, 0, &out, &errOut); err == nil {
+			t.Error("timeout 0 on an unready pod succeeded")
+		}
+		c2 := serve(t, storeWith(readyPod(true)))
+		if err := Wait(ctx, c2, "default", "web", ready, 0, &out, &errOut); err != nil || out.String() != "pod/web-node1 condition met\n" {
+			t.Errorf("timeout 0 on a ready pod: %v %q", err, out.String())
+		}
+		out.Reset()
 		err := Wait(ctx, c, "default", "web", ready, 100*time.Millisecond, &out, &errOut)
 		var te *ErrWaitTimeout
 		if !errors.As(err, &te) || FormatError(err) != "error: timed out waiting for the condition on pods/web-node1" || out.Len() != 0 {
 			t.Errorf("err %v (%q) out %q", err, FormatError(err), out.String())
 		}
 		// --timeout=0 checks once.
-		if err := Wait(ctx, c, "default", "web", ready, 0, &out, &errOut); !errors.As(err, &te) {
+		if err := Wait(ctx, c, "default", "web", ready, 0, &out, &errOut); !errors.As(err, &te) || te.Name != "web-node1" {
 			t.Errorf("timeout 0: %v", err)
 		}
 	})
