@@ -450,6 +450,15 @@ func (p *planner) planDesired(uid types.UID, dp *DesiredPod) PodPlan {
 		return p.finish(pc, dp.QOSClass, false)
 	}
 	p.readyByName[name] = true
+	if t := pc.op.Termination; t != nil && (t.Reason == ReasonDeleted || t.Reason == ReasonReplaced) {
+		// The file came back (same content, same UID) while its pod was
+		// being stopped. As the kubelet does for a static pod, the
+		// termination completes first; the pod then starts afresh.
+		if p.stopAll(pc, t.Reason) {
+			p.add(pc, RemovePod{UID: uid})
+		}
+		return p.finish(pc, dp.QOSClass, true)
+	}
 	p.lifecycle(pc)
 	return p.finish(pc, dp.QOSClass, false)
 }
@@ -497,7 +506,7 @@ func (p *planner) lifecycle(pc *podCtx) {
 		// "Pod sandbox changed, it will be killed and re-created").
 		p.event(pc, "", "sandboxchanged/"+op.Sandbox.ID, v1.EventTypeNormal, "SandboxChanged",
 			"Pod sandbox changed, it will be killed and re-created.")
-		if p.killAllIn(pc, op.Sandbox.ID, "SandboxChanged") {
+		if p.killAllIn(pc, op.Sandbox.ID, ReasonSandboxChanged) {
 			return
 		}
 		p.add(pc, StopSandbox{UID: pc.uid, ID: op.Sandbox.ID})
@@ -602,7 +611,7 @@ func (p *planner) decideTerminal(pc *podCtx) {
 		deadline := pc.startTime.Add(time.Duration(*ads) * time.Second)
 		if !p.now.Before(deadline) {
 			pc.terminal, pc.terminalPhase = true, v1.PodFailed
-			pc.terminalReason = "DeadlineExceeded"
+			pc.terminalReason = ReasonDeadlineExceeded
 			pc.terminalMsg = "Pod was active on the node longer than the specified deadline"
 			p.event(pc, "", "deadline", v1.EventTypeNormal, "DeadlineExceeded", pc.terminalMsg)
 			return
@@ -652,6 +661,21 @@ func (p *planner) runningSandbox(pc *podCtx) {
 		for i := range list {
 			p.probeKill(pc, &list[i])
 		}
+	}
+
+	// Containers still running from an older sandbox (a daemon crash in the
+	// middle of a sandbox change) go before anything starts in this one.
+	stale := false
+	for _, list := range [2][]ctr{pc.inits, pc.apps} {
+		for i := range list {
+			if c := &list[i]; c.latest != nil && c.latest.State == ContainerRunning && c.latest.SandboxID != sb.ID {
+				p.kill(pc, c, 0, ReasonSandboxChanged, "Stopping container "+c.spec.Name)
+				stale = true
+			}
+		}
+	}
+	if stale {
+		return
 	}
 
 	// Init containers in order (kubelet computeInitContainerActions).
@@ -789,8 +813,11 @@ func (p *planner) start(pc *podCtx, c *ctr, sandboxAttempt uint32) {
 	if p.add(pc, a) && c.waitReason == "" {
 		if st := p.o.Images[c.spec.Image]; st != nil && st.Presence == ImagePresent {
 			// kubelet reports the image on every container start.
-			p.event(pc, c.spec.Name, "pulled/"+c.spec.Name+"/"+u32(a.Attempt), v1.EventTypeNormal, "Pulled",
-				`Container image "`+c.spec.Image+`" already present on machine`)
+			msg := `Container image "` + c.spec.Image + `" already present on machine`
+			if pc.dp != nil && !st.PulledAt.IsZero() && !st.PulledAt.Before(pc.dp.SeenAt) && a.Attempt == 0 {
+				msg = `Successfully pulled image "` + c.spec.Image + `"`
+			}
+			p.event(pc, c.spec.Name, "pulled/"+c.spec.Name+"/"+u32(a.Attempt), v1.EventTypeNormal, "Pulled", msg)
 		}
 	}
 }
@@ -872,7 +899,7 @@ func (p *planner) killAllIn(pc *podCtx, sandboxID, reason string) bool {
 func (p *planner) stopAll(pc *podCtx, reason string) bool {
 	op := pc.op
 	if reason == "" {
-		reason = "Completed"
+		reason = ReasonCompleted
 	}
 	grace := p.podGrace(pc.pod)
 	deadline := p.now.Add(grace)
@@ -967,9 +994,9 @@ func (p *planner) planUndesired(uid types.UID, op *ObservedPod) PodPlan {
 		p.lifecycle(pc)
 		return p.finish(pc, "", false)
 	}
-	reason := "Deleted"
+	reason := ReasonDeleted
 	if _, ok := p.desiredByName[nsName(pod.Namespace, pod.Name)]; ok {
-		reason = "Replaced"
+		reason = ReasonReplaced
 	}
 	pc := p.newPodCtx(uid, pod, nil, op)
 	if p.stopAll(pc, reason) {

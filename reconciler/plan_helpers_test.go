@@ -69,7 +69,9 @@ func newSim(t *testing.T, pods ...*v1.Pod) *sim {
 	return s
 }
 
-func (s *sim) want(p *v1.Pod) { s.d.Pods[p.UID] = &DesiredPod{Pod: p, Source: "/m/" + p.Name + ".yaml"} }
+func (s *sim) want(p *v1.Pod) {
+	s.d.Pods[p.UID] = &DesiredPod{Pod: p, Source: "/m/" + p.Name + ".yaml"}
+}
 
 func (s *sim) present(images ...string) {
 	for _, i := range images {

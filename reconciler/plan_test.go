@@ -713,3 +713,67 @@ func TestPlanIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestCompletedPodStopsSidecarsLast(t *testing.T) {
+	pod := mkPod("u1", "job", "app")
+	pod.Spec.RestartPolicy = v1.RestartPolicyOnFailure
+	sc := mkContainer("side")
+	sc.RestartPolicy = always()
+	pod.Spec.InitContainers = []v1.Container{sc}
+	s := newSim(t, pod)
+	s.present("img-app:1", "img-side:1")
+	s.step()
+	s.step()
+	s.exit("u1", "app", 0, "Completed")
+	eq(t, "app done: the sidecar goes", s.step(), []string{"terminating u1 grace=30s (Completed)", "kill u1/side grace=30s (Completed)"})
+	eq(t, "then the sandbox", s.step(), []string{"stopsandbox u1"})
+	eq(t, "quiet", s.step(), nil)
+	if st := s.status("u1"); st.Phase != v1.PodSucceeded {
+		t.Fatalf("phase %s", st.Phase)
+	}
+}
+
+func TestFileRestoredDuringTermination(t *testing.T) {
+	pod := mkPod("u1", "web", "app")
+	s := newSim(t, pod)
+	s.present("img-app:1")
+	s.step()
+	delete(s.d.Pods, "u1")
+	eq(t, "deleting", s.step(), []string{"terminating u1 grace=30s (Deleted)", "kill u1/app grace=30s (Deleted)"})
+	// The same content comes back: termination completes, then a fresh pod.
+	s.want(pod)
+	r := s.plan()
+	if !r.Pods[0].Terminating {
+		t.Fatal("pod being removed is not shown Terminating")
+	}
+	eq(t, "finish termination", s.step(), []string{"stopsandbox u1", "removepod u1"})
+	eq(t, "fresh start", s.step(), []string{"cgroup u1", "sandbox u1 #0", "start u1/app #0"})
+}
+
+func TestContainerFromOldSandboxIsKilled(t *testing.T) {
+	s := newSim(t, mkPod("u1", "web", "app"))
+	s.present("img-app:1")
+	s.step()
+	// A crash mid sandbox change left the old container running beside a
+	// new sandbox.
+	op := s.o.Pods["u1"]
+	op.Sandbox = Sandbox{ID: "sb1", Attempt: 1, State: SandboxRunning}
+	eq(t, "old one goes first", s.step(), []string{"kill u1/app grace=0s (SandboxChanged)"})
+	eq(t, "then a new one", s.step(), []string{"start u1/app #1"})
+}
+
+func TestPulledEventAfterPull(t *testing.T) {
+	s := newSim(t, mkPod("u1", "web", "app"))
+	s.step()
+	if !s.hasEvent("Pulling", `Pulling image "img-app:1"`) {
+		t.Fatalf("events %+v", s.events)
+	}
+	// A container start after a pull (a pod whose image came in a previous
+	// round) says the pull succeeded.
+	s2 := newSim(t, mkPod("u2", "web", "app"))
+	s2.o.Images["img-app:1"] = &ImageState{Presence: ImagePresent, PulledAt: t0}
+	s2.step()
+	if !s2.hasEvent("Pulled", `Successfully pulled image "img-app:1"`) {
+		t.Fatalf("events %+v", s2.events)
+	}
+}

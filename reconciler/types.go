@@ -383,6 +383,15 @@ type StopSandbox struct {
 	ID  string
 }
 
+// Termination reasons Plan uses (KillContainer.Reason, Termination.Reason).
+const (
+	ReasonDeleted          = "Deleted"          // the manifest file was removed
+	ReasonReplaced         = "Replaced"         // the file changed: a new UID took over the name
+	ReasonDeadlineExceeded = "DeadlineExceeded" // activeDeadlineSeconds
+	ReasonCompleted        = "Completed"        // the pod finished (restartPolicy OnFailure/Never)
+	ReasonSandboxChanged   = "SandboxChanged"   // the sandbox died
+)
+
 // MarkTerminating asks the shell to persist Termination{Since: now,
 // Deadline: now+Grace, Reason} unless one is recorded.
 type MarkTerminating struct {
