@@ -828,6 +828,11 @@ func (p *planner) probeKill(pc *podCtx, c *ctr) {
 	if c.cur == nil || c.cur.State != ContainerRunning || c.probes == nil {
 		return
 	}
+	if r := &c.probes.Readiness; c.spec.ReadinessProbe != nil && r.ContainerID == c.cur.ID && r.Outcome == ProbeFailure {
+		// Readiness only flips Ready (status), but users see why.
+		p.event(pc, c.spec.Name, "unhealthy/"+c.cur.ID+"/readiness/"+strconv.Itoa(int(r.ConsecutiveFailures)),
+			v1.EventTypeWarning, "Unhealthy", "Readiness probe failed: "+r.Output)
+	}
 	var probe *v1.Probe
 	var res *ProbeResult
 	var kind string

@@ -658,6 +658,11 @@ func TestReadinessDrivesReady(t *testing.T) {
 		t.Fatal("transition time moved without a transition")
 	}
 	id := s.running("u1", "app").ID
+	s.o.Pods["u1"].Probes = map[string]ProbeResults{"app": {Readiness: ProbeResult{ContainerID: id, Outcome: ProbeFailure, ConsecutiveFailures: 3, Output: "connection refused"}}}
+	eq(t, "readiness never kills", s.step(), nil)
+	if !s.hasEvent("Unhealthy", "Readiness probe failed: connection refused") {
+		t.Fatalf("events %+v", s.events)
+	}
 	s.o.Pods["u1"].Probes = map[string]ProbeResults{"app": {Readiness: ProbeResult{ContainerID: id, Outcome: ProbeSuccess}}}
 	s.step()
 	if st := s.status("u1"); !conditionTrue(st, v1.PodReady) || !st.Conditions[2].LastTransitionTime.Time.Equal(s.now) {
