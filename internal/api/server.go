@@ -114,6 +114,41 @@ func ListenUnix(path string) (net.Listener, error) {
 	return l, nil
 }
 
+// ListenAndServe serves on the unix socket and, when tcpAddr is not empty,
+// also on that TCP address (read-only like every endpoint; off by default,
+// as the kubelet's read-only port). It returns when ctx ends or a listener
+// fails; the socket file is removed on return.
+func (s *Server) ListenAndServe(ctx context.Context, socket, tcpAddr string) error {
+	ul, err := ListenUnix(socket)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	n := 1
+	go func() { errs <- s.Serve(ctx, ul) }()
+	if tcpAddr != "" {
+		tl, err := net.Listen("tcp", tcpAddr)
+		if err != nil {
+			cancel()
+			<-errs
+			return fmt.Errorf("read-only API address %s: %w", tcpAddr, err)
+		}
+		s.log.Info("read-only API listening", "address", tl.Addr().String())
+		n++
+		go func() { errs <- s.Serve(ctx, tl) }()
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+		cancel() // one listener down stops the other
+	}
+	return first
+}
+
 // Serve serves on l until ctx ends, then shuts down (open watches end).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{

@@ -446,3 +446,53 @@ func TestEventCap(t *testing.T) {
 		t.Errorf("events = %d, first %q", len(evs), evs[0].Message)
 	}
 }
+
+func TestListenAndServeTCP(t *testing.T) {
+	dir, err := os.MkdirTemp("", "mkl-api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s.sock")
+	// Find a free port, then hand it to the server.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewServer(newTestStore(), nil, nil).ListenAndServe(ctx, sock, addr) }()
+	var resp *http.Response
+	for i := 0; i < 200; i++ {
+		if resp, err = http.Get("http://" + addr + "/pods/default/web"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("TCP GET = %d", resp.StatusCode)
+	}
+	if err := NewClient(sock).Healthz(context.Background()); err != nil {
+		t.Errorf("unix healthz: %v", err)
+	}
+	resp, err = http.Post("http://"+addr+"/pods", "application/json", strings.NewReader("{}"))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("TCP POST = %d", resp.StatusCode)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
