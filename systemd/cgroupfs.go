@@ -488,10 +488,53 @@ func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool
 			return nil, fmt.Errorf("create cgroup %s: %w", dev, err)
 		}
 	}
+	if v2 {
+		if err := fitV2Controllers(dirs[unifiedKey], res); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", cgroupPath, err)
+		}
+	}
 	if err := m.Set(res); err != nil {
 		return nil, fmt.Errorf("set limits of cgroup %s: %w", cgroupPath, err)
 	}
 	return m, nil
+}
+
+// fitV2Controllers drops the writes a v2 cgroup cannot take because a
+// controller is not enabled for it (a host or container that does not
+// delegate it): "unlimited" values and the cpu weight (a soft share) are
+// skipped; an actual limit is an error naming the controller, never
+// silently lost.
+func fitV2Controllers(dir string, res *cgroups.Resources) error {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return err
+	}
+	avail := map[string]bool{}
+	for _, c := range strings.Fields(string(b)) {
+		avail[c] = true
+	}
+	missing := func(ctrl string) error {
+		return fmt.Errorf("a %s limit is asked for but the %s controller is not enabled in %s (cgroup.controllers: %q)", ctrl, ctrl, dir, strings.TrimSpace(string(b)))
+	}
+	if !avail["cpu"] {
+		if res.CpuQuota > 0 {
+			return missing("cpu")
+		}
+		res.CpuWeight, res.CpuQuota, res.CpuPeriod = 0, 0, 0
+	}
+	if !avail["memory"] {
+		if res.Memory > 0 {
+			return missing("memory")
+		}
+		res.Memory, res.MemorySwap = 0, 0
+	}
+	if !avail["pids"] {
+		if res.PidsLimit != nil && *res.PidsLimit > 0 {
+			return missing("pids")
+		}
+		res.PidsLimit = nil
+	}
+	return nil
 }
 
 // updateBurstableShares sets the burstable cgroup's cpu.shares to the sum

@@ -766,3 +766,122 @@ func cgfsDirFile(t *testing.T, dir, file string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+const cgfsV2Env = "MKL_CGFS_PURE_V2"
+
+// TestCgroupfsPureV2 runs the driver on a pure cgroup v2 layout: in a
+// private mount namespace of the test node, /sys/fs/cgroup is replaced by a
+// single cgroup2 mount (the node's own unified hierarchy), and the test
+// binary runs this test again inside. This machine's v2 hierarchy has no
+// memory, cpu or pids controller (v1 holds them), so it checks the v2 code
+// path itself: detection, fs2 creation, placing processes, populated events
+// through inotify, cgroup.kill, removal, and that a limit the hierarchy
+// cannot enforce is refused rather than dropped.
+func TestCgroupfsPureV2(t *testing.T) {
+	testnode.Require(t)
+	if os.Getenv(cgfsV2Env) != "" {
+		cgfsPureV2Inner(t)
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node's private tmpfs sits over the host's: unmount every layer.
+	script := `set -e
+while grep -q ' /sys/fs/cgroup ' /proc/self/mountinfo; do umount -R /sys/fs/cgroup; done
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+exec "$0" -test.run '^TestCgroupfsPureV2$' -test.v -test.count=1`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, self)
+	cmd.Env = append(os.Environ(), cgfsV2Env+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("inner run:\n%s", out)
+	if err != nil {
+		t.Fatalf("inner run: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestCgroupfsPureV2") {
+		t.Fatal("inner run did not pass the test")
+	}
+}
+
+func cgfsPureV2Inner(t *testing.T) {
+	ctx := context.Background()
+	dirs, err := cgroupDirs("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != 1 || dirs[""] != "/sys/fs/cgroup" {
+		t.Fatalf("pure v2 dirs = %v, want only \"\": /sys/fs/cgroup", dirs)
+	}
+	d := newTestCgroupfs(t, "kubepods-cgfs-v2")
+	pod := PodCgroup{UID: "v2-1", QOS: v1.PodQOSBestEffort, Resources: Resources{CPUShares: sdPtr(uint64(MinShares))}}
+	if err := d.EnsurePod(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	s := startSleep(t)
+	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "v2c", PIDs: []int{s.Process.Pid}}); err != nil {
+		t.Fatal(err)
+	}
+	scope := "/sys/fs/cgroup/kubepods-cgfs-v2/besteffort/podv2-1/v2c"
+	if got := cgfsDirFile(t, scope, "cgroup.procs"); got != strconv.Itoa(s.Process.Pid) {
+		t.Fatalf("%s/cgroup.procs = %q, want %d", scope, got, s.Process.Pid)
+	}
+	if got := cgfsDirFile(t, scope, "cgroup.events"); !strings.Contains(got, "populated 1") {
+		t.Fatalf("cgroup.events %q", got)
+	}
+	if u, err := d.Usage(ctx, pod.UID, "v2c"); err != nil {
+		t.Fatalf("v2 usage: %v", err)
+	} else {
+		t.Logf("v2 usage without memory/pids controllers: %+v", u)
+	}
+	// A real limit this hierarchy cannot enforce is an error, not a no-op.
+	limit := int64(64 << 20)
+	s2 := startSleep(t)
+	err = d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "v2limited", PIDs: []int{s2.Process.Pid}, Resources: Resources{MemoryLimit: &limit}})
+	if err == nil || !strings.Contains(err.Error(), "memory controller") {
+		t.Fatalf("memory limit without the memory controller: %v", err)
+	}
+	if err := d.StopScope(ctx, "v2limited", true); err != nil {
+		t.Fatal(err)
+	}
+	// The process exits: inotify on cgroup.events reports it.
+	s.Process.Kill()
+	s.Wait()
+	deadline := time.After(20 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-d.Events():
+			if ev.Unit != ScopeUnitName("v2c") || (ev.State.ActiveState == "active" && !ev.Gone) {
+				continue // the start event
+			}
+			if ev.State.ActiveState != "inactive" || ev.Gone {
+				t.Fatalf("exit event %+v", ev)
+			}
+			done = true
+		case <-deadline:
+			t.Fatal("no exit event")
+		}
+	}
+	// StopScope on v2 uses cgroup.kill.
+	h := startHeld(t, "ignore-term")
+	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "v2stubborn", PIDs: []int{h.cmd.Process.Pid}, StopTimeout: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	h.release(t)
+	h.readLine(t)
+	if err := d.StopScope(ctx, "v2stubborn", false); err != nil {
+		t.Fatal(err)
+	}
+	if ws, ok := waitStatus(h.wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("stubborn process ended with %v", h.wait())
+	}
+	if err := d.StopScope(ctx, "v2c", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RemovePod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/kubepods-cgfs-v2/besteffort/podv2-1"); err == nil {
+		t.Fatal("pod cgroup left behind")
+	}
+}
