@@ -782,3 +782,50 @@ func TestPulledEventAfterPull(t *testing.T) {
 		t.Fatalf("events %+v", s2.events)
 	}
 }
+
+func TestSandboxDeathOnFailureSkipsSucceeded(t *testing.T) {
+	pod := mkPod("u1", "job", "a", "b")
+	pod.Spec.RestartPolicy = v1.RestartPolicyOnFailure
+	s := newSim(t, pod)
+	s.present("img-a:1", "img-b:1")
+	s.step()
+	s.exit("u1", "a", 0, "Completed")
+	s.step()
+	s.o.Pods["u1"].Sandbox.State = SandboxExited
+	eq(t, "kill b", s.step(), []string{"kill u1/b grace=0s (SandboxChanged)"})
+	// kubelet computePodActions: under OnFailure a container that succeeded
+	// is not run again in the new sandbox.
+	eq(t, "recreate with b only", s.step(), []string{"stopsandbox u1", "sandbox u1 #1", "start u1/b #1"})
+}
+
+func TestSandboxDeathUnderNeverAfterInit(t *testing.T) {
+	pod := mkPod("u1", "job", "app")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	pod.Spec.InitContainers = []v1.Container{mkContainer("init")}
+	s := newSim(t, pod)
+	s.present("img-app:1", "img-init:1")
+	s.step()
+	s.exit("u1", "init", 0, "Completed")
+	s.o.Pods["u1"].Sandbox.State = SandboxExited
+	// Containers already ran under Never: no new sandbox (kubelet).
+	eq(t, "released, not recreated", s.step(), []string{"stopsandbox u1"})
+	eq(t, "quiet", s.step(), nil)
+}
+
+func TestPullPolicyDefaults(t *testing.T) {
+	for img, want := range map[string]v1.PullPolicy{
+		"busybox":                 v1.PullAlways,
+		"busybox:latest":          v1.PullAlways,
+		"busybox:1.36":            v1.PullIfNotPresent,
+		"registry:5000/busybox":   v1.PullAlways,
+		"registry:5000/busybox:1": v1.PullIfNotPresent,
+		"busybox@sha256:0123abcd": v1.PullIfNotPresent,
+	} {
+		if got := pullPolicy(&v1.Container{Image: img}); got != want {
+			t.Errorf("%s: %s, want %s", img, got, want)
+		}
+	}
+	if got := pullPolicy(&v1.Container{Image: "busybox", ImagePullPolicy: v1.PullNever}); got != v1.PullNever {
+		t.Errorf("explicit policy overridden: %s", got)
+	}
+}
