@@ -29,6 +29,9 @@ func (s *Store) Import(ctx context.Context, file string, progress ProgressFunc) 
 	}
 	defer unlock(ing)
 
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
 	work, err := s.tmpDir("import")
 	if err != nil {
 		return nil, err

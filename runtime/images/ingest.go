@@ -128,14 +128,15 @@ func (s *Store) ingest(ctx context.Context, src ingestSource, progress ProgressF
 		if manifest != nil {
 			info.Digest = manifest.Layers[i].Digest.String()
 			info.Size = manifest.Layers[i].Size
-		} else if sz, err := l.Size(); err == nil && src.uncompressed {
-			info.Size = sz
 		}
+		// Docker archives: the size is the tar's, known once read (asking
+		// go-containerregistry would gzip the layer to find out).
 		rec.Layers = append(rec.Layers, info)
-		rec.Size += info.Size
 		if !s.layerPresent(info.DiffID) {
 			jobs = append(jobs, job{i, l, info.Size})
 			total += info.Size
+		} else if info.Size == 0 {
+			rec.Layers[i].Size = s.storedLayerSize(info.DiffID)
 		}
 	}
 	pr := &progressState{fn: progress, p: Progress{Ref: src.ref, Total: total, LayersTotal: len(jobs)}}
@@ -148,6 +149,12 @@ func (s *Store) ingest(ctx context.Context, src ingestSource, progress ProgressF
 	}
 	if err := g.Wait(); err != nil {
 		return Record{}, err
+	}
+	for i := range rec.Layers {
+		if rec.Layers[i].Size == 0 {
+			rec.Layers[i].Size = s.storedLayerSize(rec.Layers[i].DiffID)
+		}
+		rec.Size += rec.Layers[i].Size
 	}
 
 	for _, b := range [][]byte{src.rawManifest, src.rawIndex, rawCfg} {
@@ -283,7 +290,8 @@ func (s *Store) unpackOne(ctx context.Context, src ingestSource, l v1.Layer, inf
 	defer stop()
 
 	diffHash := sha256.New()
-	tee := io.TeeReader(uncompressed, diffHash)
+	streamed := &byteCounter{}
+	tee := io.TeeReader(uncompressed, io.MultiWriter(diffHash, streamed))
 	written, err := unpackLayer(tee, diff)
 	if err == nil {
 		// The tar may end before the stream does (padding): hash it all.
@@ -311,6 +319,9 @@ func (s *Store) unpackOne(ctx context.Context, src ingestSource, l v1.Layer, inf
 	}
 	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != info.DiffID {
 		return fmt.Errorf("%s: content digest mismatch: config says %s, layer content is %s (corrupt or tampered layer; nothing stored)", what, info.DiffID, got)
+	}
+	if info.Size == 0 {
+		info.Size = streamed.n
 	}
 	meta, _ := json.Marshal(layerMeta{DiffID: info.DiffID, Digest: info.Digest, Size: info.Size, Unpacked: written, Created: time.Now().UTC()})
 	if err := writeFileAtomic(filepath.Join(tmp, "layer.json"), meta, 0o644); err != nil {
@@ -377,4 +388,17 @@ func (s *Store) putBlob(b []byte) error {
 		return nil
 	}
 	return writeFileAtomic(p, b, 0o644)
+}
+
+type byteCounter struct{ n int64 }
+
+func (c *byteCounter) Write(b []byte) (int, error) { c.n += int64(len(b)); return len(b), nil }
+
+// storedLayerSize reads a stored layer's size from its layer.json.
+func (s *Store) storedLayerSize(diffID string) int64 {
+	var m layerMeta
+	if b, err := os.ReadFile(filepath.Join(s.layerDir(diffID), "layer.json")); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m.Size
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -36,6 +37,7 @@ type Config struct {
 	ExposedPorts []string // "8080/tcp"
 	StopSignal   string
 	Platform     *v1.Platform // default: linux/GOARCH
+	Created      time.Time    // zero: none (reproducible)
 }
 
 // TarDir writes dir as a layer tar: names relative to dir, owned by 0:0
@@ -129,6 +131,7 @@ func Image(layers []v1.Layer, cfg Config) (v1.Image, error) {
 		p = *cfg.Platform
 	}
 	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
+	cf.Created = v1.Time{Time: cfg.Created}
 	cf.Config.Entrypoint, cf.Config.Cmd, cf.Config.Env = cfg.Entrypoint, cfg.Cmd, cfg.Env
 	cf.Config.WorkingDir, cf.Config.User, cf.Config.StopSignal = cfg.WorkingDir, cfg.User, cfg.StopSignal
 	if len(cfg.ExposedPorts) > 0 {

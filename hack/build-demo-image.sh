@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the demo image localhost/minikubelet-demo:latest from Debian's
+# busybox-static (/bin/busybox plus applet symlinks) into bin/, and imports it
+# into the image store of a root dir.
+#
+#   hack/build-demo-image.sh [--root-dir DIR]     (default /var/lib/minikubelet-demo)
+#
+# Needs bin/minikubelet (make build) and busybox-static (make deps).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root_dir=/var/lib/minikubelet-demo
+while (($#)); do
+  case $1 in
+    --root-dir) root_dir=$2; shift 2 ;;
+    --root-dir=*) root_dir=${1#*=}; shift ;;
+    *) echo "usage: $0 [--root-dir DIR]" >&2; exit 2 ;;
+  esac
+done
+export PATH=/usr/local/go/bin:$PATH
+[ -x /bin/busybox ] || { echo "build-demo-image: /bin/busybox missing: apt-get install busybox-static (make deps)" >&2; exit 1; }
+[ -x bin/minikubelet ] || { echo "build-demo-image: bin/minikubelet missing: run make build" >&2; exit 1; }
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,etc,tmp,root,var/www,proc,sys,dev}
+chmod 1777 "$stage/tmp"
+install -m 0755 /bin/busybox "$stage/bin/busybox"
+for applet in sh ash cat echo ls ps sleep httpd wget nc ip hostname id env printenv true false \
+              mkdir rm cp mv ln touch head tail grep sed awk sort uniq wc date uname kill top df du \
+              mount umount ping nslookup vi less tee xargs find chmod chown stat seq test '[' basename dirname; do
+  ln -s busybox "$stage/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$stage/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$stage/etc/group"
+printf '<h1>minikubelet demo</h1>\n' > "$stage/var/www/index.html"
+
+out=bin/minikubelet-demo.tar
+go run ./hack/mkimage --dir "$stage" --ref localhost/minikubelet-demo:latest --out "$out" \
+  --cmd /bin/sh --env PATH=/bin --workdir / --expose 80/tcp
+mkdir -p "$root_dir"
+bin/minikubelet image import --root-dir "$root_dir" "$out"
