@@ -306,9 +306,17 @@ func TestWatchPods(t *testing.T) {
 			t.Errorf("event = %s %s %s, want %s %s %s", ev.Type, ev.Pod.Name, ev.Pod.Status.Phase, wv.t, wv.name, wv.phase)
 		}
 	}
+	// A new UID under the same name is another pod: DELETED, then ADDED.
+	s.SetPod(testPod("default", "db", "node1", "uid-db2", v1.PodPending))
+	if ev := next(); ev.Type != watch.Deleted || ev.Pod.UID != "uid-db" {
+		t.Errorf("replace: first %s %s", ev.Type, ev.Pod.UID)
+	}
+	if ev := next(); ev.Type != watch.Added || ev.Pod.UID != "uid-db2" {
+		t.Errorf("replace: second %s %s", ev.Type, ev.Pod.UID)
+	}
 	// Setting an unchanged pod is not a change.
-	s.SetPod(testPod("default", "db", "node1", "uid-db", v1.PodPending))
-	s.SetPod(testPod("default", "db", "node1", "uid-db", v1.PodRunning))
+	s.SetPod(testPod("default", "db", "node1", "uid-db2", v1.PodPending))
+	s.SetPod(testPod("default", "db", "node1", "uid-db2", v1.PodRunning))
 	if ev := next(); ev.Type != watch.Modified || ev.Pod.Status.Phase != v1.PodRunning {
 		t.Errorf("after no-op set: %s %s", ev.Type, ev.Pod.Status.Phase)
 	}

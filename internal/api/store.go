@@ -87,8 +87,13 @@ func (s *Store) SetPod(pod v1.Pod) {
 			return
 		}
 		if old.UID != pod.UID {
-			// A replaced pod (new UID): its old facts no longer apply.
+			// A replaced pod (new UID) is another object, as the API server
+			// shows a recreated mirror pod: DELETED for the old, ADDED for
+			// the new; the old one's facts no longer apply.
 			delete(s.extras, old.UID)
+			old.ResourceVersion = s.nextRV()
+			s.publish(WatchEvent{Type: watch.Deleted, Pod: &old})
+			typ = watch.Added
 		}
 	}
 	pod.ResourceVersion = s.nextRV()
