@@ -45,9 +45,10 @@
 // in the tests). A pod reaching its own hostPort needs hairpinMode (on).
 //
 // Crash safety and the Debian 12 plugins (1.1.1). DEL is run with the
-// config cached at ADD. When the netns is gone or unknown, the bridge
-// plugin releases the IP but leaves its masquerade chain, and the veth
-// stays while the netns lives on: Teardown removes both itself (cleanup.go).
+// config cached at ADD. When the netns is gone or unknown (or eth0 was
+// deleted), the bridge plugin releases the IP but leaves its masquerade
+// chain, and without a netns the veth stays while the netns lives on:
+// Teardown removes both itself (cleanup.go).
 // portmap 1.1.1's CHECK wrongly wants an IPv6 chain for IPv4-only pods:
 // Check works around it (checkList). A failed ADD is undone with DEL.
 //

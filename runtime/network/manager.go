@@ -317,19 +317,19 @@ func (m *Manager) teardownAttachments(ctx context.Context, pod PodNetwork, atts 
 			errs = append(errs, fmt.Errorf("pod %s: CNI DEL on network %q: %w", pod.ref(), list.Name, err))
 			continue
 		}
-		if netns == "" {
-			if err := cleanupWithoutNetns(ctx, list, pod.UID, cached); err != nil {
-				errs = append(errs, fmt.Errorf("pod %s: network %q: %w", pod.ref(), list.Name, err))
-			}
+		if err := cleanupAfterDel(ctx, list, pod.UID, cached, netns != ""); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: network %q: %w", pod.ref(), list.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// cleanupWithoutNetns removes what the Debian 12 bridge plugin leaves when
-// DEL cannot enter the netns: its masquerade chain and, while the netns is
-// still alive somewhere, the veth pair (see cleanup.go).
-func cleanupWithoutNetns(ctx context.Context, list *libcni.NetworkConfigList, uid string, cached cnitypes.Result) error {
+// cleanupAfterDel removes what the Debian 12 bridge plugin leaves when its
+// DEL cannot find eth0 with its address (netns gone or unknown, or eth0
+// already deleted): the masquerade chain (checked after every DEL, a no-op
+// when the plugin removed it) and, when DEL ran without a netns while the
+// netns may live on, the veth pair (see cleanup.go).
+func cleanupAfterDel(ctx context.Context, list *libcni.NetworkConfigList, uid string, cached cnitypes.Result, hadNetns bool) error {
 	var errs []error
 	for _, p := range list.Plugins {
 		var c struct {
@@ -345,7 +345,7 @@ func cleanupWithoutNetns(ctx context.Context, list *libcni.NetworkConfigList, ui
 				errs = append(errs, err)
 			}
 		}
-		if c.Type == "bridge" && cached != nil {
+		if c.Type == "bridge" && cached != nil && !hadNetns {
 			if c.Bridge == "" {
 				c.Bridge = "cni0" // the plugin's default
 			}

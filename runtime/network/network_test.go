@@ -325,3 +325,105 @@ func TestLoopbackOnlyWithoutPlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Several pods at once get distinct IPs and all reach the node; a Setup
+// for a UID still cached (a recreated sandbox) releases the old attachment;
+// Check notices a broken attachment.
+func TestParallelPodsResetupAndBrokenCheck(t *testing.T) {
+	requireCNI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n := newTestNode(t)
+	m := n.manager(t)
+	const N = 6
+	pods := make([]PodNetwork, N)
+	for i := range pods {
+		pods[i] = PodNetwork{UID: fmt.Sprintf("uid-p%d", i), Namespace: "default", Name: fmt.Sprintf("p%d-node1", i), NetnsPath: nettest.NewNetns(t)}
+	}
+	ips := make([]net.IP, N)
+	errs := make(chan error, N)
+	for i := range pods {
+		go func(i int) {
+			r, err := m.Setup(ctx, pods[i])
+			if err == nil {
+				ips[i] = r.IPs[0]
+			}
+			errs <- err
+		}(i)
+	}
+	for range pods {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for i, ip := range ips {
+		if seen[ip.String()] {
+			t.Fatalf("IP %s given twice", ip)
+		}
+		seen[ip.String()] = true
+		serveHTTP(t, pods[i].NetnsPath, 8080, pods[i].Name)
+		if body, err := httpGet(fmt.Sprintf("http://%s:8080/", ip)); err != nil || body != pods[i].Name {
+			t.Fatalf("GET %s: %q, %v", ip, body, err)
+		}
+	}
+
+	// Pod 0's sandbox is recreated: a new netns, same UID.
+	old := pods[0]
+	pods[0].NetnsPath = nettest.NewNetns(t)
+	r, err := m.Setup(ctx, pods[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(n.cfg.ipamDir(), DefaultNetworkName)); countIPs(ents) != N {
+		t.Fatalf("after re-Setup the IPAM dir holds %d IPs, want %d (old one released)", countIPs(ents), N)
+	}
+	if got := len(hostVeths(t)); got != N {
+		t.Fatalf("%d veths on the node, want %d (the old sandbox's removed)", got, N)
+	}
+	if atts, _ := m.cni.GetCachedAttachments(old.UID); len(atts) != 1 || atts[0].NetNS != pods[0].NetnsPath {
+		t.Fatalf("cache of %s: %+v, want one attachment in the new netns", old.UID, atts)
+	}
+	ips[0] = r.IPs[0]
+
+	// Break pod 1: delete eth0 inside its netns; CHECK must say so.
+	if _, err := m.Check(ctx, pods[1]); err != nil {
+		t.Fatalf("Check of a healthy pod: %v", err)
+	}
+	if out, err := exec.Command("nsenter", "--net="+pods[1].NetnsPath, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("delete eth0 in the pod: %v: %s", err, out)
+	}
+	if _, err := m.Check(ctx, pods[1]); err == nil {
+		t.Fatal("Check passed for a pod without eth0")
+	}
+	if _, err := m.Check(ctx, PodNetwork{UID: "uid-never", NetnsPath: pods[1].NetnsPath}); err == nil {
+		t.Fatal("Check passed for a pod that was never set up")
+	}
+
+	for i := range pods {
+		if err := m.Teardown(ctx, pods[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range pods {
+		assertNoTrace(t, n, m, pods[i].UID, ips[i])
+	}
+}
+
+// A config dropped into the folder later, first in lexical order, is used
+// from the next call on (kubelet re-reads its CNI config too).
+func TestConfigReload(t *testing.T) {
+	n := newTestNode(t)
+	n.cfg.BinDirs = []string{t.TempDir()}
+	m := n.manager(t)
+	if st := m.Status(); !st.WroteDefault {
+		t.Fatalf("status %+v", st)
+	}
+	other := filepath.Join(n.cfg.ConfDir, "10-other.conflist")
+	if err := os.WriteFile(other, []byte(`{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"ptp"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); st.ConfFile != other || st.Network != "other" || st.WroteDefault {
+		t.Fatalf("after dropping %s: status %+v", other, st)
+	}
+}
