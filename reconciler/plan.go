@@ -52,7 +52,10 @@ func (p *planner) run() Result {
 		uids = append(uids, uid)
 		p.desiredByName[nsName(dp.Pod.Namespace, dp.Pod.Name)] = uid
 	}
-	for uid := range p.o.Pods {
+	for uid, op := range p.o.Pods {
+		if op == nil {
+			continue
+		}
 		if dp := p.d.Pods[uid]; dp == nil || dp.Pod == nil {
 			uids = append(uids, uid)
 		}

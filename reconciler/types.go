@@ -315,6 +315,16 @@ type Event struct {
 }
 
 // Action is one idempotent request to the IO shell.
+//
+// Executor contract:
+//   - run a pod's actions in order, stop at the first failure (the next
+//     plan asks again); different pods run in parallel (with a bound);
+//     consecutive PullImage actions may run in parallel;
+//   - while an action runs, put its Key in Observed.InFlight; a PullImage
+//     key is global ("pull/<image>"): one pull serves every pod;
+//   - each action is a request for a state, so doing it twice is harmless
+//     (EnsurePodCgroup on an existing slice, KillContainer of an exited
+//     container, RemovePod of a removed pod all succeed).
 type Action interface {
 	// Pod is the pod the action belongs to.
 	Pod() types.UID
