@@ -829,3 +829,24 @@ func TestPullPolicyDefaults(t *testing.T) {
 		t.Errorf("explicit policy overridden: %s", got)
 	}
 }
+
+func TestBackOffSurvivesDaemonRestart(t *testing.T) {
+	s := newSim(t, mkPod("u1", "web", "app"))
+	s.present("img-app:1")
+	s.step()
+	for i := 0; i < 3; i++ {
+		s.advance(time.Second)
+		s.exit("u1", "app", 1, "Error")
+		s.advance(time.Minute)
+		s.step()
+	}
+	s.advance(time.Second)
+	s.exit("u1", "app", 1, "Error")
+	// A fresh daemon: only the exit records on disk. The kubelet would
+	// restart at once (its back-off is in memory); we resume at 40 s.
+	fresh := Observed{Pods: s.o.Pods, Images: s.o.Images}
+	r := Plan(s.d, fresh, s.now.Add(time.Second), Config{})
+	if len(r.Pods[0].Actions) != 0 || !r.NextWake.Equal(s.now.Add(40*time.Second)) {
+		t.Fatalf("actions %v wake +%v", r.Pods[0].Actions, r.NextWake.Sub(s.now))
+	}
+}
