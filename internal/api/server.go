@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -99,19 +100,43 @@ func ListenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("socket %s: removing the stale socket: %w", path, err)
 		}
 	}
-	// Create it unreachable for others from the first instant, then set the
-	// exact mode (umask may differ).
-	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	// Bind in a private folder, set the mode, then move the socket into
+	// place: nobody can connect before it is 0600, and the process umask
+	// (shared by every goroutine of the daemon) is never touched.
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".minikubelet-sock-")
 	if err != nil {
 		return nil, fmt.Errorf("socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(tmp)
+	l, err := net.Listen("unix", filepath.Join(tmp, "s"))
+	if err != nil {
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(filepath.Join(tmp, "s"), 0o600); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("socket %s: chmod 0600: %w", path, err)
 	}
-	return l, nil
+	if err := os.Rename(filepath.Join(tmp, "s"), path); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	return &unlinkListener{Listener: l, path: path}, nil
+}
+
+// unlinkListener removes the socket file when closed, as net.UnixListener
+// does for the path it was bound to.
+type unlinkListener struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (u *unlinkListener) Close() error {
+	err := u.Listener.Close()
+	u.once.Do(func() { os.Remove(u.path) })
+	return err
 }
 
 // ListenAndServe serves on the unix socket and, when tcpAddr is not empty,

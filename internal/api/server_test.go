@@ -87,6 +87,9 @@ func TestSocketModeAndStaleSocket(t *testing.T) {
 	if di, _ := os.Stat(filepath.Dir(sock)); di.Mode().Perm() != 0o755 {
 		t.Errorf("socket dir mode = %v, want 0755", di.Mode().Perm())
 	}
+	if ents, _ := os.ReadDir(filepath.Dir(sock)); len(ents) != 1 {
+		t.Errorf("socket dir holds %d entries, want only the socket (no bind leftovers)", len(ents))
+	}
 	// A live socket must not be taken over.
 	if _, err := ListenUnix(sock); err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Errorf("ListenUnix on a live socket: err = %v, want refusal", err)
