@@ -156,10 +156,12 @@ func TestPodNetworkDefaultConflistHostPortCrashTeardown(t *testing.T) {
 
 	podA := PodNetwork{UID: "uid-a", Namespace: "default", Name: "web-node1", NetnsPath: nettest.NewNetns(t),
 		PortMappings: []HostPort{{HostPort: 18080, ContainerPort: 8080, Protocol: "TCP"}, {ContainerPort: 9090}}}
+	start := time.Now()
 	resA, err := m.Setup(ctx, podA)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Setup (bridge+host-local+firewall+portmap ADD, first pod: creates the bridge) took %v", time.Since(start))
 	t.Cleanup(func() { m.Teardown(context.Background(), podA) })
 	_, cidr, _ := net.ParseCIDR(DefaultPodCIDR)
 	if len(resA.IPs) != 1 || !cidr.Contains(resA.IPs[0]) || resA.Interface != "eth0" || !resA.Gateway.Equal(net.ParseIP("10.86.0.1")) || resA.LoopbackOnly {
@@ -217,9 +219,11 @@ func TestPodNetworkDefaultConflistHostPortCrashTeardown(t *testing.T) {
 	}
 
 	// Teardown by the new Manager with only UID + netns.
+	start = time.Now()
 	if err := m2.Teardown(ctx, PodNetwork{UID: "uid-a", NetnsPath: podA.NetnsPath}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Teardown from the cache took %v", time.Since(start))
 	assertNoTrace(t, n, m2, "uid-a", ipA)
 	t0 := time.Now()
 	_, err = httpGet("http://127.0.0.1:18080/")
@@ -233,10 +237,12 @@ func TestPodNetworkDefaultConflistHostPortCrashTeardown(t *testing.T) {
 
 	// Now pod B may take the port; then it is torn down with no netns
 	// known while its netns still lives (the veth must still go).
+	start = time.Now()
 	resB, err := m2.Setup(ctx, podB)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Setup of a second pod (bridge exists) took %v", time.Since(start))
 	serveHTTP(t, podB.NetnsPath, 80, "hello from pod B")
 	if body, err := httpGet("http://127.0.0.1:18080/"); err != nil || body != "hello from pod B" {
 		t.Fatalf("GET pod B's hostPort on 127.0.0.1: %q, %v", body, err)
