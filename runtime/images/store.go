@@ -69,6 +69,15 @@ func (r Record) Digest() string {
 	return r.ID
 }
 
+// ImageID is what kubelet reports as a container's imageID: the repo digest
+// (docker.io/library/busybox@sha256:...) when known, else the image ID.
+func (r Record) ImageID() string {
+	if len(r.RepoDigests) > 0 {
+		return r.RepoDigests[0]
+	}
+	return r.ID
+}
+
 // Options tune a Store. The zero value is usable.
 type Options struct {
 	// InsecureRegistries are host[:port] values reached over plain HTTP.
@@ -420,11 +429,12 @@ var ErrInUse = errors.New("image is in use")
 // goes, the image record goes too. An image in use by a container is refused
 // (errors.Is(err, ErrInUse)). Layers are freed by GC.
 func (s *Store) Remove(ref string) (removed Record, err error) {
-	uses, err := s.rootfsRecords()
-	if err != nil {
-		return Record{}, err
-	}
 	err = s.update(func(db *database) error {
+		// Read under the lock: PrepareRootfs registers uses under it too.
+		uses, err := s.rootfsRecords()
+		if err != nil {
+			return err
+		}
 		r, err := db.find(ref)
 		if err != nil {
 			return err
