@@ -319,4 +319,3 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
-

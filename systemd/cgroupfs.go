@@ -88,8 +88,8 @@ type CgroupfsDriver struct {
 	closed   bool
 	events   chan Event
 	dropped  uint64
-	watching map[string]context.CancelFunc // scope id → its watcher
-	qosMu    sync.Mutex                    // serialises burstable shares updates
+	watching map[string]*scopeWatch // scope id → its watcher
+	qosMu    sync.Mutex             // serialises QoS cgroup updates
 
 	forcePoll bool // tests: use the pure-v1 poll even where inotify works
 }
@@ -123,7 +123,7 @@ func NewCgroupfsDriver(opts CgroupfsOptions) (*CgroupfsDriver, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		events:   make(chan Event, 1024),
-		watching: map[string]context.CancelFunc{},
+		watching: map[string]*scopeWatch{},
 	}, nil
 }
 
@@ -172,14 +172,10 @@ func (d *CgroupfsDriver) Init(ctx context.Context) error {
 	if err := d.apply(d.rootPath, Resources{}, true); err != nil {
 		return err
 	}
-	if err := d.apply(d.qosPath(v1.PodQOSBestEffort), Resources{CPUShares: sdPtr(uint64(MinShares))}, true); err != nil {
-		return err
-	}
-	if err := d.apply(d.qosPath(v1.PodQOSBurstable), Resources{}, true); err != nil {
-		return err
-	}
-	if err := d.updateBurstableShares(); err != nil {
-		return err
+	for _, qos := range []QOSClass{v1.PodQOSBestEffort, v1.PodQOSBurstable} {
+		if err := d.applyQOS(qos); err != nil {
+			return err
+		}
 	}
 	// Adopt: watch the scopes a previous run left.
 	states, err := d.List(ctx)
@@ -537,14 +533,45 @@ func fitV2Controllers(dir string, res *cgroups.Resources) error {
 	return nil
 }
 
-// updateBurstableShares sets the burstable cgroup's cpu.shares to the sum
-// of its pods' shares, the kubelet's qos_container_manager rule. The kubelet
-// sums millicores before converting; summing shares differs by the
-// per-pod rounding (under 1 share per pod), and pods at the 2-share floor
-// (no cpu request) count 0, as their 0m request does in the kubelet.
-func (d *CgroupfsDriver) updateBurstableShares() error {
+// UpdateQOS sets a QoS cgroup's values (compute them with QOSResources over
+// the active pods, as the kubelet's QoS manager does; the systemd driver has
+// the same method). Once called for a class, its values are kept (in the
+// state dir) and re-applied instead of the driver's own estimate.
+func (d *CgroupfsDriver) UpdateQOS(ctx context.Context, qos QOSClass, r Resources) error {
+	if qos != v1.PodQOSBurstable && qos != v1.PodQOSBestEffort {
+		return fmt.Errorf("update QoS cgroup: %q has no QoS cgroup (Guaranteed pods sit under the root)", qos)
+	}
+	if err := writeFileAtomic(d.qosMarkerFile(qos), r); err != nil {
+		return fmt.Errorf("QoS %s marker: %w", qos, err)
+	}
 	d.qosMu.Lock()
 	defer d.qosMu.Unlock()
+	return d.apply(d.qosPath(qos), r, false)
+}
+
+func (d *CgroupfsDriver) qosMarkerFile(qos QOSClass) string {
+	return filepath.Join(d.markers, "qos-"+strings.ToLower(string(qos))+".json")
+}
+
+// applyQOS (re)sets a QoS cgroup: the values given to UpdateQOS when there
+// were any; else BestEffort gets the minimum shares and Burstable the sum
+// of its pods' shares, the kubelet's qos_container_manager rule. (The
+// kubelet sums millicores before converting; summing shares differs by the
+// per-pod rounding, under 1 share per pod, and pods at the 2-share floor,
+// i.e. without cpu request, count 0 as their 0m request does there.)
+func (d *CgroupfsDriver) applyQOS(qos QOSClass) error {
+	d.qosMu.Lock()
+	defer d.qosMu.Unlock()
+	if b, err := os.ReadFile(d.qosMarkerFile(qos)); err == nil {
+		var r Resources
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("QoS marker %s: %w", d.qosMarkerFile(qos), err)
+		}
+		return d.apply(d.qosPath(qos), r, false)
+	}
+	if qos == v1.PodQOSBestEffort {
+		return d.apply(d.qosPath(qos), Resources{CPUShares: sdPtr(uint64(MinShares))}, true)
+	}
 	var sum uint64
 	ents, _ := os.ReadDir(filepath.Join(d.markers, "pods"))
 	for _, e := range ents {
@@ -589,7 +616,7 @@ func (d *CgroupfsDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
 		return err
 	}
 	if pod.QOS == v1.PodQOSBurstable {
-		if err := d.updateBurstableShares(); err != nil {
+		if err := d.applyQOS(v1.PodQOSBurstable); err != nil {
 			return err
 		}
 	}
@@ -649,7 +676,7 @@ func (d *CgroupfsDriver) RemovePod(ctx context.Context, uid types.UID) error {
 		return err
 	}
 	if qos == v1.PodQOSBurstable {
-		if err := d.updateBurstableShares(); err != nil {
+		if err := d.applyQOS(v1.PodQOSBurstable); err != nil {
 			return err
 		}
 	}
@@ -870,13 +897,8 @@ func (d *CgroupfsDriver) reapplyAncestors(uid types.UID) error {
 	if err != nil {
 		return fmt.Errorf("pod %s marker: %w", uid, err)
 	}
-	switch m.QOS {
-	case v1.PodQOSBestEffort:
-		if err := d.apply(d.qosPath(m.QOS), Resources{CPUShares: sdPtr(uint64(MinShares))}, true); err != nil {
-			return err
-		}
-	case v1.PodQOSBurstable:
-		if err := d.updateBurstableShares(); err != nil {
+	if m.QOS != v1.PodQOSGuaranteed {
+		if err := d.applyQOS(m.QOS); err != nil {
 			return err
 		}
 	}
@@ -964,6 +986,9 @@ func (d *CgroupfsDriver) emit(ev Event) {
 	}
 }
 
+// scopeWatch is one running scope watcher.
+type scopeWatch struct{ cancel context.CancelFunc }
+
 // watchScope follows one scope until it is removed: an event when it
 // becomes empty, and one when its cgroup disappears behind our back.
 func (d *CgroupfsDriver) watchScope(id, p string) {
@@ -973,22 +998,37 @@ func (d *CgroupfsDriver) watchScope(id, p string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	d.watching[id] = cancel
+	w := &scopeWatch{cancel: cancel}
+	d.watching[id] = w
 	d.mu.Unlock()
-	go d.runScopeWatch(ctx, id, p)
+	go func() {
+		defer d.endWatch(id, w)
+		d.runScopeWatch(ctx, id, p)
+	}()
 }
 
+// unwatchScope stops the scope's watcher (StopScope, RemovePod).
 func (d *CgroupfsDriver) unwatchScope(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if cancel := d.watching[id]; cancel != nil {
-		cancel()
+	if w := d.watching[id]; w != nil {
+		w.cancel()
+		delete(d.watching, id)
+	}
+}
+
+// endWatch forgets a watcher that ended by itself, unless a newer watcher
+// of a scope with the same ID has replaced it.
+func (d *CgroupfsDriver) endWatch(id string, w *scopeWatch) {
+	w.cancel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.watching[id] == w {
 		delete(d.watching, id)
 	}
 }
 
 func (d *CgroupfsDriver) runScopeWatch(ctx context.Context, id, p string) {
-	defer d.unwatchScope(id)
 	dirs, err := cgroupDirs(p)
 	if err != nil {
 		return

@@ -885,3 +885,43 @@ func cgfsPureV2Inner(t *testing.T) {
 		t.Fatal("pod cgroup left behind")
 	}
 }
+
+// TestCgroupfsUpdateQOS: values given to UpdateQOS (the kubelet's exact QoS
+// formula, computed by the caller) replace the driver's own estimate.
+func TestCgroupfsUpdateQOS(t *testing.T) {
+	testnode.Require(t)
+	requireV1Memory(t)
+	ctx := context.Background()
+	d := newTestCgroupfs(t, "kubepods-cgfs-qos")
+	pods := []*v1.Pod{
+		cgfsPod("q-1", cgfsContainer("a", map[string]string{"cpu": "150m"}, nil)),
+		cgfsPod("q-2", cgfsContainer("a", map[string]string{"cpu": "150m"}, nil)),
+	}
+	for _, p := range pods {
+		if err := d.EnsurePod(ctx, PlanPod(p, PlanOptions{CgroupRoot: "kubepods-cgfs-qos"}).PodCgroup()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The estimate: 153 + 153 shares (the kubelet would say 300m → 307).
+	if got := cgfsFile(t, "/kubepods-cgfs-qos/burstable", "cpu", "cpu.shares"); got != "306" {
+		t.Errorf("estimated burstable cpu.shares = %s, want 306", got)
+	}
+	burstable, _ := QOSResources(pods)
+	if err := d.UpdateQOS(ctx, v1.PodQOSBurstable, burstable); err != nil {
+		t.Fatal(err)
+	}
+	if got := cgfsFile(t, "/kubepods-cgfs-qos/burstable", "cpu", "cpu.shares"); got != "307" {
+		t.Errorf("burstable cpu.shares after UpdateQOS = %s, want 307", got)
+	}
+	for _, p := range pods {
+		if err := d.RemovePod(ctx, p.UID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cgfsFile(t, "/kubepods-cgfs-qos/burstable", "cpu", "cpu.shares"); got != "307" {
+		t.Errorf("burstable cpu.shares = %s after RemovePod: UpdateQOS's value must stay until the next UpdateQOS", got)
+	}
+	if err := d.UpdateQOS(ctx, v1.PodQOSGuaranteed, Resources{}); err == nil {
+		t.Error("UpdateQOS(Guaranteed): want an error")
+	}
+}
