@@ -222,7 +222,8 @@ func (e *PullError) Unwrap() error { return e.Err }
 // imagePullPolicy (Always: pull; IfNotPresent: pull when missing; Never: use
 // what is stored or fail). "" is treated as Kubernetes defaults it (Always for
 // :latest or no tag, else IfNotPresent); the manifests package normally
-// defaults it already. Failed pulls back off per image (10 s doubling to
+// defaults it already. Images named localhost/... are local-only (never
+// pulled, as podman does). Failed pulls back off per image (10 s doubling to
 // 300 s); during the backoff no pull is tried and ImagePullBackOff is
 // returned with the last registry message.
 func (s *Store) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy, progress ProgressFunc) (Record, error) {
@@ -236,6 +237,16 @@ func (s *Store) EnsureImage(ctx context.Context, ref string, policy corev1.PullP
 	rec, found, err := s.Lookup(r.String())
 	if err != nil {
 		return Record{}, err
+	}
+	if r.Registry == "localhost" {
+		// podman's habit: "localhost/..." (no port) names a local-only
+		// image (imported or built here); there is no registry to ask, so
+		// even Always uses what is stored.
+		if found {
+			return rec, nil
+		}
+		return Record{}, &PullError{Reason: ReasonErrImagePull,
+			Message: fmt.Sprintf("image %q is local-only (localhost/...) and not in the store: import it with `minikubelet image import` or the airgap folder", ref)}
 	}
 	switch policy {
 	case corev1.PullNever:

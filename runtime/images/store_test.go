@@ -90,3 +90,16 @@ func TestInsecureRegistriesUsePlainHTTP(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalhostImagesAreNeverPulled(t *testing.T) {
+	s := openStore(t, Options{CredentialFiles: noCreds})
+	var pe *PullError
+	if _, err := s.EnsureImage(context.Background(), "localhost/demo:latest", "Always", nil); !errors.As(err, &pe) || !strings.Contains(pe.Message, "local-only") {
+		t.Fatalf("absent local image: %v", err)
+	}
+	rec := storeImage(t, s, "localhost/demo:latest", imageOf(t, imagebuild.Config{Cmd: []string{"x"}}, layerOf(t, file("x", "x"))))
+	got, err := s.EnsureImage(context.Background(), "localhost/demo", "Always", nil)
+	if err != nil || got.ID != rec.ID || s.Fetches() != 0 {
+		t.Fatalf("Always on a stored localhost/ image: %v (fetches %d)", err, s.Fetches())
+	}
+}
