@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/spf13/pflag"
@@ -161,6 +162,9 @@ type loadedNetwork struct {
 // notes, nil) when the folder holds no usable config.
 func findConfig(dir string) (*loadedNetwork, []string, error) {
 	files, err := libcni.ConfFiles(dir, []string{".conf", ".conflist", ".json"})
+	if errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil, nil // like a missing folder: no config
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read CNI conf dir %s: %w", dir, err)
 	}

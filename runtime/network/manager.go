@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -152,7 +153,13 @@ func (m *Manager) reloadLocked() error {
 		}
 		path, err := writeDefaultConfig(m.cfg.ConfDir, data)
 		if err != nil {
-			return fmt.Errorf("network: no CNI config in %s and the default cannot be written: %w", m.cfg.ConfDir, err)
+			// A read-only /etc must not cost pods their network: keep the
+			// default under the root dir instead.
+			fallback := filepath.Join(m.cfg.RootDir, "cni", "net.d")
+			m.log.Warn("network: cannot write the default conflist into the CNI conf dir, using the root dir", "err", err, "dir", fallback)
+			if path, err = writeDefaultConfig(fallback, data); err != nil {
+				return fmt.Errorf("network: no CNI config in %s and the default cannot be written: %w", m.cfg.ConfDir, err)
+			}
 		}
 		m.log.Info("network: no CNI config found, wrote the default conflist", "file", path, "podCIDR", m.cfg.PodCIDR, "bridge", DefaultBridge)
 		list, err := libcni.ConfListFromBytes(data)

@@ -149,3 +149,21 @@ func TestNewRequiresRootDirAndValidCIDR(t *testing.T) {
 		t.Errorf("bad CIDR: %v", err)
 	}
 }
+
+// An unwritable conf dir (here: below a regular file) does not fail the
+// node: the default conflist goes under the root dir.
+func TestDefaultConflistFallsBackToRootDir(t *testing.T) {
+	tmp := t.TempDir()
+	blocker := filepath.Join(tmp, "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	m, err := New(Config{ConfDir: filepath.Join(blocker, "net.d"), RootDir: root, BinDirs: []string{t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); st.ConfFile != filepath.Join(root, "cni", "net.d", DefaultConfFile) || !st.WroteDefault {
+		t.Fatalf("status %+v, want the default under the root dir", st)
+	}
+}
