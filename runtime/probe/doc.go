@@ -28,7 +28,9 @@
 // dropped when the container stops, the Unhealthy/ProbeWarning events and
 // the probe-level terminationGracePeriodSeconds of the resulting kill. The
 // reconciler owns timers and goroutines; it asks Worker.Next when to run
-// Prober.Run and feeds the Result to Worker.Observe.
+// Prober.Run and feeds the Result to Worker.Observe; Worker.Snapshot maps
+// one to one onto reconciler.ProbeResult (container ID, outcome after
+// thresholds or Unknown, consecutive counts, last output).
 //
 // Not done here (kubelet does): retrying a probe that errored up to 3 times
 // within one period, and the random jitter of the first probe after a

@@ -55,6 +55,35 @@ type Worker struct {
 	lastResult  bool // last counted outcome (success?)
 	resultRun   int
 	value       bool
+	decided     bool // a threshold was reached for this container
+	successes   int32
+	failures    int32
+	lastMessage string
+}
+
+// Snapshot is the worker's state in the shape the reconciler's plan reads
+// (reconciler.ProbeResult).
+type Snapshot struct {
+	ContainerID string
+	// Outcome is Success or Failure once a threshold was reached for this
+	// container, Unknown before (the published Value then is the initial
+	// one: alive, not ready, not started).
+	Outcome              Outcome
+	ConsecutiveSuccesses int32
+	ConsecutiveFailures  int32
+	Output               string // message of the last probe
+}
+
+// Snapshot returns the current state.
+func (w *Worker) Snapshot() Snapshot {
+	s := Snapshot{ContainerID: w.containerID, Outcome: Unknown, ConsecutiveSuccesses: w.successes, ConsecutiveFailures: w.failures, Output: w.lastMessage}
+	if w.decided {
+		s.Outcome = Failure
+		if w.value {
+			s.Outcome = Success
+		}
+	}
+	return s
 }
 
 // NewWorker makes the worker of one probe of one container.
@@ -72,6 +101,9 @@ func (w *Worker) reset(id string) {
 	w.onHold = false
 	w.resultRun = 0
 	w.value = w.initialValue()
+	w.decided = false
+	w.successes, w.failures = 0, 0
+	w.lastMessage = ""
 }
 
 // sync starts over for a new container and drops readiness of a container
@@ -139,6 +171,12 @@ func (w *Worker) Observe(now time.Time, c Container, r Result) Output {
 		out.Event = &Event{"Warning", "Unhealthy", fmt.Sprintf("%s probe failed: %s", w.kind, r.Message)}
 	}
 	ok := r.Succeeded()
+	w.lastMessage = r.Message
+	if ok {
+		w.successes, w.failures = w.successes+1, 0
+	} else {
+		w.successes, w.failures = 0, w.failures+1
+	}
 	if w.resultRun > 0 && w.lastResult == ok {
 		w.resultRun++
 	} else {
@@ -150,6 +188,7 @@ func (w *Worker) Observe(now time.Time, c Container, r Result) Output {
 	}
 	out.Changed = w.value != ok
 	w.value = ok
+	w.decided = true
 	out.Value = ok
 	if !ok && (w.kind == Liveness || w.kind == Startup) {
 		out.Restart = true

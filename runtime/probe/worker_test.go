@@ -212,3 +212,32 @@ func TestFailureEventMessageIsKubeletShaped(t *testing.T) {
 		t.Fatalf("event %+v", out.Event)
 	}
 }
+
+func TestSnapshot(t *testing.T) {
+	w := NewWorker(Readiness, SpecFrom(Readiness, &corev1.Probe{FailureThreshold: 2}))
+	c := Container{ID: "c1", Running: true, StartedAt: t0, Started: true}
+	if s := w.Snapshot(); s.Outcome != Unknown || s.ContainerID != "" {
+		t.Fatalf("fresh: %+v", s)
+	}
+	w.Observe(sec(0), c, Result{Failure, "refused"})
+	if s := w.Snapshot(); s.Outcome != Unknown || s.ContainerID != "c1" || s.ConsecutiveFailures != 1 || s.Output != "refused" {
+		t.Fatalf("one failure below threshold: %+v", s)
+	}
+	w.Observe(sec(10), c, Result{Failure, "refused again"})
+	if s := w.Snapshot(); s.Outcome != Failure || s.ConsecutiveFailures != 2 || s.Output != "refused again" {
+		t.Fatalf("at threshold: %+v", s)
+	}
+	w.Observe(sec(20), c, Result{Success, ""})
+	if s := w.Snapshot(); s.Outcome != Success || s.ConsecutiveSuccesses != 1 || s.ConsecutiveFailures != 0 {
+		t.Fatalf("after success: %+v", s)
+	}
+	w.Observe(sec(30), c, Result{Unknown, "bad port"})
+	if s := w.Snapshot(); s.Outcome != Success || s.ConsecutiveSuccesses != 1 {
+		t.Fatalf("unknown results change nothing: %+v", s)
+	}
+	c.ID = "c2"
+	w.Next(c)
+	if s := w.Snapshot(); s.Outcome != Unknown || s.ContainerID != "c2" || s.ConsecutiveSuccesses != 0 {
+		t.Fatalf("new container: %+v", s)
+	}
+}
