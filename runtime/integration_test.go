@@ -93,6 +93,14 @@ func newFixture(t *testing.T) *fixture {
 	f.root = busyboxRoot(t, base)
 	t.Cleanup(func() {
 		ctx := context.Background()
+		// Supervisors are this test binary: with -race, their reports land
+		// in their logs.
+		logs, _ := filepath.Glob(filepath.Join(base, "root/pods/*/sandbox", "supervisor.log"))
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); strings.Contains(string(b), "DATA RACE") || strings.Contains(string(b), "panic:") {
+				t.Errorf("%s:\n%s", l, b)
+			}
+		}
 		sbs, _ := rt.ListSandboxes(ctx)
 		for _, sb := range sbs {
 			if err := rt.RemoveSandbox(ctx, sb.PodUID); err != nil {
@@ -374,7 +382,7 @@ func TestShareProcessNamespace(t *testing.T) {
 	pod.Spec.ShareProcessNamespace = &share
 	sb, ccs := f.run(ctx, pod, nil)
 	log := f.waitLog(ccs["watcher"], "sleep 1001")
-	if !regexp.MustCompile(`(?m)^\s*1 .*` + regexp.QuoteMeta(os.Args[0])).MatchString(log) && !strings.Contains(log, "    1 ") {
+	if !regexp.MustCompile(`(?m)^\s*1 .*`+regexp.QuoteMeta(os.Args[0])).MatchString(log) && !strings.Contains(log, "    1 ") {
 		t.Errorf("PID 1 of the shared namespace should be the pause; ps:\n%s", log)
 	}
 	if a, b := nsInode(t, ccs["sleeper"].PID, "pid"), nsInode(t, ccs["watcher"].PID, "pid"); a != b || a != nsInode(t, sb.PID, "pid") {
@@ -544,3 +552,32 @@ func TestDaemonKill9KeepsPodAndExitCodes(t *testing.T) {
 }
 
 func init() { _ = strconv.Itoa }
+
+func TestSeccompRuntimeDefault(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// Creating a user namespace needs no capability, so only the filter
+	// (which allows unshare only with CAP_SYS_ADMIN) can deny it.
+	c := sh("confined", `grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; unshare -U true 2>&1 && echo unshare=allowed || echo unshare=denied; exec sleep 1000`)
+	c.SecurityContext = &v1.SecurityContext{SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}}
+	nnp := sh("confined-nnp", `grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; echo ok; exec sleep 1000`)
+	no := false
+	nnp.SecurityContext = &v1.SecurityContext{SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}, AllowPrivilegeEscalation: &no}
+	free := sh("unconfined", `unshare -U true 2>&1 && echo unshare=allowed || echo unshare=denied; exec sleep 1000`)
+	pod := testPod("seccomp", c, nnp, free)
+	_, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["confined"], "unshare=")
+	if !strings.Contains(log, "Seccomp:\t2") || !strings.Contains(log, "unshare=denied") {
+		t.Errorf("RuntimeDefault: want Seccomp 2 (filter) and unshare denied; log:\n%s", log)
+	}
+	if st := procStatus(t, ccs["confined"].PID); st["Seccomp"] != "2" {
+		t.Errorf("confined workload Seccomp = %s", st["Seccomp"])
+	}
+	if log := f.waitLog(ccs["confined-nnp"], "ok"); !strings.Contains(log, "NoNewPrivs:\t1\nSeccomp:\t2") {
+		t.Errorf("RuntimeDefault with no_new_privs; log:\n%s", log)
+	}
+	// Unconfined: unshare -U (user namespaces need no capability) works.
+	if log := f.waitLog(ccs["unconfined"], "unshare="); !strings.Contains(log, "unshare=allowed") {
+		t.Errorf("unconfined container could not unshare a user namespace; log:\n%s", log)
+	}
+}

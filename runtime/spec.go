@@ -80,7 +80,13 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 	if err != nil {
 		return nil, err
 	}
+	if spec.Privileged {
+		seccomp = "unconfined" // containerd: privileged containers are never confined
+	}
 	spec.Seccomp = seccomp
+	if spec.SeccompFilter, err = r.seccompFilter(seccomp, spec.Capabilities); err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.Name, err)
+	}
 	adj := containerOOMScoreAdj(pod, c)
 	spec.OOMScoreAdj = &adj
 	// Mounts.

@@ -326,6 +326,14 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 	if err := caps.Apply(capability.BOUNDS); err != nil {
 		return fmt.Errorf("capability bounding set: %w", err)
 	}
+	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+	// now, while we are still root (runc does the same); the profile must
+	// allow the few syscalls left before exec.
+	if !spec.NoNewPrivileges {
+		if err := loadSeccomp(spec.SeccompFilter); err != nil {
+			return err
+		}
+	}
 	// Keep the permitted set across setuid, then set it explicitly.
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return err
@@ -358,8 +366,10 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
-	if err := loadSeccomp(spec.Seccomp); err != nil {
-		return err
+	if spec.NoNewPrivileges {
+		if err := loadSeccomp(spec.SeccompFilter); err != nil {
+			return err
+		}
 	}
 	err = unix.Exec(path, spec.Args, spec.Env)
 	return fmt.Errorf("exec %q: %w", spec.Args[0], err)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Hidden subcommand names used when the minikubelet binary re-executes itself.
@@ -92,9 +94,12 @@ type ContainerSpec struct {
 	Capabilities    []string `json:"capabilities"` // bounding = permitted = effective (= inheritable), names like CAP_CHOWN
 	NoNewPrivileges bool     `json:"noNewPrivileges"`
 	Privileged      bool     `json:"privileged"`
-	Seccomp         string   `json:"seccomp,omitempty"` // "", "unconfined", "runtime/default", "localhost/<abs path>"
-	OOMScoreAdj     *int     `json:"oomScoreAdj,omitempty"`
-	Rlimits         []Rlimit `json:"rlimits,omitempty"`
+	Seccomp         string   `json:"seccomp,omitempty"` // profile name, for the record: unconfined, runtime/default, localhost/<name>
+	// SeccompFilter is the compiled BPF program (nil: unconfined); the init
+	// loads it on the thread that execs.
+	SeccompFilter []unix.SockFilter `json:"seccompFilter,omitempty"`
+	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
+	Rlimits       []Rlimit          `json:"rlimits,omitempty"`
 
 	Mounts        []Mount  `json:"mounts"`
 	MaskedPaths   []string `json:"maskedPaths,omitempty"`

@@ -35,7 +35,10 @@ type container struct {
 	startErr string
 	// createFailed: the init died or refused during create; no exit record.
 	createFailed bool
-	exited       chan struct{}
+	// startDone closes once start has learned whether the exec worked, so
+	// the exit record of a failed exec says StartError with its message.
+	startDone chan struct{}
+	exited    chan struct{}
 	exit         *ExitRecord
 }
 
@@ -274,7 +277,7 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 			Pdeathsig:  syscall.SIGKILL, // "if pause dies, the pod dies"
 		},
 	}
-	c := &container{spec: spec, dir: dir, goW: goW, statusR: statusR, log: lw, exited: make(chan struct{})}
+	c := &container{spec: spec, dir: dir, goW: goW, statusR: statusR, log: lw, exited: make(chan struct{}), startDone: make(chan struct{})}
 	// Hold the lock across fork and registration so the reaper cannot see
 	// the PID before we know it is ours.
 	s.mu.Lock()
@@ -336,13 +339,20 @@ func (s *supervisor) start(id string) error {
 	if c == nil {
 		return fmt.Errorf("no container %s", id)
 	}
-	if c.goW == nil {
+	s.mu.Lock()
+	goW := c.goW
+	c.goW = nil
+	s.mu.Unlock()
+	if goW == nil {
 		return fmt.Errorf("container %s was already started", id)
 	}
-	_, err := c.goW.Write([]byte{'g'})
-	c.goW.Close()
-	c.goW = nil
+	defer close(c.startDone)
+	_, err := goW.Write([]byte{'g'})
+	goW.Close()
 	if err != nil {
+		s.mu.Lock()
+		c.startErr = "container init is gone: " + err.Error()
+		s.mu.Unlock()
 		return fmt.Errorf("release container %s: %w", id, err)
 	}
 	rest, _ := io.ReadAll(c.statusR)
@@ -395,21 +405,13 @@ func (s *supervisor) reap() {
 			s.mu.Unlock()
 			continue
 		}
-		rec := &ExitRecord{ID: c.spec.ID, StartedAt: c.state.StartedAt, FinishedAt: time.Now().UTC()}
+		rec := &ExitRecord{ID: c.spec.ID, FinishedAt: time.Now().UTC()}
 		switch {
 		case ws.Signaled():
 			rec.Signal = int(ws.Signal())
 			rec.ExitCode = 128 + rec.Signal
 		default:
 			rec.ExitCode = ws.ExitStatus()
-		}
-		switch {
-		case c.startErr != "":
-			rec.Reason, rec.Message, rec.ExitCode, rec.Signal = "StartError", c.startErr, 128, 0
-		case rec.ExitCode == 0:
-			rec.Reason = "Completed"
-		default:
-			rec.Reason = "Error"
 		}
 		c.exit = rec
 		s.mu.Unlock()
@@ -420,6 +422,26 @@ func (s *supervisor) reap() {
 // finish drains the logs (so a reader of the exit record finds the last
 // lines too), persists the exit record and wakes waiters.
 func (s *supervisor) finish(c *container, rec *ExitRecord) {
+	s.mu.Lock()
+	released := c.goW == nil
+	s.mu.Unlock()
+	if released {
+		select {
+		case <-c.startDone:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	s.mu.Lock()
+	rec.StartedAt = c.state.StartedAt
+	switch {
+	case c.startErr != "":
+		rec.Reason, rec.Message, rec.ExitCode, rec.Signal = "StartError", c.startErr, 128, 0
+	case rec.ExitCode == 0:
+		rec.Reason = "Completed"
+	default:
+		rec.Reason = "Error"
+	}
+	s.mu.Unlock()
 	c.log.Close(2 * time.Second)
 	rec.LogDropped = c.log.Dropped()
 	s.mu.Lock()
