@@ -395,7 +395,9 @@ func oomKillCount(dirs map[string]string) (uint64, error) {
 // OOM, also when the kernel then reclaims without killing, and when the
 // cgroup is removed. So each wake-up re-reads the oom_kill counter (the
 // kill is counted just after the notification, hence a short settle loop)
-// and checks the directory still exists.
+// and checks the directory still exists; a slow tick (5s) re-reads it too,
+// for kills the eventfd does not signal (a container below a watched pod
+// hitting its own limit).
 // v2: memory.events changes are signalled through inotify (IN_MODIFY); a
 // slow poll catches the cgroup's removal and stands in when inotify is
 // unavailable.
@@ -457,10 +459,40 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 		if !report() {
 			return
 		}
-		buf := make([]byte, 8)
+		// The eventfd is read by a goroutine of its own so the loop below can
+		// also re-check on a slow tick: the eventfd of a pod's cgroup does not
+		// fire when one of its containers hits its own, lower limit (v1
+		// notifies the cgroup under OOM and its descendants, not its
+		// ancestors), and the tick also notices a removal.
+		fired := make(chan struct{}, 1)
+		go func() {
+			defer close(fired)
+			buf := make([]byte, 8)
+			for {
+				if _, err := ev.Read(buf); err != nil {
+					return // closed (ctx, or the watch ended), or broken
+				}
+				select {
+				case fired <- struct{}{}:
+				default: // a wake-up is already pending
+				}
+			}
+		}()
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
 		for {
-			if _, err := ev.Read(buf); err != nil {
-				return // closed by ctx, or the eventfd broke
+			select {
+			case _, ok := <-fired:
+				if !ok {
+					return
+				}
+			case <-tick.C:
+				if !report() {
+					return
+				}
+				continue
+			case <-ctx.Done():
+				return
 			}
 			// The kill is counted a few microseconds after the notification,
 			// and an emptied cgroup may be removed (systemd collects empty

@@ -571,8 +571,15 @@ func TestCgroupfsOOMKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	podCh, err := d.WatchOOM(ctx, pod.UID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	hog.release(t)
 	expectOOM(t, hogCh, "hog")
+	// The pod's watcher counts its containers' kills too (on v1 found by
+	// its periodic re-read: the eventfd of an ancestor does not fire).
+	expectOOM(t, podCh, "pod")
 	if ws, ok := waitStatus(hog.wait()); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("hog ended with %v, want SIGKILL by the OOM killer", hog.wait())
 	}
@@ -609,6 +616,7 @@ func TestCgroupfsOOMKill(t *testing.T) {
 	if err := d.RemovePod(ctx, pod.UID); err != nil {
 		t.Fatal(err)
 	}
+	expectClosed(t, podCh, "pod")
 }
 
 // TestCgroupfsUsage: a process that allocates 24 MiB and burns a little
