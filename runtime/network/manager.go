@@ -255,6 +255,9 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (Result, error) {
 	if err := m.ports.reserve(ref, ports); err != nil {
 		return Result{}, err
 	}
+	if len(ports) > 0 && !hasCapability(ln.list, "portMappings") {
+		m.log.Warn("network: the pod asks for hostPorts but no plugin of the CNI config has the portMappings capability (portmap): they are not published", "pod", ref.String(), "config", ln.file)
+	}
 	rt := runtimeConf(pod, ports)
 	res, err := m.cni.AddNetworkList(ctx, ln.list, rt)
 	if err != nil {
@@ -489,6 +492,15 @@ func runtimeConf(pod PodNetwork, ports []HostPort) *libcni.RuntimeConf {
 		rt.CapabilityArgs = map[string]any{"portMappings": pm}
 	}
 	return rt
+}
+
+func hasCapability(list *libcni.NetworkConfigList, capability string) bool {
+	for _, p := range list.Plugins {
+		if p.Network != nil && p.Network.Capabilities[capability] {
+			return true
+		}
+	}
+	return false
 }
 
 func refOf(a *libcni.NetworkAttachment) PodRef {
