@@ -35,7 +35,7 @@ type Progress struct {
 	LayersTotal int
 }
 
-// ProgressFunc receives progress; it must be fast and safe for concurrent calls.
+// ProgressFunc receives progress; calls are serialised, and must be fast.
 type ProgressFunc func(Progress)
 
 // ingestSource is an image about to enter the store.
@@ -221,9 +221,8 @@ func (ps *progressState) add(layer string, n int64, layerDone bool) {
 	if layerDone {
 		ps.p.LayersDone++
 	}
-	p := ps.p
+	ps.fn(ps.p) // serialised: callers need no locking of their own
 	ps.mu.Unlock()
-	ps.fn(p)
 }
 
 type countingReader struct {
