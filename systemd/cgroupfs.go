@@ -190,10 +190,19 @@ func (d *CgroupfsDriver) Init(ctx context.Context) error {
 	return nil
 }
 
+// requireCgroupFS checks that dir, or its nearest existing ancestor (a
+// nested --cgroup-root such as a/b), is on a cgroup filesystem.
 func requireCgroupFS(dir string) error {
 	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", dir, err)
+	for {
+		err := unix.Statfs(dir, &st)
+		if err == nil {
+			break
+		}
+		if err != unix.ENOENT || dir == "/" {
+			return fmt.Errorf("statfs %s: %w", dir, err)
+		}
+		dir = filepath.Dir(dir)
 	}
 	if st.Type != unix.CGROUP_SUPER_MAGIC && st.Type != unix.CGROUP2_SUPER_MAGIC {
 		return fmt.Errorf("%s is not a cgroup filesystem (refusing to create cgroups outside a mounted hierarchy)", dir)
@@ -780,9 +789,13 @@ func (d *CgroupfsDriver) StopScope(ctx context.Context, id string, kill bool) er
 	}
 	m, err := d.readScopeMarker(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // not ours, or already stopped
-	}
-	if err != nil {
+		// A scope cgroup in one of our pods whose marker was lost is still
+		// ours to stop; anything else is not ours, or already stopped.
+		var ok bool
+		if m, ok = d.findUnmarkedScope(id); !ok {
+			return nil
+		}
+	} else if err != nil {
 		return err
 	}
 	p := d.scopePath(m)
@@ -819,6 +832,30 @@ func (d *CgroupfsDriver) StopScope(ctx context.Context, id string, kill bool) er
 	}
 	d.emit(Event{Unit: unit, State: UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
 	return nil
+}
+
+// findUnmarkedScope looks for a scope cgroup named id in this driver's pods.
+func (d *CgroupfsDriver) findUnmarkedScope(id string) (scopeMarker, bool) {
+	ents, _ := os.ReadDir(filepath.Join(d.markers, "pods"))
+	for _, e := range ents {
+		uid, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		pm, err := d.readPodMarker(types.UID(uid))
+		if err != nil {
+			continue
+		}
+		m := scopeMarker{UID: pm.UID, QOS: pm.QOS, ID: id}
+		dirs, err := cgroupDirs(d.scopePath(m))
+		if err != nil {
+			continue
+		}
+		if dir, ok := primaryDir(dirs); ok && cgroups.PathExists(dir) {
+			return m, true
+		}
+	}
+	return scopeMarker{}, false
 }
 
 // waitEmpty waits until no process is left in the cgroup, up to timeout.

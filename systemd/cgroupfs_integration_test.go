@@ -155,7 +155,12 @@ func startSleep(t *testing.T) *exec.Cmd {
 // whole tree at the end, whatever happened.
 func newTestCgroupfs(t *testing.T, root string) *CgroupfsDriver {
 	t.Helper()
-	d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: root, StateDir: t.TempDir(), PollInterval: 100 * time.Millisecond, DefaultStopTimeout: 2 * time.Second})
+	return newTestCgroupfsIn(t, root, t.TempDir())
+}
+
+func newTestCgroupfsIn(t *testing.T, root, stateDir string) *CgroupfsDriver {
+	t.Helper()
+	d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: root, StateDir: stateDir, PollInterval: 100 * time.Millisecond, DefaultStopTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -931,5 +936,68 @@ func TestCgroupfsUpdateQOS(t *testing.T) {
 	}
 	if err := d.UpdateQOS(ctx, v1.PodQOSGuaranteed, Resources{}); err == nil {
 		t.Error("UpdateQOS(Guaranteed): want an error")
+	}
+}
+
+// TestCgroupfsAdoptAfterRestart: a new driver on the same root and state
+// dir (the daemon restarted) adopts the running scope: Init accepts the
+// root, List shows the scope, its exit is reported, and a scope whose
+// marker was lost can still be stopped.
+func TestCgroupfsAdoptAfterRestart(t *testing.T) {
+	testnode.Require(t)
+	ctx := context.Background()
+	state := t.TempDir()
+	d1 := newTestCgroupfsIn(t, "kubepods-cgfs-adopt", state)
+	pod := PodCgroup{UID: "a-1", QOS: v1.PodQOSBurstable, Resources: Resources{CPUShares: sdPtr(uint64(102))}}
+	s1, s2 := startSleep(t), startSleep(t)
+	for id, s := range map[string]*exec.Cmd{"keep": s1, "lost": s2} {
+		if err := d1.StartScope(ctx, ScopeSpec{Pod: pod, ID: id, PIDs: []int{s.Process.Pid}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d1.Close() // the daemon dies; cgroups and processes stay
+
+	d2 := newTestCgroupfsIn(t, "kubepods-cgfs-adopt", state)
+	states, err := d2.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, st := range states {
+		if st.ID == "keep" || st.ID == "lost" {
+			found++
+			if st.ActiveState != "active" || len(st.PIDs) != 1 {
+				t.Errorf("adopted scope %+v", st)
+			}
+		}
+	}
+	if found != 2 {
+		t.Fatalf("adopted scopes: %+v", states)
+	}
+	s1.Process.Kill()
+	s1.Wait()
+	deadline := time.After(20 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-d2.Events():
+			done = ev.Unit == ScopeUnitName("keep") && ev.State.ActiveState == "inactive"
+		case <-deadline:
+			t.Fatal("no exit event from the adopted scope")
+		}
+	}
+	if err := os.Remove(d2.scopeMarkerFile("lost")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.StopScope(ctx, "lost", true); err != nil {
+		t.Fatal(err)
+	}
+	if ws, ok := waitStatus(s2.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("unmarked scope's process: %v", s2.ProcessState)
+	}
+	if err := d2.StopScope(ctx, "keep", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.RemovePod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
 	}
 }
