@@ -36,6 +36,7 @@ unit:
 	MKL_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
 
 run: deps build
+	hack/build-demo-image.sh --root-dir /var/lib/minikubelet-demo
 	hack/run-demo.sh
 
 clean:
