@@ -264,7 +264,11 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (Result, error) {
 		// Plugins that ran before the failing one hold an IP, a veth or
 		// rules; undo them even if ctx is done.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		if derr := m.cni.DelNetworkList(dctx, ln.list, rt); derr != nil {
+		derr := m.cni.DelNetworkList(dctx, ln.list, rt)
+		if derr == nil {
+			derr = cleanupAfterDel(dctx, ln.list, pod.UID, nil, true)
+		}
+		if derr != nil {
 			m.log.Warn("network: undo of a failed ADD", "pod", ref.String(), "err", derr)
 		}
 		cancel()

@@ -34,7 +34,7 @@ func requireCNI(t *testing.T) {
 	if !nettest.Inside() {
 		t.Skip("network integration test skipped: not inside the private test netns")
 	}
-	for _, p := range []string{"bridge", "host-local", "portmap", "firewall"} {
+	for _, p := range []string{"bridge", "host-local", "portmap", "firewall", "tuning"} {
 		if _, err := os.Stat(filepath.Join(systemPlugins, p)); err != nil {
 			t.Skipf("network integration test skipped: CNI plugin %s missing in %s (run hack/install-deps.sh)", p, systemPlugins)
 		}
@@ -431,5 +431,47 @@ func TestConfigReload(t *testing.T) {
 	}
 	if st := m.Status(); st.ConfFile != other || st.Network != "other" || st.WroteDefault {
 		t.Fatalf("after dropping %s: status %+v", other, st)
+	}
+}
+
+// An ADD that fails in its last plugin (tuning, asked for a sysctl that
+// does not exist) is undone: no IP, veth, chain or
+// cache entry stays, and the error names the plugin.
+func TestFailedAddIsUndone(t *testing.T) {
+	requireCNI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := newTestNode(t)
+	ipam := filepath.Join(n.cfg.RootDir, "ipam-failing")
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"failing","plugins":[
+	  {"type":"bridge","bridge":"mkl9","isGateway":true,"ipMasq":true,
+	   "ipam":{"type":"host-local","ranges":[[{"subnet":"10.99.0.0/24"}]],"dataDir":%q}},
+	  {"type":"tuning","sysctl":{"net.ipv4.conf.eth0.no_such_knob":"1"}}]}`, ipam)
+	if err := os.MkdirAll(n.cfg.ConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.cfg.ConfDir, "10-failing.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := n.manager(t)
+	pod := PodNetwork{UID: "uid-fail", Namespace: "default", Name: "fail-node1", NetnsPath: nettest.NewNetns(t)}
+	t.Cleanup(func() { m.Teardown(context.Background(), pod) })
+	_, err := m.Setup(ctx, pod)
+	if err == nil || !strings.Contains(err.Error(), "tuning") || !strings.Contains(err.Error(), "default/fail-node1") {
+		t.Fatalf("Setup = %v, want an error naming the tuning plugin and the pod", err)
+	}
+	t.Log(err)
+	ents, _ := os.ReadDir(filepath.Join(ipam, "failing"))
+	if c := countIPs(ents); c != 0 {
+		t.Errorf("%d IP(s) left allocated after a failed ADD", c)
+	}
+	if v := hostVeths(t); len(v) != 0 {
+		t.Errorf("veth left after a failed ADD: %v", v)
+	}
+	if save := iptablesSave(t); strings.Contains(save, "uid-fail") || strings.Contains(save, masqChainName("failing", pod.UID)) {
+		t.Errorf("rules left after a failed ADD:\n%s", save)
+	}
+	if atts, _ := m.cni.GetCachedAttachments(pod.UID); len(atts) != 0 {
+		t.Errorf("cache entry after a failed ADD: %+v", atts)
 	}
 }
