@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -230,6 +232,11 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		cmd.Process.Kill()
 		return SandboxStatus{}, err
 	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", meta.PID)); err == nil && strings.TrimSpace(string(b)) != "-998" {
+		oomWarnOnce.Do(func() {
+			slog.Warn("the kernel refused oom_score_adj -998 for the pause (no CAP_SYS_RESOURCE?); pods keep the nearest allowed value", "kept", strings.TrimSpace(string(b)))
+		})
+	}
 	if cfg.Place != nil {
 		if err := cfg.Place(ctx, []int{meta.PID}); err != nil {
 			return SandboxStatus{}, fmt.Errorf("place pause of %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -237,6 +244,8 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	}
 	return r.SandboxStatus(ctx, pod.UID)
 }
+
+var oomWarnOnce sync.Once
 
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -168,7 +168,9 @@ func resolveUser(spec *shim.ContainerSpec, pod *v1.Pod, c *v1.Container, sc v1.S
 		gid = *sc.RunAsGroup
 	}
 	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot {
-		if !uidKnown {
+		// Like kubelet: a user name from the image is not trusted to be
+		// non-root even when /etc/passwd maps it to a non-zero uid.
+		if sc.RunAsUser == nil && userName != "" {
 			return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", userName, pod.Name, c.Name)
 		}
 		if uid == 0 {

@@ -299,7 +299,10 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 		}
 	}
 	if spec.OOMScoreAdj != nil {
-		setOOMScoreAdj(*spec.OOMScoreAdj)
+		// Best effort and silent: stderr is the container's log. Raising
+		// always works; lowering below the inherited value needs
+		// CAP_SYS_RESOURCE, and then the inherited value stays.
+		os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*spec.OOMScoreAdj)), 0)
 	}
 	applyRlimits(spec.Rlimits)
 	cwd := spec.Cwd
@@ -441,9 +444,8 @@ func applyRlimits(rls []Rlimit) {
 		if want.Cur > want.Max {
 			want.Cur = want.Max
 		}
-		if err := unix.Setrlimit(rl.Resource, &want); err != nil {
-			fmt.Fprintf(os.Stderr, "rlimit %d: %v (kept %d/%d)\n", rl.Resource, err, cur.Cur, cur.Max)
-		}
+		unix.Setrlimit(rl.Resource, &want) // refused: the inherited limit stays
+
 	}
 }
 

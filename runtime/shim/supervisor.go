@@ -39,7 +39,7 @@ type container struct {
 	// the exit record of a failed exec says StartError with its message.
 	startDone chan struct{}
 	exited    chan struct{}
-	exit         *ExitRecord
+	exit      *ExitRecord
 }
 
 type supervisor struct {
