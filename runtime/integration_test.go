@@ -258,7 +258,7 @@ func TestPodSharesNetIPCUTSAndIsolatesMountPID(t *testing.T) {
 	ctx := context.Background()
 	pod := testPod("web",
 		sh("server", `echo from-server > /data/msg; cp /data/msg /www/index.html; hostname; exec httpd -f -p 8080 -h /www`),
-		sh("client", `for i in $(seq 50); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.1; done; echo shared=$(cat /data/msg); echo cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | xargs); grep ' /sys/fs/cgroup/memory ' /proc/self/mounts | grep -c ' ro,'; exec sleep 1000`),
+		sh("client", `for i in $(seq 50); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.1; done; echo shared=$(cat /data/msg); echo cgroups=$(cut -d: -f3 /proc/self/cgroup | sort -u | xargs); grep ' /sys/fs/cgroup/memory ' /proc/self/mounts | grep -c ' ro,'; echo done; exec sleep 1000`),
 	)
 	pod.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
 		{Name: "www", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory}}}}
@@ -269,7 +269,7 @@ func TestPodSharesNetIPCUTSAndIsolatesMountPID(t *testing.T) {
 		t.Fatalf("sandbox not ready: %+v", sb)
 	}
 	server, client := ccs["server"], ccs["client"]
-	log := f.waitLog(client, "shared=from-server")
+	log := f.waitLog(client, "done")
 	if !strings.Contains(log, "from-server\nshared=") {
 		t.Errorf("client did not reach the server on localhost; log:\n%s", log)
 	}
@@ -410,10 +410,13 @@ func TestHostNetwork(t *testing.T) {
 		t.Skipf("cannot add a dummy interface: %v", err)
 	}
 	t.Cleanup(func() { exec.Command("ip", "link", "del", "mkltest0").Run() })
-	pod := testPod("hostnet", sh("c", `cat /proc/net/dev; hostname; exec sleep 1000`))
+	pod := testPod("hostnet", sh("c", `cat /proc/net/dev; hostname; echo done; exec sleep 1000`))
 	pod.Spec.HostNetwork = true
 	sb, ccs := f.run(ctx, pod, nil)
-	log := f.waitLog(ccs["c"], "mkltest0")
+	log := f.waitLog(ccs["c"], "done")
+	if !strings.Contains(log, "mkltest0") {
+		t.Errorf("hostNetwork pod does not see the node's interface mkltest0; log:\n%s", log)
+	}
 	host, _ := os.Hostname()
 	if !strings.Contains(log, "\n"+host+"\n") {
 		t.Errorf("hostNetwork pod should have the node's hostname %q; log:\n%s", host, log)
@@ -579,5 +582,108 @@ func TestSeccompRuntimeDefault(t *testing.T) {
 	// Unconfined: unshare -U (user namespaces need no capability) works.
 	if log := f.waitLog(ccs["unconfined"], "unshare="); !strings.Contains(log, "unshare=allowed") {
 		t.Errorf("unconfined container could not unshare a user namespace; log:\n%s", log)
+	}
+}
+
+func TestVolumesAndEscapes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	hostDir := filepath.Join(f.base, "hostdir")
+	os.MkdirAll(hostDir, 0o755)
+	os.WriteFile(filepath.Join(hostDir, "hostfile"), []byte("from-host\n"), 0o644)
+	// A symlink in the image pointing far out: a mount below it must land
+	// inside the root, never on the host path.
+	outside := filepath.Join(f.base, "outside")
+	os.MkdirAll(outside, 0o755)
+	if err := os.Symlink("../../../../../../../../.."+outside, filepath.Join(f.root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	// The same path inside the root exists, so the mount has a legitimate
+	// place to land (a dangling one is refused by pathrs-lite).
+	os.MkdirAll(filepath.Join(f.root, outside), 0o755)
+	ty := v1.HostPathFileOrCreate
+	c := sh("c", `cat /host/hostfile; touch /host/x 2>/dev/null && echo host=rw || echo host=ro; echo sub > /sub/file; ls /evil | wc -l | sed 's/^/evil-entries=/'; ls /escape/x >/dev/null && echo escape-mounted; ls -la /created; echo cwd=$(pwd); echo done; exec sleep 1000`)
+	c.WorkingDir = "/work/dir"
+	c.VolumeMounts = []v1.VolumeMount{
+		{Name: "host", MountPath: "/host", ReadOnly: true},
+		{Name: "scratch", MountPath: "/sub", SubPath: "sub/dir"},
+		{Name: "scratch", MountPath: "/evil", SubPath: "evil/etc"},
+		{Name: "scratch", MountPath: "/escape/x"},
+		{Name: "created", MountPath: "/created"},
+	}
+	pod := testPod("vols", c)
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir}}},
+		{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
+		{Name: "created", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: filepath.Join(hostDir, "made/file"), Type: &ty}}},
+	}
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	// The emptyDir holds a symlink to the host's root: subPath must not follow it out.
+	scratch := f.rt.emptyDirPath(pod, "scratch")
+	if st, err := os.Stat(scratch); err != nil || st.Mode().Perm() != 0o777 {
+		t.Fatalf("emptyDir %s: %v %v, want mode 0777", scratch, st.Mode(), err)
+	}
+	os.Symlink("/", filepath.Join(scratch, "evil"))
+	cc, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[0], Rootfs: Rootfs{Path: f.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.StartContainer(ctx, pod.UID, cc.ID); err != nil {
+		t.Fatal(err)
+	}
+	log := f.waitLog(cc, "done")
+	for _, want := range []string{"from-host\nhost=ro\n", "evil-entries=0\n", "escape-mounted\n", "cwd=/work/dir\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("%q missing; log:\n%s", want, log)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(scratch, "sub/dir/file")); err != nil || string(b) != "sub\n" {
+		t.Errorf("subPath write not in the emptyDir: %q %v", b, err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("a mount target followed a symlink out of the root: %s has %v", outside, ents)
+	}
+	if _, err := os.Stat(filepath.Join(f.root, outside, "x")); err != nil {
+		t.Errorf("mount target below the symlink should be inside the root: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(hostDir, "made/file")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("hostPath FileOrCreate: %v", err)
+	}
+	// CVE-2024-21626: a working directory through a leaked fd never leads out.
+	bad := v1.Container{Name: "fdcwd", Command: []string{"pwd"}, WorkingDir: "/proc/self/fd/5"}
+	cc2, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &bad, Rootfs: Rootfs{Path: f.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.StartContainer(ctx, pod.UID, cc2.ID); err == nil || !strings.Contains(err.Error(), "working directory") {
+		t.Errorf("workingDir /proc/self/fd/5: start error = %v, want a working directory error", err)
+	}
+	// A volume that is not a directory or file the kubelet allows: refused early.
+	sock := v1.HostPathSocket
+	pod2 := testPod("badvol", sh("c", "true"))
+	pod2.Spec.Volumes = []v1.Volume{{Name: "s", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir, Type: &sock}}}}
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod2}); err == nil || !strings.Contains(err.Error(), "volume s") {
+		t.Errorf("hostPath Socket on a directory: %v", err)
+	}
+}
+
+func TestPrivileged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	yes := true
+	c := sh("priv", `grep -E '^CapEff:' /proc/self/status; echo timerlist=$(wc -c < /proc/timer_list); grep ' /sys sysfs ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1 | sed 's/^/sys=/'; echo devs=$(ls /dev | wc -l); exec sleep 1000`)
+	c.SecurityContext = &v1.SecurityContext{Privileged: &yes}
+	pod := testPod("priv", c)
+	_, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["priv"], "devs=")
+	self := procStatus(t, os.Getpid())["CapBnd"]
+	if !strings.Contains(log, "CapEff:\t"+self) || !strings.Contains(log, "sys=rw") || strings.Contains(log, "timerlist=0\n") {
+		t.Errorf("privileged: want CapEff %s (the node's bounding set), /sys rw, no masks; log:\n%s", self, log)
+	}
+	hostDevs, _ := os.ReadDir("/dev")
+	if !strings.Contains(log, fmt.Sprintf("devs=%d\n", len(hostDevs))) {
+		t.Errorf("privileged container should see the host's %d /dev entries; log:\n%s", len(hostDevs), log)
 	}
 }

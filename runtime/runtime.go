@@ -154,9 +154,15 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	if err := os.MkdirAll(sbDir, 0o750); err != nil {
 		return SandboxStatus{}, err
 	}
+	// A sandbox that fails half-way leaves no mount or folder behind.
+	started := false
+	defer func() {
+		if !started {
+			unmountUnder(podDir)
+			os.RemoveAll(podDir)
+		}
+	}()
 	os.MkdirAll(filepath.Join(podDir, "containers"), 0o750)
-	sec := pod.Spec.SecurityContext
-	_ = sec
 	hostname, err := podHostname(pod)
 	if err != nil {
 		return SandboxStatus{}, err
@@ -232,6 +238,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		cmd.Process.Kill()
 		return SandboxStatus{}, err
 	}
+	started = true
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", meta.PID)); err == nil && strings.TrimSpace(string(b)) != "-998" {
 		oomWarnOnce.Do(func() {
 			slog.Warn("the kernel refused oom_score_adj -998 for the pause (no CAP_SYS_RESOURCE?); pods keep the nearest allowed value", "kept", strings.TrimSpace(string(b)))
@@ -280,7 +287,9 @@ func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStat
 	return st, nil
 }
 
-// ListSandboxes returns every pod directory with a sandbox record.
+// ListSandboxes returns every pod directory; one without a readable
+// sandbox record (a create cut short by a crash) is listed with PID 0 so
+// that the reconciler can remove it.
 func (r *Runtime) ListSandboxes(ctx context.Context) ([]SandboxStatus, error) {
 	ents, err := os.ReadDir(filepath.Join(r.opt.RootDir, "pods"))
 	if err != nil {
@@ -288,9 +297,15 @@ func (r *Runtime) ListSandboxes(ctx context.Context) ([]SandboxStatus, error) {
 	}
 	var out []SandboxStatus
 	for _, e := range ents {
-		if st, err := r.SandboxStatus(ctx, types.UID(e.Name())); err == nil {
-			out = append(out, st)
+		if !e.IsDir() {
+			continue
 		}
+		uid := types.UID(e.Name())
+		st, err := r.SandboxStatus(ctx, uid)
+		if err != nil {
+			st = SandboxStatus{PodUID: uid, Dir: r.PodDir(uid)}
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }
