@@ -88,6 +88,8 @@ type containerMeta struct {
 	Name    string    `json:"name"`
 	Attempt int       `json:"attempt"`
 	LogPath string    `json:"logPath"`
+	// FallbackToLogs is terminationMessagePolicy FallbackToLogsOnError.
+	FallbackToLogs bool `json:"fallbackToLogs,omitempty"`
 }
 
 const containerMetaFile = "daemon.json"
@@ -119,7 +121,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (Cre
 		os.RemoveAll(dir)
 		return CreatedContainer{}, err
 	}
-	cm := containerMeta{ID: id, PodUID: cfg.Pod.UID, Name: cfg.Container.Name, Attempt: cfg.Attempt, LogPath: spec.LogPath}
+	cm := containerMeta{ID: id, PodUID: cfg.Pod.UID, Name: cfg.Container.Name, Attempt: cfg.Attempt, LogPath: spec.LogPath,
+		FallbackToLogs: cfg.Container.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError}
 	if err := shim.WriteJSONAtomic(filepath.Join(dir, containerMetaFile), cm); err != nil {
 		return CreatedContainer{}, err
 	}
@@ -252,6 +255,9 @@ func (r *Runtime) ContainerStatus(ctx context.Context, uid types.UID, id string)
 		if !ex.StartedAt.IsZero() {
 			st.StartedAt = ex.StartedAt
 		}
+		if msg := terminationMessage(dir, &cm, st.ExitCode); msg != "" {
+			st.Message = msg
+		}
 		return st, nil
 	}
 	// No exit record: running if the supervisor still knows it.
@@ -287,4 +293,59 @@ func (r *Runtime) ListContainers(ctx context.Context, uid types.UID) ([]Containe
 		}
 	}
 	return out, nil
+}
+
+// Limits of a termination message, as kubelet's.
+const (
+	maxTerminationMessage = 4096
+	fallbackLogLines      = 80
+	fallbackLogBytes      = 2048
+)
+
+// terminationMessage is what the container wrote to its
+// terminationMessagePath, or with FallbackToLogsOnError and a failure, the
+// tail of its log.
+func terminationMessage(dir string, cm *containerMeta, exitCode int) string {
+	if f, err := os.Open(filepath.Join(dir, "termination-log")); err == nil {
+		b := make([]byte, maxTerminationMessage)
+		n, _ := f.Read(b)
+		f.Close()
+		if n > 0 {
+			return string(b[:n])
+		}
+	}
+	if !cm.FallbackToLogs || exitCode == 0 {
+		return ""
+	}
+	return logTail(cm.LogPath, fallbackLogLines, fallbackLogBytes)
+}
+
+// logTail returns the last lines of a CRI log's payload (partial records
+// joined), at most maxBytes.
+func logTail(path string, lines, maxBytes int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var out []string
+	var cur strings.Builder
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) < 4 {
+			continue
+		}
+		cur.WriteString(f[3])
+		if f[2] == "F" {
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+	}
+	if len(out) > lines {
+		out = out[len(out)-lines:]
+	}
+	s := strings.Join(out, "\n")
+	if len(s) > maxBytes {
+		s = s[len(s)-maxBytes:]
+	}
+	return s
 }

@@ -687,3 +687,83 @@ func TestPrivileged(t *testing.T) {
 		t.Errorf("privileged container should see the host's %d /dev entries; log:\n%s", len(hostDevs), log)
 	}
 }
+
+func TestEtcFilesTerminationMessageDownwardAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("files",
+		sh("writer", `echo "bye from writer" > /dev/termination-log; exit 3`),
+		sh("fallback", `echo first; echo last words; exit 4`),
+		sh("reader", `cat /etc/hosts /etc/hostname /etc/resolv.conf; echo; cat /podinfo/labels; echo; cat /podinfo/name; echo; echo done; exec sleep 1000`))
+	pod.Spec.Containers[1].TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
+	pod.Spec.Hostname, pod.Spec.Subdomain = "web-0", "web"
+	pod.Spec.HostAliases = []v1.HostAlias{{IP: "192.0.2.7", Hostnames: []string{"alias.example", "alias2"}}}
+	pod.Spec.DNSPolicy = v1.DNSNone
+	pod.Spec.DNSConfig = &v1.PodDNSConfig{Nameservers: []string{"192.0.2.53"}}
+	pod.Spec.Volumes = []v1.Volume{{Name: "podinfo", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{Items: []v1.DownwardAPIVolumeFile{
+		{Path: "labels", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+		{Path: "name", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}},
+	}}}}}
+	pod.Spec.Containers[2].VolumeMounts = []v1.VolumeMount{{Name: "podinfo", MountPath: "/podinfo"}}
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.SetPodIP(pod, "10.1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for i := range pod.Spec.Containers {
+		cc, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[i], Rootfs: Rootfs{Path: f.root}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.rt.StartContainer(ctx, pod.UID, cc.ID); err != nil {
+			t.Fatal(err)
+		}
+		ids[pod.Spec.Containers[i].Name] = cc.ID
+		if i == 2 {
+			log := f.waitLog(cc, "done")
+			for _, want := range []string{"10.1.2.3\tweb-0.web.default.svc.cluster.local\tweb-0\n", "192.0.2.7\talias.example\talias2\n",
+				"\nweb-0\n", "nameserver 192.0.2.53\n", `app="files"`, "\nfiles-node1\n"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("%q missing from the reader's view; log:\n%s", want, log)
+				}
+			}
+		}
+	}
+	st, err := f.rt.WaitContainer(ctx, pod.UID, ids["writer"])
+	if err != nil || st.ExitCode != 3 || st.Reason != "Error" || st.Message != "bye from writer\n" {
+		t.Errorf("writer: %+v %v; want exit 3 with its termination message", st, err)
+	}
+	st, err = f.rt.WaitContainer(ctx, pod.UID, ids["fallback"])
+	if err != nil || st.ExitCode != 4 || st.Message != "first\nlast words" {
+		t.Errorf("fallback: %+v %v; want the log tail as message", st, err)
+	}
+}
+
+// "If pause dies, the pod dies": the containers go with the supervisor, and
+// what was not recorded reads as Unknown.
+func TestPauseDeathKillsContainers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, shared := range []bool{false, true} {
+		pod := testPod(fmt.Sprintf("mortal%v", shared), sh("c", `exec sleep 1000`))
+		pod.Spec.ShareProcessNamespace = &shared
+		sb, ccs := f.run(ctx, pod, nil)
+		pid := ccs["c"].PID
+		syscall.Kill(sb.PID, syscall.SIGKILL)
+		deadline := time.Now().Add(10 * time.Second)
+		for procAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if procAlive(pid) {
+			t.Errorf("shared=%v: container %d survived its pause", shared, pid)
+		}
+		if st, _ := f.rt.SandboxStatus(ctx, pod.UID); st.PID != 0 || st.Ready {
+			t.Errorf("shared=%v: sandbox still reported alive: %+v", shared, st)
+		}
+		if st, err := f.rt.ContainerStatus(ctx, pod.UID, ccs["c"].ID); err != nil || st.State != ContainerUnknown {
+			t.Errorf("shared=%v: container status after pause death = %+v %v, want Unknown", shared, st, err)
+		}
+	}
+}

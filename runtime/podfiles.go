@@ -32,7 +32,20 @@ func podHostname(pod *v1.Pod) (string, error) {
 // writePodFiles writes the pod's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf, bind-mounted into each container.
 func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
-	dir := r.PodDir(pod.UID)
+	files, err := r.podFiles(pod, hostname)
+	if err != nil {
+		return err
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(r.PodDir(pod.UID), name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// podFiles renders the pod's etc-hosts, etc-hostname and resolv.conf.
+func (r *Runtime) podFiles(pod *v1.Pod, hostname string) (map[string]string, error) {
 	if pod.Spec.HostNetwork {
 		hostname, _ = os.Hostname()
 	}
@@ -62,14 +75,9 @@ func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
 	}
 	resolv, err := r.resolvConf(pod)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for name, content := range map[string]string{"etc-hosts": hosts.String(), "etc-hostname": hostname + "\n", "resolv.conf": resolv} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return map[string]string{"etc-hosts": hosts.String(), "etc-hostname": hostname + "\n", "resolv.conf": resolv}, nil
 }
 
 // resolvConf follows dnsPolicy: Default → the host's file; ClusterFirst →
@@ -215,4 +223,27 @@ func unmountUnder(dir string) error {
 		}
 	}
 	return nil
+}
+
+// SetPodIP records the pod's IP once the network is set up (after
+// RunSandbox): /etc/hosts gets the pod's own entry. The file is rewritten in
+// place, since containers hold it by a bind mount of its inode.
+func (r *Runtime) SetPodIP(pod *v1.Pod, ip string) error {
+	p := pod.DeepCopy()
+	p.Status.PodIP = ip
+	hostname, err := podHostname(p)
+	if err != nil {
+		return err
+	}
+	files, err := r.podFiles(p, hostname)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(r.PodDir(pod.UID), "etc-hosts"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(files["etc-hosts"])
+	return err
 }

@@ -72,8 +72,17 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 		spec.Capabilities = nodeCapabilities()
 	} else {
 		spec.Capabilities = containerCapabilities(sc.Capabilities)
-		spec.MaskedPaths = MaskedPaths
-		spec.ReadonlyPaths = ReadonlyPaths
+		if sc.ProcMount == nil || *sc.ProcMount != v1.UnmaskedProcMount {
+			spec.MaskedPaths = MaskedPaths
+			spec.ReadonlyPaths = ReadonlyPaths
+		} else {
+			// procMount Unmasked: /proc as is, /sys still masked.
+			for _, p := range MaskedPaths {
+				if strings.HasPrefix(p, "/sys/") {
+					spec.MaskedPaths = append(spec.MaskedPaths, p)
+				}
+			}
+		}
 	}
 	spec.NoNewPrivileges = sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation && !spec.Privileged
 	seccomp, err := seccompProfile(pod, c)

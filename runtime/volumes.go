@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -49,7 +50,11 @@ func (r *Runtime) setupVolumes(pod *v1.Pod) error {
 			if err := checkHostPath(vol.Name, vol.HostPath); err != nil {
 				return err
 			}
-		case vol.DownwardAPI != nil, vol.Projected != nil, vol.ConfigMap != nil, vol.Secret != nil:
+		case vol.DownwardAPI != nil:
+			if err := r.writeDownwardAPI(pod, &vol); err != nil {
+				return err
+			}
+		case vol.Projected != nil, vol.ConfigMap != nil, vol.Secret != nil:
 			return fmt.Errorf("volume %s: this volume type is not supported yet", vol.Name)
 		default:
 			return fmt.Errorf("volume %s: unsupported volume type (static pods support emptyDir and hostPath)", vol.Name)
@@ -143,6 +148,9 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 			src = r.emptyDirPath(pod, vol.Name)
 		case vol.HostPath != nil:
 			src = vol.HostPath.Path
+		case vol.DownwardAPI != nil:
+			src = r.downwardAPIPath(pod, vol.Name)
+			vm.ReadOnly = true // as kubelet: the files are the pod's, not the container's
 		default:
 			return nil, fmt.Errorf("container %s: volume %s: unsupported type", c.Name, vm.Name)
 		}
@@ -186,4 +194,89 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+func (r *Runtime) downwardAPIPath(pod *v1.Pod, name string) string {
+	return filepath.Join(r.PodDir(pod.UID), "volumes", "kubernetes.io~downward-api", name)
+}
+
+// writeDownwardAPI writes the files of a downwardAPI volume (labels and
+// annotations as key="value" lines, sorted, like kubelet).
+func (r *Runtime) writeDownwardAPI(pod *v1.Pod, vol *v1.Volume) error {
+	dir := r.downwardAPIPath(pod, vol.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if vol.DownwardAPI.DefaultMode != nil {
+		mode = os.FileMode(*vol.DownwardAPI.DefaultMode)
+	}
+	for _, item := range vol.DownwardAPI.Items {
+		if item.Path == "" || filepath.IsAbs(item.Path) || strings.HasPrefix(filepath.Clean(item.Path), "..") {
+			return fmt.Errorf("volume %s: item path %q must be relative and inside the volume", vol.Name, item.Path)
+		}
+		var val string
+		switch {
+		case item.FieldRef != nil:
+			switch item.FieldRef.FieldPath {
+			case "metadata.labels":
+				val = formatMap(pod.Labels)
+			case "metadata.annotations":
+				val = formatMap(pod.Annotations)
+			default:
+				v, err := fieldValue(pod, item.FieldRef.FieldPath, r.opt.NodeName, pod.Status.PodIP, pod.Status.HostIP)
+				if err != nil {
+					return fmt.Errorf("volume %s item %s: %w", vol.Name, item.Path, err)
+				}
+				val = v
+			}
+		case item.ResourceFieldRef != nil:
+			var c *v1.Container
+			for i := range pod.Spec.Containers {
+				if pod.Spec.Containers[i].Name == item.ResourceFieldRef.ContainerName {
+					c = &pod.Spec.Containers[i]
+				}
+			}
+			if c == nil {
+				return fmt.Errorf("volume %s item %s: no container %q", vol.Name, item.Path, item.ResourceFieldRef.ContainerName)
+			}
+			v, err := resourceValue(pod, c, item.ResourceFieldRef)
+			if err != nil {
+				return fmt.Errorf("volume %s item %s: %w", vol.Name, item.Path, err)
+			}
+			val = v
+		default:
+			return fmt.Errorf("volume %s item %s: fieldRef or resourceFieldRef required", vol.Name, item.Path)
+		}
+		m := mode
+		if item.Mode != nil {
+			m = os.FileMode(*item.Mode)
+		}
+		p, err := securejoin.SecureJoin(dir, item.Path)
+		if err != nil {
+			return err
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(val), m); err != nil {
+			return fmt.Errorf("volume %s item %s: %w", vol.Name, item.Path, err)
+		}
+		os.Chmod(p, m)
+	}
+	return nil
+}
+
+func formatMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, m[k])
+	}
+	return b.String()
 }

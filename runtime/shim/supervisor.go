@@ -73,11 +73,9 @@ func SupervisorMain(dir string) int {
 	if err := ReadJSON(filepath.Join(dir, SandboxSpecFile), &s.spec); err != nil {
 		return fail(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fail(err)
-	}
-	s.self = self
+	// The very binary we run, even after an upgrade replaced the file on
+	// disk: a container init must speak this supervisor's protocol.
+	s.self = "/proc/self/exe"
 	if s.spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.spec.Hostname)); err != nil {
 			return fail(fmt.Errorf("set hostname %q: %w", s.spec.Hostname, err))
