@@ -1,0 +1,588 @@
+package reconciler
+
+// exec.go: NodeShell.Execute, one idempotent action at a time. Each action
+// writes the record that names what it is about to create before creating
+// it, so a daemon killed in the middle leaves something the next
+// observation recognises (and completes or collects).
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	mklrt "github.com/minikubelet/minikubelet/runtime"
+	"github.com/minikubelet/minikubelet/runtime/images"
+	"github.com/minikubelet/minikubelet/runtime/network"
+	"github.com/minikubelet/minikubelet/systemd"
+)
+
+// Execute implements Shell.
+func (n *NodeShell) Execute(ctx context.Context, a Action, pod *v1.Pod) error {
+	switch a := a.(type) {
+	case EnsurePodCgroup:
+		return n.ensurePodCgroup(ctx, pod)
+	case PullImage:
+		return n.pullImage(ctx, a)
+	case RunSandbox:
+		return n.runSandbox(ctx, a, pod)
+	case CreateAndStartContainer:
+		return n.createAndStart(ctx, a, pod)
+	case KillContainer:
+		return n.killContainer(ctx, a, pod)
+	case RemoveContainer:
+		return n.removeContainer(ctx, a.UID, a.ID)
+	case StopSandbox:
+		return n.stopSandbox(ctx, a.UID, a.ID, pod)
+	case MarkTerminating:
+		return n.markTerminating(a)
+	case RemovePod:
+		return n.removePod(ctx, a.UID, pod)
+	case CleanupOrphan:
+		return n.removePod(ctx, a.UID, pod)
+	}
+	return fmt.Errorf("unknown action %T", a)
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func needPod(pod *v1.Pod, a string) error {
+	if pod == nil {
+		return fmt.Errorf("%s: the pod's spec is unknown", a)
+	}
+	return nil
+}
+
+// ensureRecord writes pod.json before anything of the pod is created.
+func (n *NodeShell) ensureRecord(pod *v1.Pod) error {
+	f := n.state.podFile(pod.UID)
+	if exists(f) {
+		return nil
+	}
+	return writeJSON(f, podRecord{Pod: pod, CreatedAt: n.opt.Now().UTC()})
+}
+
+func (n *NodeShell) cgroupPlan(pod *v1.Pod) systemd.PodPlan {
+	return systemd.PlanPod(pod, n.opt.Plan)
+}
+
+func (n *NodeShell) ensurePodCgroup(ctx context.Context, pod *v1.Pod) error {
+	if err := needPod(pod, "ensure pod cgroup"); err != nil {
+		return err
+	}
+	if err := n.ensureRecord(pod); err != nil {
+		return err
+	}
+	if err := n.opt.Driver.EnsurePod(ctx, n.cgroupPlan(pod).PodCgroup()); err != nil {
+		return fmt.Errorf("pod %s/%s: slice: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+func (n *NodeShell) pullImage(ctx context.Context, a PullImage) error {
+	n.mu.Lock()
+	n.pulling[a.Image]++
+	n.mu.Unlock()
+	_, err := n.opt.Images.EnsureImage(ctx, a.Image, a.Policy, nil)
+	now := n.opt.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pulling[a.Image]--; n.pulling[a.Image] <= 0 {
+		delete(n.pulling, a.Image)
+	}
+	st := n.images[a.Image]
+	if st == nil {
+		st = &ImageState{}
+		n.images[a.Image] = st
+	}
+	if err == nil {
+		*st = ImageState{PulledAt: now}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	var pe *images.PullError
+	if errors.As(err, &pe) {
+		st.Message = pe.Message
+		if pe.Reason == images.ReasonImagePullBackOff {
+			// The store is still backing off from an earlier failure: not a
+			// new failure, only when to try again.
+			st.BackoffUntil = now.Add(pe.Retry)
+			if st.Failures == 0 {
+				st.Failures, st.LastFailure = 1, now
+			}
+			return err
+		}
+	} else {
+		st.Message = err.Error()
+	}
+	st.Failures++
+	st.LastFailure = now
+	st.BackoffUntil = time.Time{}
+	return err
+}
+
+func (n *NodeShell) readSandbox(uid types.UID) (sandboxRecord, bool) {
+	var sb sandboxRecord
+	ok := readJSON(n.state.sandboxFile(uid), &sb)
+	return sb, ok
+}
+
+func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) error {
+	if err := needPod(pod, "run sandbox"); err != nil {
+		return err
+	}
+	if err := n.ensureRecord(pod); err != nil {
+		return err
+	}
+	if sb, ok := n.readSandbox(a.UID); ok && sb.Attempt == a.Attempt && !sb.Stopped {
+		if st, err := n.opt.Runtime.SandboxStatus(ctx, a.UID); err == nil && st.PID != 0 {
+			return nil // done before a crash
+		}
+	}
+	sb := sandboxRecord{ID: newID(), Attempt: a.Attempt, Created: n.opt.Now().UTC()}
+	if err := writeJSON(n.state.sandboxFile(a.UID), sb); err != nil {
+		return err
+	}
+	plan := n.cgroupPlan(pod)
+	place := func(ctx context.Context, pids []int) error {
+		return n.opt.Driver.StartScope(ctx, systemd.ScopeSpec{Pod: plan.PodCgroup(), ID: sb.ID,
+			Description: "minikubelet sandbox " + pod.Namespace + "/" + pod.Name,
+			PIDs:        pids, Resources: plan.Sandbox})
+	}
+	st, err := n.opt.Runtime.RunSandbox(ctx, mklrt.SandboxConfig{Pod: pod, Place: place})
+	fail := func(err error) error {
+		// Leave the record (the sandbox shows as exited): the next plan
+		// releases it and starts a new attempt.
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		n.opt.Runtime.StopSandbox(cctx, a.UID)
+		n.opt.Driver.StopScope(cctx, sb.ID, true)
+		return err
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if !pod.Spec.HostNetwork && n.opt.Network != nil {
+		res, err := n.opt.Network.Setup(ctx, network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace,
+			Name: pod.Name, NetnsPath: st.NetNSPath, PortMappings: hostPorts(pod)})
+		if err != nil {
+			n.opt.Network.Teardown(context.Background(), network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name})
+			return fail(fmt.Errorf("pod %s/%s: network: %w", pod.Namespace, pod.Name, err))
+		}
+		for _, ip := range res.IPs {
+			sb.IPs = append(sb.IPs, ip.String())
+		}
+	} else if pod.Spec.HostNetwork {
+		sb.IPs = []string{n.opt.HostIP}
+	}
+	return writeJSON(n.state.sandboxFile(a.UID), sb)
+}
+
+func hostPorts(pod *v1.Pod) []network.HostPort {
+	var out []network.HostPort
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			for _, p := range c.Ports {
+				if p.HostPort != 0 {
+					out = append(out, network.HostPort{HostPort: p.HostPort, ContainerPort: p.ContainerPort,
+						Protocol: string(p.Protocol), HostIP: p.HostIP})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func findContainer(pod *v1.Pod, name string) *v1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+func podGraceOf(pod *v1.Pod) time.Duration {
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	return 30 * time.Second
+}
+
+func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContainer, pod *v1.Pod) error {
+	if err := needPod(pod, "start container "+a.Name); err != nil {
+		return err
+	}
+	c := findContainer(pod, a.Name)
+	if c == nil {
+		return fmt.Errorf("pod %s/%s: no container %q in the spec", pod.Namespace, pod.Name, a.Name)
+	}
+	sb, ok := n.readSandbox(a.UID)
+	if !ok || sb.Stopped || sb.Attempt != a.SandboxAttempt {
+		return fmt.Errorf("pod %s/%s: container %s: sandbox attempt %d is not the current one", pod.Namespace, pod.Name, a.Name, a.SandboxAttempt)
+	}
+	img, found, err := n.opt.Images.Lookup(c.Image)
+	if err != nil {
+		return fmt.Errorf("container %s: image %s: %w", a.Name, c.Image, err)
+	}
+	if !found {
+		return fmt.Errorf("container %s: image %s is not in the store", a.Name, c.Image)
+	}
+	readOnly := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
+	rid := string(a.UID) + "_" + a.Name + "_" + strconv.FormatUint(uint64(a.Attempt), 10)
+	rdir := n.state.rootfsDir(a.UID, a.Name, a.Attempt)
+	merged := filepath.Join(rdir, "merged")
+	if err := os.MkdirAll(merged, 0o755); err != nil {
+		return err
+	}
+	if !isMountPoint(merged) {
+		rf, err := n.opt.Images.PrepareRootfs(ctx, rid, img, rdir, readOnly)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", a.Name, err)
+		}
+		if err := rf.Mount(merged); err != nil {
+			return fmt.Errorf("container %s: mount root %s: %w", a.Name, merged, err)
+		}
+	}
+	podIP := ""
+	if len(sb.IPs) > 0 {
+		podIP = sb.IPs[0]
+	}
+	ic := img.Config
+	cc, err := n.opt.Runtime.CreateContainer(ctx, mklrt.ContainerConfig{Pod: pod, Container: c, Attempt: int(a.Attempt),
+		Rootfs: mklrt.Rootfs{Path: merged, ReadOnly: readOnly},
+		Image:  mklrt.ImageConfig{Entrypoint: ic.Entrypoint, Cmd: ic.Cmd, Env: ic.Env, WorkingDir: ic.WorkingDir, User: ic.User},
+		PodIP:  podIP, HostIP: n.opt.HostIP})
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", a.Name, err)
+	}
+	imageRef := c.Image
+	if len(img.RepoTags) > 0 {
+		imageRef = img.RepoTags[0]
+	}
+	cr := containerRecord{ID: cc.ID, Name: a.Name, Attempt: a.Attempt, SandboxID: sb.ID, Image: c.Image,
+		ImageRef: imageRef, ImageID: img.ImageID(), RootfsID: rid, RootfsDir: rdir}
+	if err := writeJSON(n.state.containerFile(a.UID, cc.ID), cr); err != nil {
+		return err
+	}
+	plan := n.cgroupPlan(pod)
+	if err := n.opt.Driver.StartScope(ctx, systemd.ScopeSpec{Pod: plan.PodCgroup(), ID: cc.ID,
+		Description: "minikubelet container " + pod.Namespace + "/" + pod.Name + "/" + a.Name,
+		PIDs:        []int{cc.PID}, Resources: plan.Containers[a.Name], StopTimeout: podGraceOf(pod)}); err != nil {
+		return fmt.Errorf("container %s: scope: %w", a.Name, err)
+	}
+	// Count OOM kills from before the workload runs.
+	n.mu.Lock()
+	armed := n.oomWatch[cc.ID]
+	n.mu.Unlock()
+	if !armed {
+		if ch, err := n.opt.Driver.WatchOOM(n.bg, a.UID, cc.ID); err == nil {
+			n.mu.Lock()
+			n.oomWatch[cc.ID] = true
+			n.mu.Unlock()
+			uid, id := a.UID, cc.ID
+			go func() {
+				for range ch {
+					writeJSON(n.state.oomFile(uid, id), map[string]any{"time": n.opt.Now()})
+					n.opt.Wake()
+				}
+				n.mu.Lock()
+				delete(n.oomWatch, id)
+				n.mu.Unlock()
+			}()
+		}
+	}
+	if err := n.opt.Runtime.StartContainer(ctx, a.UID, cc.ID); err != nil {
+		return fmt.Errorf("start container %s: %w", a.Name, err)
+	}
+	n.watchContainer(a.UID, cc.ID)
+	n.pruneExited(ctx, a.UID, a.Name)
+	return nil
+}
+
+// pruneExited removes the oldest exited instances of a container beyond
+// KeepExited (their logs stay).
+func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string) {
+	cs, err := n.opt.Runtime.ListContainers(ctx, uid)
+	if err != nil {
+		return
+	}
+	var exited []mklrt.ContainerStatus
+	for _, c := range cs {
+		if c.Name == name && c.State == mklrt.ContainerExited {
+			exited = append(exited, c)
+		}
+	}
+	if len(exited) <= n.opt.KeepExited {
+		return
+	}
+	sort.Slice(exited, func(i, j int) bool { return exited[i].Attempt < exited[j].Attempt })
+	for _, c := range exited[:len(exited)-n.opt.KeepExited] {
+		n.removeContainer(ctx, uid, c.ID)
+	}
+}
+
+func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.Pod) error {
+	start := n.opt.Now()
+	grace := a.Grace
+	if a.RunPreStop && pod != nil {
+		var cr containerRecord
+		f := n.state.containerFile(a.UID, a.ID)
+		readJSON(f, &cr)
+		cr.PreStop = HookRunning
+		writeJSON(f, cr)
+		err := n.runPreStop(ctx, pod, a, grace)
+		cr.PreStop = HookDone
+		if err != nil {
+			cr.PreStop = HookFailed
+			n.opt.Log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", a.Name, "err", err)
+		}
+		writeJSON(f, cr)
+		grace -= n.opt.Now().Sub(start)
+		if grace < a.MinGraceAfterPreStop {
+			grace = a.MinGraceAfterPreStop
+		}
+	}
+	if grace < 0 {
+		grace = 0
+	}
+	err := n.opt.Runtime.StopContainer(ctx, a.UID, a.ID, grace)
+	if err != nil {
+		// A supervisor that is gone took its containers with it.
+		if st, serr := n.opt.Runtime.ContainerStatus(ctx, a.UID, a.ID); serr == nil && st.State != mklrt.ContainerRunning && st.State != mklrt.ContainerCreated {
+			err = nil
+		} else if sst, serr := n.opt.Runtime.SandboxStatus(ctx, a.UID); serr == nil && sst.PID == 0 {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("stop container %s (%s): %w", a.Name, a.ID, err)
+	}
+	n.opt.Driver.StopScope(ctx, a.ID, true)
+	return nil
+}
+
+// runPreStop runs a preStop hook within the grace period. exec handlers
+// need `exec` in the runtime, which it does not offer yet: they are
+// reported as failed (the container is still stopped, as kubelet does).
+func (n *NodeShell) runPreStop(ctx context.Context, pod *v1.Pod, a KillContainer, grace time.Duration) error {
+	c := findContainer(pod, a.Name)
+	if c == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		return nil
+	}
+	h := c.Lifecycle.PreStop
+	if grace <= 0 {
+		grace = time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	switch {
+	case h.Sleep != nil:
+		select {
+		case <-time.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		case <-ctx.Done():
+		}
+		return nil
+	case h.HTTPGet != nil:
+		host := h.HTTPGet.Host
+		if host == "" {
+			if sb, ok := n.readSandbox(a.UID); ok && len(sb.IPs) > 0 {
+				host = sb.IPs[0]
+			} else {
+				host = "127.0.0.1"
+			}
+		}
+		port := h.HTTPGet.Port.String()
+		if h.HTTPGet.Port.IntVal != 0 {
+			port = strconv.Itoa(int(h.HTTPGet.Port.IntVal))
+		} else {
+			for _, p := range c.Ports {
+				if p.Name == h.HTTPGet.Port.StrVal {
+					port = strconv.Itoa(int(p.ContainerPort))
+				}
+			}
+		}
+		scheme := strings.ToLower(string(h.HTTPGet.Scheme))
+		if scheme == "" {
+			scheme = "http"
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+h.HTTPGet.Path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return nil
+	case h.Exec != nil:
+		return errors.New("exec preStop hooks are not supported by the runtime yet")
+	}
+	return nil
+}
+
+func (n *NodeShell) removeContainer(ctx context.Context, uid types.UID, id string) error {
+	if err := n.opt.Runtime.RemoveContainer(ctx, uid, id); err != nil {
+		if sst, serr := n.opt.Runtime.SandboxStatus(ctx, uid); serr == nil && sst.PID != 0 {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+		// No supervisor: nothing runs; drop the records ourselves.
+		os.RemoveAll(filepath.Join(n.opt.Runtime.PodDir(uid), "containers", id))
+	}
+	n.opt.Driver.StopScope(ctx, id, true)
+	var cr containerRecord
+	if readJSON(n.state.containerFile(uid, id), &cr) && cr.RootfsDir != "" {
+		images.UnmountRootfs(filepath.Join(cr.RootfsDir, "merged"))
+		n.opt.Images.ReleaseRootfs(cr.RootfsID)
+		os.RemoveAll(cr.RootfsDir)
+	}
+	os.Remove(n.state.oomFile(uid, id))
+	return ignoreMissing(os.Remove(n.state.containerFile(uid, id)))
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (n *NodeShell) stopSandbox(ctx context.Context, uid types.UID, id string, pod *v1.Pod) error {
+	if err := n.opt.Runtime.StopSandbox(ctx, uid); err != nil {
+		return fmt.Errorf("stop sandbox of %s: %w", uid, err)
+	}
+	if err := n.teardownNetwork(ctx, uid, pod); err != nil {
+		return err
+	}
+	if err := n.opt.Driver.StopScope(ctx, id, true); err != nil {
+		return fmt.Errorf("stop sandbox scope %s: %w", systemd.ScopeUnitName(id), err)
+	}
+	sb, ok := n.readSandbox(uid)
+	if !ok || sb.ID != id {
+		return nil
+	}
+	sb.Stopped = true
+	return writeJSON(n.state.sandboxFile(uid), sb)
+}
+
+func (n *NodeShell) teardownNetwork(ctx context.Context, uid types.UID, pod *v1.Pod) error {
+	if n.opt.Network == nil || (pod != nil && pod.Spec.HostNetwork) {
+		return nil
+	}
+	pn := network.PodNetwork{UID: string(uid)}
+	if pod != nil {
+		pn.Namespace, pn.Name = pod.Namespace, pod.Name
+	}
+	if err := n.opt.Network.Teardown(ctx, pn); err != nil {
+		return fmt.Errorf("pod %s: network teardown: %w", uid, err)
+	}
+	return nil
+}
+
+func (n *NodeShell) markTerminating(a MarkTerminating) error {
+	f := n.state.termFile(a.UID)
+	if exists(f) {
+		return nil
+	}
+	now := n.opt.Now().UTC()
+	return writeJSON(f, Termination{Since: now, Deadline: now.Add(a.Grace), Reason: a.Reason})
+}
+
+// removePod stops what remains of a pod (everything at once: Plan only
+// asks once its containers are stopped, and an orphan has nothing to be
+// graceful with) and removes its scopes, network, slice, mounts and state
+// dir, in that order: the state dir goes last, so a crash in between is
+// seen and finished by the next round. Logs stay.
+func (n *NodeShell) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) error {
+	var scopeIDs []string
+	if units, err := n.opt.Driver.List(ctx); err == nil {
+		for _, u := range units {
+			if u.PodUID == uid && u.ID != "" {
+				scopeIDs = append(scopeIDs, u.ID)
+			}
+		}
+	}
+	if cs, err := n.opt.Runtime.ListContainers(ctx, uid); err == nil {
+		for _, c := range cs {
+			if c.State == mklrt.ContainerRunning || c.State == mklrt.ContainerCreated {
+				n.opt.Runtime.StopContainer(ctx, uid, c.ID, 0)
+			}
+			scopeIDs = append(scopeIDs, c.ID)
+		}
+	}
+	if err := n.opt.Runtime.StopSandbox(ctx, uid); err != nil {
+		return fmt.Errorf("pod %s: stop sandbox: %w", uid, err)
+	}
+	if sb, ok := n.readSandbox(uid); ok {
+		scopeIDs = append(scopeIDs, sb.ID)
+	}
+	if pod == nil {
+		var rec podRecord
+		if readJSON(n.state.podFile(uid), &rec) {
+			pod = rec.Pod
+		}
+	}
+	if err := n.teardownNetwork(ctx, uid, pod); err != nil {
+		return err
+	}
+	for _, id := range scopeIDs {
+		if err := n.opt.Driver.StopScope(ctx, id, true); err != nil {
+			return fmt.Errorf("pod %s: stop scope %s: %w", uid, systemd.ScopeUnitName(id), err)
+		}
+	}
+	dir := n.state.pod(uid)
+	if recs, err := n.opt.Images.RootfsRecords(); err == nil {
+		for _, r := range recs {
+			if strings.HasPrefix(r.ContainerDir, dir+"/") {
+				images.UnmountRootfs(filepath.Join(r.ContainerDir, "merged"))
+				n.opt.Images.ReleaseRootfs(r.ID)
+			}
+		}
+	}
+	if err := n.opt.Driver.RemovePod(ctx, uid); err != nil {
+		return fmt.Errorf("pod %s: remove slice: %w", uid, err)
+	}
+	if err := n.opt.Runtime.RemoveSandbox(ctx, uid); err != nil {
+		return fmt.Errorf("pod %s: remove state: %w", uid, err)
+	}
+	n.forget(uid)
+	return nil
+}
+
+// isMountPoint: dir is the root of a mount (its device differs from its
+// parent's, or mountinfo lists it).
+func isMountPoint(dir string) bool {
+	for _, m := range mountPointsUnder(filepath.Dir(dir)) {
+		if m == dir {
+			return true
+		}
+	}
+	return false
+}

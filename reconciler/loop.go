@@ -1,0 +1,344 @@
+package reconciler
+
+// loop.go: the level-triggered loop around Plan. It observes, plans, hands
+// every pod's action chain to a bounded pool of workers and sleeps until
+// something may have changed. It keeps no state about pods beyond what is
+// running now (in-flight keys, busy pods, retry delays): everything else is
+// read back from the node on every round, so a daemon killed at any instant
+// resumes by simply planning again.
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Shell is the IO side the Loop drives (NodeShell is the real one; tests
+// use fakes).
+type Shell interface {
+	// Observe reads what runs on the node. InFlight is filled by the loop.
+	Observe(ctx context.Context, desired *Desired) (Observed, error)
+	// Execute performs one action. pod is the pod's spec (the desired one,
+	// else the one recorded when it was created; nil for an orphan).
+	Execute(ctx context.Context, a Action, pod *v1.Pod) error
+	// Persist records a pod's plan outcome (its status; it comes back as
+	// Observed.PrevStatus).
+	Persist(pp *PodPlan)
+}
+
+// DesiredFunc returns the desired state and whether it is complete (the
+// manifest folder was read at least once); the loop plans nothing before,
+// so pods of files not read yet are not deleted.
+type DesiredFunc func() (Desired, bool)
+
+// LoopOptions tune a Loop. Zero values take the defaults.
+type LoopOptions struct {
+	Config   Config
+	Parallel int           // pods whose actions run at once (default 8)
+	Resync   time.Duration // full re-observation period (default 20 s)
+	// RetryMin/RetryMax bound the delay before a pod whose action failed is
+	// given actions again (doubling; default 500 ms .. 30 s). Plan has no
+	// memory of failures, so without it a persistent error would spin.
+	RetryMin, RetryMax time.Duration
+	Now                func() time.Time
+	Log                *slog.Logger
+	// Report sees every round's result with its inputs (status for the
+	// API, events, metrics). Called from the loop goroutine.
+	Report func(res *Result, desired *Desired, observed *Observed)
+	// OnRound is told how long a round took and whether observation failed.
+	OnRound func(d time.Duration, err error)
+}
+
+// Loop runs Plan forever. Create with NewLoop, start with Run.
+type Loop struct {
+	shell   Shell
+	desired DesiredFunc
+	opt     LoopOptions
+
+	wake chan struct{}
+	sem  chan struct{}
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	inflight map[string]int
+	// window collects every key that was in flight at some point while an
+	// observation ran: its effect may or may not be in what was observed,
+	// so the plan must treat it as still running.
+	window map[string]struct{}
+	busy   map[types.UID]bool
+	retry  map[types.UID]retryState
+	rounds uint64
+}
+
+type retryState struct {
+	until time.Time
+	delay time.Duration
+}
+
+// NewLoop returns a loop over shell and desired.
+func NewLoop(shell Shell, desired DesiredFunc, opt LoopOptions) *Loop {
+	if opt.Parallel <= 0 {
+		opt.Parallel = 8
+	}
+	if opt.Resync <= 0 {
+		opt.Resync = 20 * time.Second
+	}
+	if opt.RetryMin <= 0 {
+		opt.RetryMin = 500 * time.Millisecond
+	}
+	if opt.RetryMax <= 0 {
+		opt.RetryMax = 30 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Loop{
+		shell: shell, desired: desired, opt: opt,
+		wake:     make(chan struct{}, 1),
+		sem:      make(chan struct{}, opt.Parallel),
+		inflight: map[string]int{},
+		busy:     map[types.UID]bool{},
+		retry:    map[types.UID]retryState{},
+	}
+}
+
+// Wake asks for a round soon (manifest change, unit event, container exit).
+// It never blocks; wakes while a round runs collapse into one more round.
+func (l *Loop) Wake() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Rounds is how many rounds ran (for watchdogs and tests).
+func (l *Loop) Rounds() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rounds
+}
+
+// InFlight returns the keys of the actions running now.
+func (l *Loop) InFlight() map[string]struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]struct{}, len(l.inflight))
+	for k := range l.inflight {
+		out[k] = struct{}{}
+	}
+	return out
+}
+
+// Run plans until ctx ends, then waits for the running actions (which see
+// ctx cancelled) to return. Pods are left as they are.
+func (l *Loop) Run(ctx context.Context) error {
+	resync := time.NewTicker(l.opt.Resync)
+	defer resync.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	defer l.wg.Wait()
+	for {
+		next := l.Round(ctx)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if !next.IsZero() {
+			d := next.Sub(l.opt.Now())
+			if d < 10*time.Millisecond {
+				d = 10 * time.Millisecond
+			}
+			timer.Reset(d)
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.wake:
+		case <-resync.C:
+		case <-timer.C:
+		}
+	}
+}
+
+// Round observes, plans, reports and dispatches once; it returns when the
+// loop should run again at the latest (zero: no timer needed).
+func (l *Loop) Round(ctx context.Context) time.Time {
+	start := time.Now()
+	desired, ok := l.desired()
+	if !ok {
+		return time.Time{}
+	}
+	l.mu.Lock()
+	l.window = make(map[string]struct{}, len(l.inflight))
+	for k := range l.inflight {
+		l.window[k] = struct{}{}
+	}
+	busy := make(map[types.UID]bool, len(l.busy))
+	for uid := range l.busy {
+		busy[uid] = true
+	}
+	l.mu.Unlock()
+
+	observed, err := l.shell.Observe(ctx, &desired)
+
+	l.mu.Lock()
+	inFlight := l.window
+	l.window = nil
+	l.rounds++
+	l.mu.Unlock()
+	if err != nil {
+		l.opt.Log.Error("observe node", "err", err)
+		if l.opt.OnRound != nil {
+			l.opt.OnRound(time.Since(start), err)
+		}
+		return l.opt.Now().Add(l.opt.RetryMin)
+	}
+	observed.InFlight = inFlight
+	now := l.opt.Now()
+	res := Plan(desired, observed, now, l.opt.Config)
+	for i := range res.Pods {
+		l.shell.Persist(&res.Pods[i])
+	}
+	if l.opt.Report != nil {
+		l.opt.Report(&res, &desired, &observed)
+	}
+	next := res.NextWake
+	for i := range res.Pods {
+		pp := &res.Pods[i]
+		if len(pp.Actions) == 0 {
+			continue
+		}
+		if busy[pp.UID] || l.isBusy(pp.UID) {
+			// Its chain is running (or finished while we observed, so what
+			// we saw may predate its effect): its end wakes the loop.
+			continue
+		}
+		if until := l.retryUntil(pp.UID); now.Before(until) {
+			if next.IsZero() || until.Before(next) {
+				next = until
+			}
+			continue
+		}
+		var pod *v1.Pod
+		if dp := desired.Pods[pp.UID]; dp != nil && dp.Pod != nil {
+			pod = dp.Pod
+		} else if op := observed.Pods[pp.UID]; op != nil {
+			pod = op.Pod
+		}
+		l.dispatch(ctx, pp.UID, pp.Actions, pod)
+	}
+	if l.opt.OnRound != nil {
+		l.opt.OnRound(time.Since(start), nil)
+	}
+	return next
+}
+
+func (l *Loop) isBusy(uid types.UID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.busy[uid]
+}
+
+func (l *Loop) retryUntil(uid types.UID) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.retry[uid].until
+}
+
+// dispatch runs one pod's chain on a worker: in order, stopping at the
+// first failure. Waiting for a worker slot happens off the loop goroutine,
+// so a full pool never stalls planning.
+func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, pod *v1.Pod) {
+	l.mu.Lock()
+	l.busy[uid] = true
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer func() {
+			l.mu.Lock()
+			delete(l.busy, uid)
+			l.mu.Unlock()
+			l.wg.Done()
+			l.Wake()
+		}()
+		select {
+		case l.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-l.sem }()
+		for _, a := range actions {
+			if ctx.Err() != nil {
+				return
+			}
+			key := a.Key()
+			l.begin(key)
+			err := l.shell.Execute(ctx, a, pod)
+			l.end(key)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				l.failed(uid)
+				l.opt.Log.Warn("action failed", "pod", podName(pod, uid), "action", key, "err", err)
+				return
+			}
+			l.opt.Log.Debug("action done", "pod", podName(pod, uid), "action", key)
+		}
+		l.mu.Lock()
+		delete(l.retry, uid)
+		l.mu.Unlock()
+	}()
+}
+
+func podName(pod *v1.Pod, uid types.UID) string {
+	if pod == nil {
+		return string(uid)
+	}
+	return pod.Namespace + "/" + pod.Name
+}
+
+func (l *Loop) begin(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight[key]++
+	if l.window != nil {
+		l.window[key] = struct{}{}
+	}
+}
+
+func (l *Loop) end(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight[key]--; l.inflight[key] <= 0 {
+		delete(l.inflight, key)
+	}
+}
+
+func (l *Loop) failed(uid types.UID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.retry[uid]
+	switch {
+	case r.delay == 0:
+		r.delay = l.opt.RetryMin
+	case r.delay < l.opt.RetryMax:
+		r.delay *= 2
+		if r.delay > l.opt.RetryMax {
+			r.delay = l.opt.RetryMax
+		}
+	}
+	r.until = l.opt.Now().Add(r.delay)
+	l.retry[uid] = r
+}

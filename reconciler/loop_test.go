@@ -1,0 +1,304 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// fakeShell drives the sim's fake node through the real Loop: Observe
+// returns a copy of the sim's Observed, Execute applies the action to it
+// (after an optional per-action hook that can block or fail).
+type fakeShell struct {
+	mu   sync.Mutex
+	s    *sim
+	hook func(a Action) error // called before the action takes effect, unlocked
+
+	executed  []string            // every executed action, in order
+	perPod    map[types.UID][]string
+	keys      map[string]int      // executions per key
+	active    int                 // Execute calls running now
+	maxActive int
+}
+
+func newFakeShell(t *testing.T, pods ...*v1.Pod) *fakeShell {
+	s := newSim(t, pods...)
+	s.now = time.Now()
+	return &fakeShell{s: s, perPod: map[types.UID][]string{}, keys: map[string]int{}}
+}
+
+func (f *fakeShell) desired() (Desired, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := Desired{Pods: map[types.UID]*DesiredPod{}}
+	for k, v := range f.s.d.Pods {
+		d.Pods[k] = v
+	}
+	return d, true
+}
+
+func (f *fakeShell) Observe(ctx context.Context, _ *Desired) (Observed, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := f.s.o
+	o.Pods = map[types.UID]*ObservedPod{}
+	for uid, op := range f.s.o.Pods {
+		c := *op
+		c.Containers = append([]ContainerInstance(nil), op.Containers...)
+		o.Pods[uid] = &c
+	}
+	o.Images = map[string]*ImageState{}
+	for k, v := range f.s.o.Images {
+		c := *v
+		o.Images[k] = &c
+	}
+	o.PrevStatus = map[types.UID]*v1.PodStatus{}
+	for k, v := range f.s.o.PrevStatus {
+		o.PrevStatus[k] = v
+	}
+	o.InFlight = nil
+	return o, nil
+}
+
+func (f *fakeShell) Execute(ctx context.Context, a Action, pod *v1.Pod) error {
+	f.mu.Lock()
+	f.active++
+	if f.active > f.maxActive {
+		f.maxActive = f.active
+	}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.active--
+		f.mu.Unlock()
+	}()
+	if f.hook != nil {
+		if err := f.hook(a); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.s.now = time.Now()
+	d := describe(a)
+	f.executed = append(f.executed, d)
+	f.perPod[a.Pod()] = append(f.perPod[a.Pod()], d)
+	f.keys[a.Key()]++
+	f.s.exec(a)
+	return nil
+}
+
+func (f *fakeShell) Persist(pp *PodPlan) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pp.Status != nil {
+		f.s.o.PrevStatus[pp.UID] = pp.Status
+	}
+}
+
+// runningCount is how many of the pods have every container running.
+func (f *fakeShell) allRunning(uids ...types.UID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, uid := range uids {
+		dp := f.s.d.Pods[uid]
+		for _, c := range dp.Pod.Spec.Containers {
+			if f.s.running(uid, c.Name) == nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func startLoop(t *testing.T, f *fakeShell, parallel int) (*Loop, func()) {
+	t.Helper()
+	l := NewLoop(f, f.desired, LoopOptions{Parallel: parallel, Resync: time.Hour, RetryMin: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	return l, func() { cancel(); <-done }
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func uidsOf(pods []*v1.Pod) []types.UID {
+	var out []types.UID
+	for _, p := range pods {
+		out = append(out, p.UID)
+	}
+	return out
+}
+
+// Each pod's actions run in the plan's order: slice, pull, sandbox, then
+// the containers; no action runs twice.
+func TestLoopRunsEachPodsChainInOrder(t *testing.T) {
+	var pods []*v1.Pod
+	for i := 0; i < 3; i++ {
+		pods = append(pods, mkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i), "a", "b"))
+	}
+	f := newFakeShell(t, pods...)
+	_, stop := startLoop(t, f, 4)
+	defer stop()
+	waitFor(t, "all pods running", func() bool { return f.allRunning(uidsOf(pods)...) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range pods {
+		got := f.perPod[p.UID]
+		u := string(p.UID)
+		want := []string{"cgroup " + u, "pull img-a:1", "pull img-b:1", "sandbox " + u + " #0",
+			"start " + u + "/a #0", "start " + u + "/b #0"}
+		// Pulls are global: another pod may have pulled an image first.
+		var filtered []string
+		for _, w := range want {
+			for _, g := range got {
+				if g == w {
+					filtered = append(filtered, w)
+					break
+				}
+			}
+		}
+		eq(t, "order of "+u, got, filtered)
+		if len(got) < 4 || got[0] != "cgroup "+u {
+			t.Fatalf("pod %s: chain %q does not start with its cgroup", u, got)
+		}
+	}
+	for k, n := range f.keys {
+		if n != 1 {
+			t.Errorf("action %s executed %d times", k, n)
+		}
+	}
+}
+
+// At most Parallel pods are worked on at once, and every pod gets done.
+func TestLoopBoundsParallelism(t *testing.T) {
+	var pods []*v1.Pod
+	for i := 0; i < 8; i++ {
+		pods = append(pods, mkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i), "a"))
+	}
+	f := newFakeShell(t, pods...)
+	f.hook = func(a Action) error {
+		if _, ok := a.(RunSandbox); ok {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	}
+	_, stop := startLoop(t, f, 2)
+	defer stop()
+	waitFor(t, "all pods running", func() bool { return f.allRunning(uidsOf(pods)...) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxActive > 2 {
+		t.Fatalf("%d actions ran at once with Parallel=2", f.maxActive)
+	}
+}
+
+// One pull serves every pod that needs the image, even while it is slow:
+// the in-flight key keeps the plan from issuing it again.
+func TestLoopDedupsInFlightPulls(t *testing.T) {
+	var pods []*v1.Pod
+	for i := 0; i < 4; i++ {
+		p := mkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i))
+		p.Spec.Containers = []v1.Container{{Name: "c", Image: "shared:1", ImagePullPolicy: v1.PullIfNotPresent}}
+		pods = append(pods, p)
+	}
+	f := newFakeShell(t, pods...)
+	release := make(chan struct{})
+	f.hook = func(a Action) error {
+		if _, ok := a.(PullImage); ok {
+			<-release
+		}
+		return nil
+	}
+	l, stop := startLoop(t, f, 8)
+	defer stop()
+	waitFor(t, "the pull in flight", func() bool { _, ok := l.InFlight()["pull/shared:1"]; return ok })
+	// Several rounds while the pull hangs.
+	for i := 0; i < 5; i++ {
+		l.Wake()
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	waitFor(t, "all pods running", func() bool { return f.allRunning(uidsOf(pods)...) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := f.keys["pull/shared:1"]; n != 1 {
+		t.Fatalf("image pulled %d times, want 1", n)
+	}
+	for k, n := range f.keys {
+		if n != 1 {
+			t.Errorf("action %s executed %d times", k, n)
+		}
+	}
+}
+
+// A pod stuck in an action does not hold the others back.
+func TestLoopSlowPodDoesNotDelayAnother(t *testing.T) {
+	slow := mkPod("slow", "slow", "a")
+	fast := mkPod("fast", "fast", "a")
+	fast.Spec.Containers[0].Image = "img-fast:1"
+	f := newFakeShell(t, slow, fast)
+	release := make(chan struct{})
+	f.hook = func(a Action) error {
+		if rs, ok := a.(RunSandbox); ok && rs.UID == "slow" {
+			<-release
+		}
+		return nil
+	}
+	_, stop := startLoop(t, f, 4)
+	defer stop()
+	defer close(release)
+	waitFor(t, "the fast pod running while the slow one hangs", func() bool { return f.allRunning("fast") })
+	if f.allRunning("slow") {
+		t.Fatal("slow pod running before its sandbox was released")
+	}
+}
+
+// A failing action stops its pod's chain (nothing after it runs) and is
+// retried after a delay until it succeeds.
+func TestLoopStopsChainAtFailureAndRetries(t *testing.T) {
+	p := mkPod("u1", "p1", "a")
+	f := newFakeShell(t, p)
+	var mu sync.Mutex
+	failures := 0
+	f.hook = func(a Action) error {
+		if _, ok := a.(RunSandbox); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			if failures < 3 {
+				failures++
+				return errors.New("sandbox refused")
+			}
+		}
+		return nil
+	}
+	_, stop := startLoop(t, f, 2)
+	defer stop()
+	waitFor(t, "pod running after retries", func() bool { return f.allRunning("u1") })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if failures != 3 {
+		t.Fatalf("sandbox failed %d times, want 3", failures)
+	}
+	for _, d := range f.perPod["u1"] {
+		if d == "start u1/a #0" {
+			return
+		}
+	}
+	t.Fatalf("container never started: %q", f.perPod["u1"])
+}

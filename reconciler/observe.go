@@ -1,0 +1,477 @@
+package reconciler
+
+// observe.go: NodeShell, the real IO shell of the loop, and how it reads
+// the node back into Observed: cgroup units from the driver, sandboxes and
+// containers (with their persisted exit records) from the runtime, the
+// reconciler's own records, the image store and the pulls it runs.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+
+	mklrt "github.com/minikubelet/minikubelet/runtime"
+	"github.com/minikubelet/minikubelet/runtime/images"
+	"github.com/minikubelet/minikubelet/runtime/network"
+	"github.com/minikubelet/minikubelet/systemd"
+)
+
+// NodeOptions wire a NodeShell to the node's components.
+type NodeOptions struct {
+	RootDir  string
+	NodeName string
+	HostIP   string // "" = first global IPv4 of the host, else 127.0.0.1
+	Driver   systemd.Driver
+	Runtime  *mklrt.Runtime
+	Images   *images.Store
+	Network  *network.Manager // nil: pods get loopback only
+	Plan     systemd.PlanOptions
+	// KeepExited is how many exited instances are kept per container name
+	// (their exit records feed CrashLoopBackOff and lastState); default 8.
+	KeepExited int
+	// Wake is called when something changed behind the loop's back (a
+	// container exited, an OOM kill was counted).
+	Wake func()
+	Now  func() time.Time
+	Log  *slog.Logger
+}
+
+// NodeShell implements Shell over the real node.
+type NodeShell struct {
+	opt   NodeOptions
+	state stateDir
+
+	bg     context.Context // lives until Close: exit waiters, OOM watchers
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	prev      map[types.UID]*v1.PodStatus
+	written   map[types.UID]*v1.PodStatus
+	images    map[string]*ImageState // pull outcomes by spec reference
+	pulling   map[string]int
+	waiters   map[string]bool // container IDs with an exit waiter
+	oomWatch  map[string]bool // container IDs with an OOM watcher
+	lastUnits []systemd.UnitState
+}
+
+// NewNodeShell returns a shell; Close stops its watchers (pods keep running).
+func NewNodeShell(opt NodeOptions) *NodeShell {
+	if opt.KeepExited <= 0 {
+		opt.KeepExited = 8
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Wake == nil {
+		opt.Wake = func() {}
+	}
+	if opt.HostIP == "" {
+		opt.HostIP = hostIPv4()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
+		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
+		images: map[string]*ImageState{}, pulling: map[string]int{},
+		waiters: map[string]bool{}, oomWatch: map[string]bool{}}
+}
+
+// Close stops the exit waiters and OOM watchers.
+func (n *NodeShell) Close() { n.cancel() }
+
+// HostIP is the address reported as status.hostIP.
+func (n *NodeShell) HostIP() string { return n.opt.HostIP }
+
+// Units returns the units seen by the last observation.
+func (n *NodeShell) Units() []systemd.UnitState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]systemd.UnitState(nil), n.lastUnits...)
+}
+
+func hostIPv4() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// Observe implements Shell.
+func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, error) {
+	obs := Observed{
+		Pods:       map[types.UID]*ObservedPod{},
+		Images:     map[string]*ImageState{},
+		PrevStatus: map[types.UID]*v1.PodStatus{},
+		HostIP:     n.opt.HostIP,
+		NodeName:   n.opt.NodeName,
+	}
+	units, err := n.opt.Driver.List(ctx)
+	if err != nil {
+		return obs, err
+	}
+	n.mu.Lock()
+	n.lastUnits = units
+	n.mu.Unlock()
+	scopes := map[types.UID]map[string]systemd.UnitState{}
+	get := func(uid types.UID) *ObservedPod {
+		op := obs.Pods[uid]
+		if op == nil {
+			op = &ObservedPod{UID: uid}
+			obs.Pods[uid] = op
+		}
+		return op
+	}
+	for _, u := range units {
+		if u.PodUID == "" {
+			continue
+		}
+		if u.ID == "" {
+			get(u.PodUID).SliceExists = true
+			continue
+		}
+		if scopes[u.PodUID] == nil {
+			scopes[u.PodUID] = map[string]systemd.UnitState{}
+		}
+		scopes[u.PodUID][u.ID] = u
+		get(u.PodUID)
+	}
+	ents, err := os.ReadDir(n.state.podsDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return obs, err
+	}
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			get(types.UID(e.Name())).StateExists = true
+		}
+	}
+	mounts := mountPointsUnder(n.state.podsDir())
+	for uid, op := range obs.Pods {
+		if err := n.observePod(ctx, op, desired, scopes[uid], mounts); err != nil {
+			return obs, err
+		}
+		if st := n.prevStatus(uid, op.StateExists); st != nil {
+			obs.PrevStatus[uid] = st
+		}
+	}
+	for uid, dp := range desired.Pods {
+		if dp == nil || dp.Pod == nil {
+			continue
+		}
+		if _, ok := obs.PrevStatus[uid]; !ok {
+			if st := n.prevStatus(uid, false); st != nil {
+				obs.PrevStatus[uid] = st
+			}
+		}
+		n.observeImages(dp.Pod, obs.Images)
+	}
+	for _, op := range obs.Pods {
+		if op.Pod != nil {
+			n.observeImages(op.Pod, obs.Images)
+		}
+	}
+	return obs, nil
+}
+
+// prevStatus is the last persisted status: from memory, else status.json.
+func (n *NodeShell) prevStatus(uid types.UID, onDisk bool) *v1.PodStatus {
+	n.mu.Lock()
+	st := n.prev[uid]
+	n.mu.Unlock()
+	if st != nil || !onDisk {
+		return st
+	}
+	var s v1.PodStatus
+	if !readJSON(n.state.statusFile(uid), &s) {
+		return nil
+	}
+	n.mu.Lock()
+	n.prev[uid] = &s
+	n.written[uid] = &s
+	n.mu.Unlock()
+	return &s
+}
+
+func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *Desired, scopes map[string]systemd.UnitState, mounts []string) error {
+	uid := op.UID
+	var rec podRecord
+	if op.StateExists && readJSON(n.state.podFile(uid), &rec) && rec.Pod != nil {
+		op.Pod = rec.Pod
+		op.Namespace, op.Name = rec.Pod.Namespace, rec.Pod.Name
+		op.StartTime = rec.CreatedAt
+	} else if dp := desired.Pods[uid]; dp != nil && dp.Pod != nil {
+		op.Namespace, op.Name = dp.Pod.Namespace, dp.Pod.Name
+	}
+	prefix := n.state.pod(uid) + "/"
+	for _, m := range mounts {
+		if strings.HasPrefix(m, prefix) {
+			op.MountsExist = true
+			break
+		}
+	}
+	if !op.StateExists {
+		return nil
+	}
+	var term Termination
+	if readJSON(n.state.termFile(uid), &term) {
+		op.Termination = &term
+	}
+	var sb sandboxRecord
+	sbRunning := false
+	if readJSON(n.state.sandboxFile(uid), &sb) {
+		op.Sandbox = Sandbox{ID: sb.ID, Attempt: sb.Attempt, IPs: sb.IPs}
+		switch {
+		case sb.Stopped:
+			op.Sandbox.State = SandboxStopped
+		default:
+			st, err := n.opt.Runtime.SandboxStatus(ctx, uid)
+			if err == nil && st.PID != 0 {
+				op.Sandbox.State = SandboxRunning
+				op.Sandbox.PID = st.PID
+				sbRunning = true
+			} else {
+				op.Sandbox.State = SandboxExited
+			}
+		}
+	}
+	recs := map[string]containerRecord{}
+	if ents, err := os.ReadDir(n.state.containersDir(uid)); err == nil {
+		for _, e := range ents {
+			if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+				var cr containerRecord
+				if readJSON(n.state.containerFile(uid, id), &cr) {
+					recs[id] = cr
+				}
+			}
+		}
+	}
+	cs, err := n.opt.Runtime.ListContainers(ctx, uid)
+	if err != nil {
+		return err
+	}
+	op.PreStop = map[string]HookState{}
+	for _, c := range cs {
+		cr, known := recs[c.ID]
+		in := ContainerInstance{ID: c.ID, Name: c.Name, Attempt: uint32(c.Attempt),
+			ExitCode: int32(c.ExitCode), Signal: int32(c.Signal), Reason: c.Reason, Message: c.Message,
+			StartedAt: c.StartedAt, FinishedAt: c.FinishedAt}
+		if known {
+			in.SandboxID, in.Image, in.ImageRef, in.ImageID = cr.SandboxID, cr.Image, cr.ImageRef, cr.ImageID
+			op.PreStop[c.ID] = cr.PreStop
+		} else {
+			// Created by the runtime but the daemon died before recording
+			// it: it can only belong to the current sandbox.
+			in.SandboxID = sb.ID
+		}
+		switch c.State {
+		case mklrt.ContainerCreated:
+			in.State = ContainerCreated
+		case mklrt.ContainerRunning:
+			in.State = ContainerRunning
+		case mklrt.ContainerExited:
+			in.State = ContainerExited
+		default: // Unknown: no exit record and the supervisor did not answer
+			switch {
+			case c.StartedAt.IsZero():
+				in.State = ContainerCreated
+			case sbRunning:
+				// The supervisor lives; a failed call is no proof of an
+				// exit, and calling it one would start a duplicate.
+				in.State = ContainerRunning
+			default:
+				// The supervisor died without recording the exit (host
+				// reboot, kill -9 of the pause): the container died with it.
+				in.State = ContainerExited
+				in.ExitCode, in.Reason = 137, "Error"
+				in.Message = "the pod sandbox died before the container's exit was recorded"
+				if in.FinishedAt.IsZero() {
+					in.FinishedAt = c.StartedAt
+				}
+			}
+		}
+		if in.State == ContainerExited && exists(n.state.oomFile(uid, c.ID)) {
+			in.Reason = "OOMKilled"
+		}
+		op.Containers = append(op.Containers, in)
+		if in.State == ContainerRunning && sbRunning {
+			n.watchContainer(uid, c.ID)
+		}
+	}
+	return nil
+}
+
+// watchContainer starts, once per running container, a waiter that wakes
+// the loop at its exit and an OOM watcher on its scope (re-armed after a
+// daemon restart: kills from then on are attributed).
+func (n *NodeShell) watchContainer(uid types.UID, id string) {
+	n.mu.Lock()
+	startWait, startOOM := !n.waiters[id], !n.oomWatch[id]
+	n.waiters[id], n.oomWatch[id] = true, true
+	n.mu.Unlock()
+	if startWait {
+		go func() {
+			_, err := n.opt.Runtime.WaitContainer(n.bg, uid, id)
+			if n.bg.Err() != nil {
+				return
+			}
+			if err != nil {
+				// The supervisor went away: give it a moment, then look.
+				time.Sleep(200 * time.Millisecond)
+			}
+			n.mu.Lock()
+			delete(n.waiters, id)
+			n.mu.Unlock()
+			n.opt.Wake()
+		}()
+	}
+	if startOOM {
+		ch, err := n.opt.Driver.WatchOOM(n.bg, uid, id)
+		if err != nil {
+			n.mu.Lock()
+			delete(n.oomWatch, id)
+			n.mu.Unlock()
+			return
+		}
+		go func() {
+			for range ch {
+				writeJSON(n.state.oomFile(uid, id), map[string]any{"time": n.opt.Now()})
+				n.opt.Wake()
+			}
+			n.mu.Lock()
+			delete(n.oomWatch, id)
+			n.mu.Unlock()
+		}()
+	}
+}
+
+// observeImages fills the state of every image a pod names.
+func (n *NodeShell) observeImages(pod *v1.Pod, out map[string]*ImageState) {
+	each := func(cs []v1.Container) {
+		for i := range cs {
+			ref := cs[i].Image
+			if _, done := out[ref]; done || ref == "" {
+				continue
+			}
+			out[ref] = n.imageState(ref)
+		}
+	}
+	each(pod.Spec.InitContainers)
+	each(pod.Spec.Containers)
+}
+
+func (n *NodeShell) imageState(ref string) *ImageState {
+	n.mu.Lock()
+	mem := n.images[ref]
+	pulling := n.pulling[ref] > 0
+	n.mu.Unlock()
+	st := &ImageState{}
+	if mem != nil {
+		*st = *mem
+	}
+	if pulling {
+		st.Presence = ImagePulling
+		return st
+	}
+	rec, found, err := n.opt.Images.Lookup(ref)
+	switch {
+	case err == nil && found:
+		st.Presence = ImagePresent
+		st.ImageID = rec.ImageID()
+	case mem != nil && mem.Failures > 0:
+		st.Presence = ImagePullFailed
+	default:
+		st.Presence = ImageAbsent
+	}
+	return st
+}
+
+// Persist implements Shell: the status is kept in memory (PrevStatus of
+// the next round) and written to status.json when it changed and the pod
+// has a state dir.
+func (n *NodeShell) Persist(pp *PodPlan) {
+	if pp.Status == nil {
+		return
+	}
+	n.mu.Lock()
+	n.prev[pp.UID] = pp.Status
+	w := n.written[pp.UID]
+	n.mu.Unlock()
+	if w != nil && equality.Semantic.DeepEqual(w, pp.Status) {
+		return
+	}
+	if !exists(n.state.pod(pp.UID)) {
+		return
+	}
+	if err := writeJSON(n.state.statusFile(pp.UID), pp.Status); err != nil {
+		n.opt.Log.Warn("persist pod status", "uid", pp.UID, "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.written[pp.UID] = pp.Status
+	n.mu.Unlock()
+}
+
+// forget drops what the shell remembers of a removed pod.
+func (n *NodeShell) forget(uid types.UID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.prev, uid)
+	delete(n.written, uid)
+}
+
+// mountPointsUnder lists mount points below dir (from /proc/self/mountinfo).
+func mountPointsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	prefix := dir + "/"
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 4 {
+			mp := unescapeMount(fs[4])
+			if strings.HasPrefix(mp, prefix) {
+				out = append(out, mp)
+			}
+		}
+	}
+	return out
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			v := (int(s[i+1]-'0') << 6) | (int(s[i+2]-'0') << 3) | int(s[i+3]-'0')
+			b.WriteByte(byte(v))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

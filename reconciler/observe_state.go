@@ -1,0 +1,96 @@
+package reconciler
+
+// observe_state.go: the reconciler's own records in a pod's state dir,
+// beside the runtime's (sandbox/, containers/, shm, volumes):
+//
+//	<root-dir>/pods/<uid>/status.json              last v1.PodStatus (PrevStatus)
+//	<root-dir>/pods/<uid>/mkl/pod.json             the spec the pod was created with
+//	<root-dir>/pods/<uid>/mkl/termination.json     grace deadline once terminating
+//	<root-dir>/pods/<uid>/mkl/sandbox.json         sandbox ID, attempt, IPs
+//	<root-dir>/pods/<uid>/mkl/containers/<id>.json container -> sandbox, image, rootfs
+//	<root-dir>/pods/<uid>/mkl/containers/<id>.oom  an OOM kill was counted in its scope
+//	<root-dir>/pods/<uid>/rootfs/<name>-<attempt>/ overlay upper/work and mount point
+//
+// pod.json is written before anything else of a pod is created, so every
+// slice, scope and process the daemon makes is preceded by a record naming
+// it; what has no record was not made by this daemon for a known pod and is
+// collected as an orphan. Every file is written atomically (temp + rename).
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/runtime/shim"
+)
+
+type podRecord struct {
+	Pod       *v1.Pod   `json:"pod"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+type sandboxRecord struct {
+	ID      string    `json:"id"`
+	Attempt uint32    `json:"attempt"`
+	Stopped bool      `json:"stopped,omitempty"` // StopSandbox done: resources released
+	IPs     []string  `json:"ips,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+type containerRecord struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Attempt   uint32    `json:"attempt"`
+	SandboxID string    `json:"sandboxID"`
+	Image     string    `json:"image"`
+	ImageRef  string    `json:"imageRef,omitempty"`
+	ImageID   string    `json:"imageID,omitempty"`
+	RootfsID  string    `json:"rootfsID,omitempty"`
+	RootfsDir string    `json:"rootfsDir,omitempty"`
+	PreStop   HookState `json:"preStop,omitempty"`
+}
+
+type stateDir struct{ root string }
+
+func (s stateDir) podsDir() string               { return filepath.Join(s.root, "pods") }
+func (s stateDir) pod(uid types.UID) string      { return filepath.Join(s.root, "pods", string(uid)) }
+func (s stateDir) mkl(uid types.UID) string      { return filepath.Join(s.pod(uid), "mkl") }
+func (s stateDir) statusFile(uid types.UID) string { return filepath.Join(s.pod(uid), "status.json") }
+func (s stateDir) podFile(uid types.UID) string  { return filepath.Join(s.mkl(uid), "pod.json") }
+func (s stateDir) termFile(uid types.UID) string { return filepath.Join(s.mkl(uid), "termination.json") }
+func (s stateDir) sandboxFile(uid types.UID) string {
+	return filepath.Join(s.mkl(uid), "sandbox.json")
+}
+func (s stateDir) containersDir(uid types.UID) string { return filepath.Join(s.mkl(uid), "containers") }
+func (s stateDir) containerFile(uid types.UID, id string) string {
+	return filepath.Join(s.containersDir(uid), id+".json")
+}
+func (s stateDir) oomFile(uid types.UID, id string) string {
+	return filepath.Join(s.containersDir(uid), id+".oom")
+}
+func (s stateDir) rootfsDir(uid types.UID, name string, attempt uint32) string {
+	return filepath.Join(s.pod(uid), "rootfs", name+"-"+strconv.FormatUint(uint64(attempt), 10))
+}
+
+// readJSON returns false when the file does not exist or is unreadable (a
+// torn write cannot happen: writes are atomic).
+func readJSON(path string, v any) bool {
+	return shim.ReadJSON(path, v) == nil
+}
+
+func writeJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	return shim.WriteJSONAtomic(path, v)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil || !errors.Is(err, os.ErrNotExist)
+}
