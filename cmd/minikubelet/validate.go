@@ -1,0 +1,587 @@
+package main
+
+// validate.go: `minikubelet validate FILE...` checks manifests offline
+// exactly as the daemon will read them (same parser, defaults, identity and
+// validation), and with --explain prints where and how each pod will run.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/minikubelet/minikubelet/manifests"
+	mklruntime "github.com/minikubelet/minikubelet/runtime"
+	"github.com/minikubelet/minikubelet/systemd"
+)
+
+func init() { registerCommand(newValidateCmd) }
+
+type validateOptions struct {
+	nodeOptions
+	explain    bool
+	cgroupRoot string
+}
+
+func newValidateCmd() *cobra.Command {
+	var opts validateOptions
+	cmd := &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check Pod manifests offline, as the daemon will read them",
+		Long: `Validate parses each file as minikubelet run would (strict decoding, the
+API server's defaults and validation, static pod identity) and prints one line
+per problem: FILE: field.path: reason. It exits 0 when every file is a valid
+static pod, 1 otherwise.
+
+With --explain it prints, for each valid pod, the plan: the static pod's name
+and UID, its QoS class, the systemd slice and scopes it gets with the cpu,
+memory and pids values written, which namespaces are shared and which are
+private, and every mount of every container.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n := runValidate(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, &opts); n > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	opts.nodeOptions.addFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.explain, "explain", false, "print the plan for each valid pod: identity, QoS, slices and scopes, cgroup values, namespaces, mounts, probes")
+	cmd.Flags().StringVar(&opts.cgroupRoot, "cgroup-root", defaultCgroupRoot, "name of the root of the pod cgroup tree (as `run --cgroup-root`), for --explain")
+	return cmd
+}
+
+// runValidate checks every file, prints problems to out (one per line) and
+// plans with --explain, and returns the number of problems.
+func runValidate(out, errOut io.Writer, files []string, opts *validateOptions) int {
+	problems := 0
+	problem := func(file, msg string) {
+		problems++
+		fmt.Fprintf(out, "%s: %s\n", file, msg)
+	}
+	type claim struct{ file string }
+	claimed := map[string]claim{}
+	for _, file := range files {
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			problem(file, err.Error())
+			continue
+		}
+		if why := manifests.SkipReason(filepath.Base(abs)); why != "" {
+			problem(file, fmt.Sprintf("the daemon skips this file in the manifest folder (%s): name it *.yaml, *.yml or *.json", why))
+		}
+		pods, err := manifests.ReadFile(abs, opts.nodeName)
+		if err != nil {
+			var fe *manifests.FileError
+			if errors.As(err, &fe) {
+				for _, line := range (&manifests.FileError{Path: file, Errs: fe.Errs}).Lines() {
+					problems++
+					fmt.Fprintln(out, line)
+				}
+			} else {
+				problem(file, err.Error())
+			}
+			continue
+		}
+		dup := false
+		for _, pod := range pods {
+			key := pod.Namespace + "/" + pod.Name
+			if prev, taken := claimed[key]; taken {
+				problem(file, fmt.Sprintf("metadata.name: Duplicate value: %q: pod %s is already defined by %s; the daemon runs the first and rejects this file",
+					strings.TrimSuffix(pod.Name, "-"+strings.ToLower(opts.nodeName)), key, prev.file))
+				dup = true
+			}
+		}
+		if dup {
+			continue
+		}
+		for _, pod := range pods {
+			claimed[pod.Namespace+"/"+pod.Name] = claim{file}
+		}
+		for _, pod := range pods {
+			if opts.explain {
+				explainPod(out, abs, pod, opts)
+			} else {
+				fmt.Fprintf(errOut, "%s: valid: static pod %s/%s, uid %s\n", file, pod.Namespace, pod.Name, pod.UID)
+			}
+		}
+	}
+	return problems
+}
+
+// explainPod prints the plan of one valid pod. Everything shown is computed
+// by the code the daemon runs: manifests (identity, defaults), systemd.PlanPod
+// (QoS, slices, cgroup values) and the runtime's layout and defaults.
+func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
+	plan := systemd.PlanPod(pod, systemd.PlanOptions{CgroupRoot: opts.cgroupRoot})
+	spec := &pod.Spec
+	podDir := filepath.Join(opts.rootDir, "pods", string(pod.UID)) // runtime.PodDir's layout
+	origName := strings.TrimSuffix(pod.Name, "-"+strings.ToLower(opts.nodeName))
+
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("%s: valid", file)
+	p("")
+	p("Pod %s/%s", pod.Namespace, pod.Name)
+	p("  name       %s   (metadata.name %q + \"-\" + node name %q, as the kubelet names static pods)", pod.Name, origName, opts.nodeName)
+	p("  namespace  %s", pod.Namespace)
+	p("  uid        %s", pod.UID)
+	p("             md5 of the defaulted pod + node name + file path: reformatting the file keeps")
+	p("             this UID; any real change makes a new UID, i.e. a new pod replaces the old one")
+	p("  annotations %s=%s, %s=%s", manifests.ConfigHashAnnotation, pod.UID, manifests.ConfigSourceAnnotation, manifests.ConfigSourceFile)
+	p("             (%s: the time the daemon first sees the file)", manifests.ConfigSeenAnnotation)
+	if spec.PriorityClassName != "" || spec.Priority != nil {
+		prio := ""
+		if spec.Priority != nil {
+			prio = fmt.Sprintf(" (%d)", *spec.Priority)
+		}
+		p("  priority   %s%s", spec.PriorityClassName, prio)
+	}
+	p("  restart    %s", restartPolicyText(spec.RestartPolicy))
+	p("  stop       SIGTERM, then SIGKILL after terminationGracePeriodSeconds=%ds when the file is removed or changed", *spec.TerminationGracePeriodSeconds)
+	p("  state      %s/  (sandbox, containers/<id>/ exit records, pod files, volumes)", podDir)
+	p("  logs       %s/%s_%s_%s/<container>/<restart count>.log (CRI format; --log-dir of run)", defaultLogDir, pod.Namespace, pod.Name, pod.UID)
+
+	p("")
+	p("QoS class: %s", plan.QOS)
+	p("  %s", qosReason(plan.QOS))
+
+	p("")
+	p("Cgroups (systemd driver; without systemd the cgroupfs driver uses %s/<id>)", plan.CgroupfsPath)
+	// The tree: each unit on its own line, what it is on the next, so long
+	// pod slice names stay readable.
+	names := containerNames(pod)
+	p("  %s", plan.RootSlice)
+	p("  │   root of every pod (--cgroup-root %s)", opts.cgroupRoot)
+	ind := "  "
+	if plan.QOSSlice != "" {
+		p("  └─ %s", plan.QOSSlice)
+		p("     │   every %s pod; its cpu.shares follow the sum of their cpu requests", plan.QOS)
+		ind = "     "
+	}
+	p("%s└─ %s", ind, plan.PodSlice)
+	where := "this pod"
+	if plan.QOSSlice == "" {
+		where = "this pod (Guaranteed pods sit directly under the root)"
+	}
+	ind += "   "
+	p("%s│   %s: %s", ind, where, resourcesText(plan.Pod))
+	p("%s├─ %s", ind, systemd.ScopeUnitName("<sandbox-id>"))
+	p("%s│     the pause process, holding the pod's namespaces: %s", ind, resourcesText(plan.Sandbox))
+	for i, c := range names {
+		branch, cont := "├─", "│ "
+		if i == len(names)-1 {
+			branch, cont = "└─", "  "
+		}
+		p("%s%s %s", ind, branch, systemd.ScopeUnitName("<"+c.name+"-id>"))
+		p("%s%s    %s %s: %s", ind, cont, c.kind, c.name, resourcesText(plan.Containers[c.name]))
+	}
+	p("  cgroup path  /sys/fs/cgroup/<controller>/%s", plan.SlicePath)
+	p("  The <...-id> parts are random IDs given when the sandbox or container is created")
+	p("  (a restarted container gets a new one); see them with: systemctl status %s", plan.PodSlice)
+
+	p("")
+	p("Values written (cgroup v1 file / systemd property; on cgroup v2: cpu.weight, cpu.max, memory.max)")
+	p("  %-24s %s", "pod slice", resourcesDetail(plan.Pod))
+	p("  %-24s %s", "sandbox (pause)", resourcesDetail(plan.Sandbox))
+	for _, c := range names {
+		p("  %-24s %s", c.kind+" "+c.name, resourcesDetail(plan.Containers[c.name]))
+	}
+	if plan.Pod.PidsLimit == nil {
+		p("  pids: no limit (the kubelet's default; --pod-pids-limit sets pids.max on the pod slice)")
+	}
+
+	p("")
+	p("Namespaces")
+	netText := "the pod's own, created by the pause process (loopback + a pod IP from CNI); containers reach each other on localhost"
+	utsText := fmt.Sprintf("the pod's own: hostname %q", podHostname(pod))
+	if spec.HostNetwork {
+		netText = "the HOST's (hostNetwork: true): ports bind directly on the node's interfaces"
+		utsText = "the HOST's (implied by hostNetwork): the node's hostname"
+	}
+	ipcText := "the pod's own, shared by its containers (System V IPC, POSIX queues)"
+	if spec.HostIPC {
+		ipcText = "the HOST's (hostIPC: true)"
+	}
+	p("  shared by all containers of the pod:")
+	p("    net     %s", netText)
+	p("    uts     %s", utsText)
+	p("    ipc     %s", ipcText)
+	share := spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace
+	switch {
+	case spec.HostPID:
+		p("    pid     the HOST's (hostPID: true): containers see every process of the node")
+	case share:
+		p("    pid     the pod's (shareProcessNamespace: true): the pause is PID 1, containers see each other's processes")
+	}
+	p("  private to each container:")
+	p("    mnt     its own mount namespace, root = overlay of its image (mounts below)")
+	if !spec.HostPID && !share {
+		p("    pid     its own: the workload is PID 1 and sees only its own processes")
+	}
+	p("    cgroup  its own cgroup namespace: /sys/fs/cgroup shows its scope as the root")
+	p("  not namespaced: user (container UIDs are host UIDs; user namespaces are not supported yet)")
+
+	p("")
+	p("Mounts")
+	for _, c := range names {
+		explainMounts(w, pod, c.c, podDir)
+	}
+
+	if hasProbes(pod) {
+		p("")
+		p("Probes (run by the daemon; failures counted per period)")
+		for _, c := range names {
+			for _, pr := range []struct {
+				kind string
+				pr   *v1.Probe
+				what string
+			}{
+				{"startup", c.c.StartupProbe, "liveness and readiness wait until it succeeds; failing → container restarted"},
+				{"liveness", c.c.LivenessProbe, "failing → container killed and restarted per restartPolicy"},
+				{"readiness", c.c.ReadinessProbe, "failing → pod not Ready (no restart)"},
+			} {
+				if pr.pr != nil {
+					p("  %s %-9s %s", c.name, pr.kind, probeText(pr.pr, pod))
+					p("  %s %-9s   %s", strings.Repeat(" ", len(c.name)), "", pr.what)
+				}
+			}
+		}
+	}
+
+	p("")
+	p("Security")
+	sc := spec.SecurityContext
+	for _, c := range names {
+		p("  %s: %s", c.name, securityText(sc, c.c))
+	}
+	p("")
+}
+
+type namedContainer struct {
+	name, kind string
+	c          *v1.Container
+}
+
+func containerNames(pod *v1.Pod) []namedContainer {
+	var out []namedContainer
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		kind := "init container"
+		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+			kind = "sidecar"
+		}
+		out = append(out, namedContainer{c.Name, kind, c})
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		out = append(out, namedContainer{c.Name, "container", c})
+	}
+	return out
+}
+
+func restartPolicyText(rp v1.RestartPolicy) string {
+	switch rp {
+	case v1.RestartPolicyOnFailure:
+		return "OnFailure: a container that exits non-zero is restarted (CrashLoopBackOff: 10s, 20s, 40s ... at most 5m)"
+	case v1.RestartPolicyNever:
+		return "Never: containers are not restarted"
+	}
+	return "Always: containers are restarted whenever they exit (CrashLoopBackOff: 10s, 20s, 40s ... at most 5m, reset after 10m running)"
+}
+
+func qosReason(q systemd.QOSClass) string {
+	switch q {
+	case v1.PodQOSGuaranteed:
+		return "why: every container sets cpu and memory limits equal to its requests; the pod slice gets hard limits and is the last to be OOM-killed"
+	case v1.PodQOSBestEffort:
+		return "why: no container requests or limits cpu or memory; the pod gets the minimum cpu weight and is the first to be OOM-killed"
+	}
+	return "why: some container requests cpu or memory, but not every container has cpu and memory limits equal to its requests"
+}
+
+func podHostname(pod *v1.Pod) string {
+	h := pod.Spec.Hostname
+	if h == "" {
+		h = pod.Name
+	}
+	if len(h) > 63 {
+		h = h[:63]
+	}
+	return h
+}
+
+// resourcesText is a one-line summary for the tree.
+func resourcesText(r systemd.Resources) string {
+	var parts []string
+	if r.CPUShares != nil {
+		parts = append(parts, fmt.Sprintf("cpu.shares %d", *r.CPUShares))
+	}
+	if r.CPUQuotaMicros != nil {
+		parts = append(parts, "cpu max "+milliText(*r.CPUQuotaMicros, period(r)))
+	}
+	if r.MemoryLimit != nil {
+		parts = append(parts, "memory max "+bytesText(*r.MemoryLimit))
+	}
+	if r.PidsLimit != nil {
+		parts = append(parts, fmt.Sprintf("pids max %d", *r.PidsLimit))
+	}
+	if r.CPUQuotaMicros == nil && r.MemoryLimit == nil {
+		parts = append(parts, "no cpu/memory limit")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// resourcesDetail names every file and property with its value.
+func resourcesDetail(r systemd.Resources) string {
+	var parts []string
+	if r.CPUShares != nil {
+		parts = append(parts, fmt.Sprintf("cpu.shares=%d (CPUShares; v2 cpu.weight=%d)", *r.CPUShares, systemd.CPUSharesToWeight(*r.CPUShares)))
+	}
+	if r.CPUQuotaMicros != nil {
+		parts = append(parts, fmt.Sprintf("cpu.cfs_quota_us=%d per cfs_period_us=%d (CPUQuota=%s)", *r.CPUQuotaMicros, period(r),
+			cpuQuotaPercent(*r.CPUQuotaMicros, period(r))))
+	} else {
+		parts = append(parts, "cpu.cfs_quota_us=-1 (no cpu limit)")
+	}
+	if r.MemoryLimit != nil {
+		parts = append(parts, fmt.Sprintf("memory.limit_in_bytes=%d (%s; MemoryLimit / v2 MemoryMax)", *r.MemoryLimit, bytesText(*r.MemoryLimit)))
+	} else {
+		parts = append(parts, "memory: no limit")
+	}
+	if r.PidsLimit != nil {
+		parts = append(parts, fmt.Sprintf("pids.max=%d (TasksMax)", *r.PidsLimit))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func period(r systemd.Resources) uint64 {
+	if r.CPUPeriodMicros == 0 {
+		return systemd.QuotaPeriod
+	}
+	return r.CPUPeriodMicros
+}
+
+func milliText(quota int64, period uint64) string {
+	return fmt.Sprintf("%dm", quota*1000/int64(period))
+}
+
+func cpuQuotaPercent(quota int64, period uint64) string {
+	return fmt.Sprintf("%d%%", quota*100/int64(period))
+}
+
+func bytesText(b int64) string {
+	return resource.NewQuantity(b, resource.BinarySI).String()
+}
+
+func hasProbes(pod *v1.Pod) bool {
+	for _, c := range containerNames(pod) {
+		if c.c.LivenessProbe != nil || c.c.ReadinessProbe != nil || c.c.StartupProbe != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func probeText(pr *v1.Probe, pod *v1.Pod) string {
+	var what string
+	switch {
+	case pr.HTTPGet != nil:
+		h := pr.HTTPGet
+		host := h.Host
+		if host == "" {
+			host = "<pod IP>"
+			if pod.Spec.HostNetwork {
+				host = "<node IP>"
+			}
+		}
+		what = fmt.Sprintf("GET %s://%s:%s%s", strings.ToLower(string(h.Scheme)), host, h.Port.String(), h.Path)
+		if h.Scheme == v1.URISchemeHTTPS {
+			what += " (certificate not verified)"
+		}
+	case pr.TCPSocket != nil:
+		host := pr.TCPSocket.Host
+		if host == "" {
+			host = "<pod IP>"
+		}
+		what = fmt.Sprintf("TCP connect %s:%s", host, pr.TCPSocket.Port.String())
+	case pr.GRPC != nil:
+		what = fmt.Sprintf("gRPC health check on port %d", pr.GRPC.Port)
+	case pr.Exec != nil:
+		what = fmt.Sprintf("exec %q in the container", pr.Exec.Command)
+	}
+	return fmt.Sprintf("%s; after %ds, every %ds, timeout %ds, %d failure(s) → failed, %d success(es) → ok",
+		what, pr.InitialDelaySeconds, pr.PeriodSeconds, pr.TimeoutSeconds, pr.FailureThreshold, pr.SuccessThreshold)
+}
+
+// explainMounts lists a container's mounts in the order the runtime makes
+// them (runtime.containerMounts).
+func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
+	readOnlyRoot := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
+	mounted := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		mounted[filepath.Clean(m.MountPath)] = true
+	}
+	row := func(dest, what string) { p("    %-28s %s", dest, what) }
+	p("  %s (image %s, pull %s):", c.Name, c.Image, c.ImagePullPolicy)
+	root := "overlay: the image's layers (read-only) + a writable layer of its own"
+	if readOnlyRoot {
+		root = "overlay of the image's layers, read-only (readOnlyRootFilesystem)"
+	}
+	row("/", root)
+	row("/proc", "proc of its pid namespace; masked: "+strings.Join(trimProc(mklruntime.MaskedPaths, "/proc/"), " ")+"; read-only: "+strings.Join(trimProc(mklruntime.ReadonlyPaths, "/proc/"), " "))
+	if privileged {
+		row("/dev", "the host's /dev (privileged)")
+		row("/sys", "sysfs, read-write (privileged)")
+	} else {
+		row("/dev", "tmpfs with the standard devices, /dev/pts (own devpts), /dev/mqueue")
+		row("/sys", "sysfs, read-only; /sys/firmware masked")
+	}
+	shm := filepath.Join(podDir, "shm") + " (the pod's 64 MiB tmpfs, shared by its containers)"
+	if pod.Spec.HostIPC {
+		shm = "/dev/shm of the host (hostIPC)"
+	}
+	row("/dev/shm", shm)
+	for _, f := range [][2]string{{"/etc/hosts", "etc-hosts"}, {"/etc/hostname", "etc-hostname"}, {"/etc/resolv.conf", "resolv.conf"}} {
+		if mounted[f[0]] {
+			continue
+		}
+		what := filepath.Join(podDir, f[1])
+		switch f[0] {
+		case "/etc/hosts":
+			if pod.Spec.HostNetwork {
+				what += " (a copy of the node's /etc/hosts)"
+			} else {
+				what += " (localhost + the pod IP)"
+			}
+		case "/etc/resolv.conf":
+			what += " (" + dnsText(pod) + ")"
+		}
+		row(f[0], what)
+	}
+	vols := map[string]*v1.Volume{}
+	for i := range pod.Spec.Volumes {
+		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+	}
+	for _, m := range c.VolumeMounts {
+		vol := vols[m.Name]
+		mode := "read-write"
+		if m.ReadOnly || (vol != nil && vol.DownwardAPI != nil) {
+			mode = "read-only"
+		}
+		var what string
+		switch {
+		case vol == nil:
+			what = "volume " + m.Name
+		case vol.HostPath != nil:
+			what = "hostPath " + vol.HostPath.Path
+			if t := hostPathTypeText(vol.HostPath.Type); t != "" {
+				what += " (" + t + ")"
+			}
+		case vol.EmptyDir != nil:
+			what = "emptyDir " + m.Name + ": " + filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", m.Name)
+			if vol.EmptyDir.Medium == v1.StorageMediumMemory {
+				what = "emptyDir " + m.Name + " in memory (tmpfs"
+				if vol.EmptyDir.SizeLimit != nil {
+					what += ", " + vol.EmptyDir.SizeLimit.String()
+				}
+				what += ")"
+			}
+		case vol.DownwardAPI != nil:
+			what = "downwardAPI " + m.Name + ": " + filepath.Join(podDir, "volumes", "kubernetes.io~downward-api", m.Name)
+		}
+		if m.SubPath != "" {
+			what += ", subPath " + m.SubPath
+		}
+		if m.MountPropagation != nil && *m.MountPropagation != v1.MountPropagationNone {
+			what += ", propagation " + string(*m.MountPropagation)
+		}
+		row(m.MountPath, what+", "+mode)
+	}
+	if tmp := c.TerminationMessagePath; !mounted[filepath.Clean(tmp)] {
+		row(tmp, "a file of this container (termination message, policy "+string(c.TerminationMessagePolicy)+")")
+	}
+}
+
+func dnsText(pod *v1.Pod) string {
+	switch pod.Spec.DNSPolicy {
+	case v1.DNSDefault:
+		return "dnsPolicy Default: the node's resolvers"
+	case v1.DNSNone:
+		return "dnsPolicy None: only spec.dnsConfig"
+	}
+	return "dnsPolicy " + string(pod.Spec.DNSPolicy) + ": cluster DNS when the daemon has one, else the node's resolvers"
+}
+
+func trimProc(paths []string, prefix string) []string {
+	var out []string
+	for _, s := range paths {
+		if strings.HasPrefix(s, prefix) {
+			out = append(out, strings.TrimPrefix(s, prefix))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hostPathTypeText(t *v1.HostPathType) string {
+	if t == nil {
+		return ""
+	}
+	switch *t {
+	case v1.HostPathDirectoryOrCreate:
+		return "DirectoryOrCreate: created 0755 if missing"
+	case v1.HostPathFileOrCreate:
+		return "FileOrCreate: created empty 0644 if missing"
+	case v1.HostPathUnset:
+		return "no type check"
+	}
+	return string(*t) + ": must already exist as that type"
+}
+
+func securityText(psc *v1.PodSecurityContext, c *v1.Container) string {
+	csc := c.SecurityContext
+	if csc == nil {
+		csc = &v1.SecurityContext{}
+	}
+	var parts []string
+	user := "the image's user"
+	if csc.RunAsUser != nil {
+		user = fmt.Sprintf("uid %d", *csc.RunAsUser)
+	} else if psc != nil && psc.RunAsUser != nil {
+		user = fmt.Sprintf("uid %d", *psc.RunAsUser)
+	}
+	parts = append(parts, "runs as "+user)
+	seccomp := "Unconfined (the kubelet's default when none is set)"
+	if csc.SeccompProfile != nil {
+		seccomp = string(csc.SeccompProfile.Type)
+	} else if psc != nil && psc.SeccompProfile != nil {
+		seccomp = string(psc.SeccompProfile.Type)
+	}
+	parts = append(parts, "seccomp "+seccomp)
+	if csc.Privileged != nil && *csc.Privileged {
+		parts = append(parts, "PRIVILEGED: all capabilities, host devices, no masked paths")
+	} else {
+		caps := fmt.Sprintf("%d default capabilities", len(mklruntime.DefaultCapabilities))
+		if csc.Capabilities != nil {
+			if len(csc.Capabilities.Add) > 0 {
+				caps += fmt.Sprintf(" + %v", csc.Capabilities.Add)
+			}
+			if len(csc.Capabilities.Drop) > 0 {
+				caps += fmt.Sprintf(" - %v", csc.Capabilities.Drop)
+			}
+		}
+		parts = append(parts, caps)
+	}
+	if csc.AllowPrivilegeEscalation != nil && !*csc.AllowPrivilegeEscalation {
+		parts = append(parts, "no_new_privs")
+	}
+	return strings.Join(parts, "; ")
+}
