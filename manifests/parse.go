@@ -190,7 +190,13 @@ func parse(path string, data []byte, nodeName string) ([]*v1.Pod, field.ErrorLis
 		for i := range list.Items {
 			p := field.NewPath("items").Index(i)
 			pod := list.Items[i].DeepCopy()
-			// Items may omit their own TypeMeta; give them the list's.
+			// Items may omit their own TypeMeta; when given it must be v1 Pod.
+			if pod.Kind != "" && pod.Kind != "Pod" {
+				errs = append(errs, field.NotSupported(p.Child("kind"), pod.Kind, []string{"Pod"}))
+			}
+			if pod.APIVersion != "" && pod.APIVersion != "v1" {
+				errs = append(errs, field.NotSupported(p.Child("apiVersion"), pod.APIVersion, []string{"v1"}))
+			}
 			pod.Kind, pod.APIVersion = "Pod", "v1"
 			errs = append(errs, prepare(pod, path, nodeName, p)...)
 			key := pod.Namespace + "/" + pod.Name

@@ -329,6 +329,7 @@ items:
 		"items[0].spec.containers[0].bad", "unknown field")
 	wantErr(t, parseErrLines(t, strings.Replace(list, "name: b}", "name: a}", 1)), "items[1].metadata.name", "Duplicate", "items[0]")
 	wantErr(t, parseErrLines(t, "apiVersion: v1\nkind: PodList\nitems: []\n"), "items", "at least one pod")
+	wantErr(t, parseErrLines(t, strings.Replace(list, "  kind: Pod\n", "  kind: Service\n", 1)), "items[1].kind", `"Service"`)
 }
 
 func TestSizeCap(t *testing.T) {
