@@ -767,3 +767,51 @@ func TestPauseDeathKillsContainers(t *testing.T) {
 		}
 	}
 }
+
+func TestExecEntersTheContainer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, shared := range []bool{false, true} {
+		uid := int64(1000)
+		no := false
+		c := sh("app", `echo hello > /data/greeting; exec sleep 1000`)
+		c.SecurityContext = &v1.SecurityContext{RunAsUser: &uid, AllowPrivilegeEscalation: &no,
+			SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}}
+		c.VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		pod := testPod(fmt.Sprintf("exec%v", shared), c)
+		pod.Spec.ShareProcessNamespace = &shared
+		pod.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+		_, ccs := f.run(ctx, pod, nil)
+		cc := ccs["app"]
+		f.waitLog(cc, "") // started
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(f.rt.emptyDirPath(pod, "data"), "greeting")); err == nil {
+				break
+			}
+		}
+		var out, errb strings.Builder
+		code, err := f.rt.Exec(ctx, pod.UID, cc.ID, ExecConfig{
+			Cmd:    []string{"sh", "-c", `echo host=$HOSTNAME; id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /data/greeting; for n in mnt pid net; do readlink /proc/self/ns/$n; done; cut -d: -f3 /proc/self/cgroup | sort -u | xargs; exit 5`},
+			Stdout: &out, Stderr: &errb})
+		if err != nil || code != 5 {
+			t.Fatalf("shared=%v: exec = %d, %v; stderr: %s", shared, code, err, errb.String())
+		}
+		want := []string{"host=" + pod.Name + "\n", "\n1000\n", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2", "hello\n",
+			nsInode(t, cc.PID, "mnt") + "\n" + nsInode(t, cc.PID, "pid") + "\n" + nsInode(t, cc.PID, "net") + "\n", "\n/\n"}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("shared=%v: exec output lacks %q:\n%s", shared, w, out.String())
+			}
+		}
+		errb.Reset()
+		code, err = f.rt.Exec(ctx, pod.UID, cc.ID, ExecConfig{Cmd: []string{"no-such-command"}, Stderr: &errb})
+		if err != nil || code != 126 || !strings.Contains(errb.String(), "executable file not found") {
+			t.Errorf("shared=%v: exec of a missing command = %d, %v, %q", shared, code, err, errb.String())
+		}
+		// stdin reaches the command.
+		out.Reset()
+		if code, err := f.rt.Exec(ctx, pod.UID, cc.ID, ExecConfig{Cmd: []string{"cat"}, Stdin: strings.NewReader("piped\n"), Stdout: &out}); err != nil || code != 0 || out.String() != "piped\n" {
+			t.Errorf("shared=%v: exec with stdin = %d %v %q", shared, code, err, out.String())
+		}
+	}
+}

@@ -22,6 +22,29 @@ const (
 	ContainerInitCommand = "__container-init"
 )
 
+// Main runs the helper named by args[1] (args is os.Args) and returns its
+// exit status; ok is false when args name no helper.
+func Main(args []string) (status int, ok bool) {
+	if len(args) < 2 {
+		return 0, false
+	}
+	switch args[1] {
+	case SupervisorCommand:
+		if len(args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: "+SupervisorCommand+" SANDBOX-DIR")
+			return 2, true
+		}
+		return SupervisorMain(args[2]), true
+	case ContainerInitCommand:
+		return ContainerInitMain(), true
+	case ExecCommand:
+		return ContainerExecMain(), true
+	case execStage2Command:
+		return containerExecStage2(), true
+	}
+	return 0, false
+}
+
 // Files inside a pod's sandbox directory (<root-dir>/pods/<uid>/sandbox).
 const (
 	SandboxSpecFile  = "spec.json"

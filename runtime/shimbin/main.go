@@ -13,16 +13,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) >= 2 {
-		switch os.Args[1] {
-		case shim.SupervisorCommand:
-			if len(os.Args) == 3 {
-				os.Exit(shim.SupervisorMain(os.Args[2]))
-			}
-		case shim.ContainerInitCommand:
-			os.Exit(shim.ContainerInitMain())
-		}
+	if status, ok := shim.Main(os.Args); ok {
+		os.Exit(status)
 	}
-	fmt.Fprintf(os.Stderr, "usage: %s %s SANDBOX-DIR | %s\n", os.Args[0], shim.SupervisorCommand, shim.ContainerInitCommand)
+	fmt.Fprintf(os.Stderr, "usage: %s %s SANDBOX-DIR | %s | %s\n", os.Args[0], shim.SupervisorCommand, shim.ContainerInitCommand, shim.ExecCommand)
 	os.Exit(2)
 }

@@ -1,0 +1,89 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/runtime/shim"
+)
+
+// ExecConfig is one command to run inside a running container.
+type ExecConfig struct {
+	Cmd    []string
+	Env    []string // added to the container's environment
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Exec runs a command in a running container's namespaces, cgroups, user,
+// capabilities and seccomp filter (like `runc exec`), and returns its exit
+// status (126 when it cannot be started; the reason is on Stderr). No TTY yet.
+func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecConfig) (int, error) {
+	if len(cfg.Cmd) == 0 {
+		return 0, errors.New("exec: no command")
+	}
+	st, err := r.ContainerStatus(ctx, uid, id)
+	if err != nil {
+		return 0, err
+	}
+	if st.State != ContainerRunning {
+		return 0, fmt.Errorf("exec in container %s: it is %s, not running", st.Name, st.State)
+	}
+	var spec shim.ContainerSpec
+	if err := shim.ReadJSON(filepath.Join(r.containerDir(uid, id), shim.ContainerSpecFile), &spec); err != nil {
+		return 0, err
+	}
+	var meta sandboxMeta
+	if err := shim.ReadJSON(filepath.Join(r.sandboxDir(uid), sandboxMetaFile), &meta); err != nil {
+		return 0, err
+	}
+	pid := st.PID
+	if meta.PIDInit {
+		if pid, err = outerPID(meta.PID, st.PID); err != nil {
+			return 0, err
+		}
+	}
+	b, err := json.Marshal(shim.ExecSpec{PID: pid, Spec: &spec, Args: cfg.Cmd, Env: cfg.Env})
+	if err != nil {
+		return 0, err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, r.opt.Exe, shim.ExecCommand)
+	cmd.Dir = "/"
+	cmd.Env = []string{"GOMAXPROCS=1"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
+	cmd.ExtraFiles = []*os.File{specR}
+	if err := cmd.Start(); err != nil {
+		specR.Close()
+		specW.Close()
+		return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
+	}
+	specR.Close()
+	_, werr := specW.Write(b)
+	specW.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return ee.ExitCode(), nil
+	case ctx.Err() != nil:
+		return 0, ctx.Err()
+	case werr != nil:
+		return 0, fmt.Errorf("exec in container %s: %w", st.Name, werr)
+	}
+	return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
+}
