@@ -35,6 +35,10 @@ type ImageConfig struct {
 
 // ContainerConfig asks for one container of a running sandbox.
 type ContainerConfig struct {
+	// ID is optional: callers that prepare the root filesystem inside the
+	// container's directory first (ContainerDir(uid, NewContainerID()))
+	// pass the ID they used.
+	ID        string
 	Pod       *v1.Pod
 	Container *v1.Container
 	Attempt   int // restart count: the log file is <attempt>.log
@@ -111,14 +115,30 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (Cre
 	if err := shim.ReadJSON(filepath.Join(sbDir, sandboxMetaFile), &meta); err != nil {
 		return CreatedContainer{}, fmt.Errorf("create container %s: no sandbox: %w", cfg.Container.Name, err)
 	}
-	id := newID()
+	id := cfg.ID
+	if id == "" {
+		id = NewContainerID()
+	} else if !validID(id) {
+		return CreatedContainer{}, fmt.Errorf("create container %s: bad id %q", cfg.Container.Name, id)
+	}
 	dir := r.containerDir(cfg.Pod.UID, id)
+	if _, err := os.Stat(filepath.Join(dir, containerMetaFile)); err == nil {
+		return CreatedContainer{}, fmt.Errorf("create container %s: id %s is taken", cfg.Container.Name, id)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return CreatedContainer{}, err
 	}
+	// On failure remove only what we wrote: the caller's root filesystem
+	// may be mounted in this directory.
+	cleanup := func() {
+		for _, f := range []string{containerMetaFile, shim.ContainerSpecFile, "termination-log"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		os.Remove(dir) // only if empty
+	}
 	spec, err := r.buildSpec(&cfg, &meta, id, dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		cleanup()
 		return CreatedContainer{}, err
 	}
 	cm := containerMeta{ID: id, PodUID: cfg.Pod.UID, Name: cfg.Container.Name, Attempt: cfg.Attempt, LogPath: spec.LogPath,
@@ -131,7 +151,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (Cre
 	}
 	resp, err := call(ctx, sbDir, shim.Request{Op: "create", Spec: spec, Dir: dir})
 	if err != nil {
-		os.RemoveAll(dir)
+		cleanup()
 		return CreatedContainer{}, err
 	}
 	pid := resp.PID
@@ -183,11 +203,16 @@ func (r *Runtime) StartContainer(ctx context.Context, uid types.UID, id string) 
 // StopContainer sends SIGTERM, waits up to grace, then SIGKILL; it returns
 // once the exit is recorded.
 func (r *Runtime) StopContainer(ctx context.Context, uid types.UID, id string, grace time.Duration) error {
+	return r.StopContainerSignal(ctx, uid, id, syscall.SIGTERM, grace)
+}
+
+// StopContainerSignal is StopContainer with the image's StopSignal.
+func (r *Runtime) StopContainerSignal(ctx context.Context, uid types.UID, id string, sig syscall.Signal, grace time.Duration) error {
 	sb := r.sandboxDir(uid)
 	if st, err := r.ContainerStatus(ctx, uid, id); err == nil && (st.State == ContainerExited || st.State == ContainerUnknown) {
 		return nil
 	}
-	if _, err := call(ctx, sb, shim.Request{Op: "signal", ID: id, Signal: int(syscall.SIGTERM)}); err != nil {
+	if _, err := call(ctx, sb, shim.Request{Op: "signal", ID: id, Signal: int(sig)}); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, grace)
@@ -231,7 +256,31 @@ func (r *Runtime) RemoveContainer(ctx context.Context, uid types.UID, id string)
 		}
 	}
 	call(ctx, r.sandboxDir(uid), shim.Request{Op: "forget", ID: id})
-	return os.RemoveAll(r.containerDir(uid, id))
+	dir := r.containerDir(uid, id)
+	// Never delete through a mount (the root filesystem may still be mounted).
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// ContainerDir is <root-dir>/pods/<uid>/containers/<id>: the place for a
+// container's writable layer and root filesystem mount point.
+func (r *Runtime) ContainerDir(uid types.UID, id string) string { return r.containerDir(uid, id) }
+
+// NewContainerID returns a fresh random container ID (32 hex digits).
+func NewContainerID() string { return newID() }
+
+func validID(id string) bool {
+	if len(id) < 8 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ContainerStatus reads a container's records (no call to the supervisor

@@ -815,3 +815,49 @@ func TestExecEntersTheContainer(t *testing.T) {
 		}
 	}
 }
+
+// The images store mounts an overlay in the container's directory before
+// CreateContainer; this stands in for it with an overlay made here.
+func TestOverlayRootInContainerDir(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("overlay", sh("c", `echo written > /newfile; rm /bin/tail; echo done; exec sleep 1000`))
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	id := NewContainerID()
+	dir := f.rt.ContainerDir(pod.UID, id)
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := syscall.Mount("overlay", rootfs, "overlay", 0, fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", f.root, dir, dir)); err != nil {
+		t.Skipf("overlayfs: %v", err)
+	}
+	cc, err := f.rt.CreateContainer(ctx, ContainerConfig{ID: id, Pod: pod, Container: &pod.Spec.Containers[0], Rootfs: Rootfs{Path: rootfs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.StartContainer(ctx, pod.UID, cc.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.waitLog(cc, "done")
+	if b, err := os.ReadFile(filepath.Join(dir, "upper/newfile")); err != nil || string(b) != "written\n" {
+		t.Errorf("write did not land in the upper layer: %q %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(f.root, "bin/tail")); err != nil {
+		t.Errorf("a delete in the container reached the lower layer: %v", err)
+	}
+	if err := f.rt.StopContainer(ctx, pod.UID, cc.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.RemoveContainer(ctx, pod.UID, cc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("container dir left: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(f.root, "bin/busybox")); err != nil {
+		t.Errorf("removing the container harmed the lower layer: %v", err)
+	}
+}
