@@ -861,3 +861,29 @@ func TestOverlayRootInContainerDir(t *testing.T) {
 		t.Errorf("removing the container harmed the lower layer: %v", err)
 	}
 }
+
+func TestHostIPCAndHostPID(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("hostns", sh("c", fmt.Sprintf(`test -d /proc/%d && echo sees-node-pid; echo shm=$(stat -c %%i /dev/shm); echo done; exec sleep 1000`, os.Getpid())))
+	pod.Spec.HostIPC, pod.Spec.HostPID = true, true
+	sb, ccs := f.run(ctx, pod, nil)
+	pid := ccs["c"].PID
+	for _, ns := range []string{"ipc", "pid"} {
+		if nsInode(t, pid, ns) != nsInode(t, os.Getpid(), ns) || nsInode(t, sb.PID, ns) != nsInode(t, os.Getpid(), ns) {
+			t.Errorf("host%s pod is not in the node's %s namespace", strings.ToUpper(ns), ns)
+		}
+	}
+	if nsInode(t, pid, "net") == nsInode(t, os.Getpid(), "net") {
+		t.Error("hostIPC/hostPID pod should still have its own network namespace")
+	}
+	var st syscall.Stat_t
+	syscall.Stat("/dev/shm", &st)
+	log := f.waitLog(ccs["c"], "done")
+	if !strings.Contains(log, "sees-node-pid") || !strings.Contains(log, fmt.Sprintf("shm=%d\n", st.Ino)) {
+		t.Errorf("hostPID should show the node's processes and hostIPC the node's /dev/shm (inode %d); log:\n%s", st.Ino, log)
+	}
+	if mounted(filepath.Join(f.rt.PodDir(pod.UID), "shm")) {
+		t.Error("hostIPC pod should not get a /dev/shm tmpfs of its own")
+	}
+}
