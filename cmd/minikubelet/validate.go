@@ -161,7 +161,11 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	ind := "  "
 	if plan.QOSSlice != "" {
 		p("  └─ %s", plan.QOSSlice)
-		p("     │   every %s pod; its cpu.shares follow the sum of their cpu requests", plan.QOS)
+		if plan.QOS == v1.PodQOSBestEffort {
+			p("     │   every BestEffort pod; cpu.shares 2, the minimum: they run when nothing else wants the cpu")
+		} else {
+			p("     │   every Burstable pod; its cpu.shares follow the sum of their cpu requests")
+		}
 		ind = "     "
 	}
 	p("%s└─ %s", ind, plan.PodSlice)
@@ -229,6 +233,7 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 
 	p("")
 	p("Mounts")
+	explainCommonMounts(w, pod, podDir)
 	for _, c := range names {
 		explainMounts(w, pod, c.c, podDir)
 	}
@@ -419,52 +424,45 @@ func probeText(pr *v1.Probe, pod *v1.Pod) string {
 		what, pr.InitialDelaySeconds, pr.PeriodSeconds, pr.TimeoutSeconds, pr.FailureThreshold, pr.SuccessThreshold)
 }
 
-// explainMounts lists a container's mounts in the order the runtime makes
-// them (runtime.containerMounts).
+// explainCommonMounts lists what the runtime mounts in every container
+// (runtime.containerMounts), before the volumes.
+func explainCommonMounts(w io.Writer, pod *v1.Pod, podDir string) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	row := func(dest, what string) { p("    %-28s %s", dest, what) }
+	p("  every container (unless a volume is mounted at the same path):")
+	row("/proc", "proc of its pid namespace; masked: "+strings.Join(trimProc(mklruntime.MaskedPaths, "/proc/"), " ")+
+		"; read-only: "+strings.Join(trimProc(mklruntime.ReadonlyPaths, "/proc/"), " "))
+	row("/dev", "tmpfs with the standard devices, its own /dev/pts and /dev/mqueue (privileged: the host's /dev)")
+	row("/sys", "sysfs, read-only, /sys/firmware masked (privileged: read-write)")
+	shm := filepath.Join(podDir, "shm") + ": the pod's 64 MiB tmpfs, shared by its containers"
+	if pod.Spec.HostIPC {
+		shm = "the host's /dev/shm (hostIPC)"
+	}
+	row("/dev/shm", shm)
+	hosts := filepath.Join(podDir, "etc-hosts") + ": localhost and the pod IP"
+	if pod.Spec.HostNetwork {
+		hosts = filepath.Join(podDir, "etc-hosts") + ": a copy of the node's /etc/hosts"
+	}
+	row("/etc/hosts", hosts)
+	row("/etc/hostname", filepath.Join(podDir, "etc-hostname"))
+	row("/etc/resolv.conf", filepath.Join(podDir, "resolv.conf")+": "+dnsText(pod))
+	row("<terminationMessagePath>", "a file of its own for the termination message (default /dev/termination-log)")
+}
+
+// explainMounts lists a container's own root and volume mounts.
 func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
 	readOnlyRoot := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
-	mounted := map[string]bool{}
-	for _, m := range c.VolumeMounts {
-		mounted[filepath.Clean(m.MountPath)] = true
-	}
 	row := func(dest, what string) { p("    %-28s %s", dest, what) }
-	p("  %s (image %s, pull %s):", c.Name, c.Image, c.ImagePullPolicy)
+	p("  %s (image %s, pull policy %s):", c.Name, c.Image, c.ImagePullPolicy)
 	root := "overlay: the image's layers (read-only) + a writable layer of its own"
 	if readOnlyRoot {
 		root = "overlay of the image's layers, read-only (readOnlyRootFilesystem)"
 	}
 	row("/", root)
-	row("/proc", "proc of its pid namespace; masked: "+strings.Join(trimProc(mklruntime.MaskedPaths, "/proc/"), " ")+"; read-only: "+strings.Join(trimProc(mklruntime.ReadonlyPaths, "/proc/"), " "))
 	if privileged {
-		row("/dev", "the host's /dev (privileged)")
-		row("/sys", "sysfs, read-write (privileged)")
-	} else {
-		row("/dev", "tmpfs with the standard devices, /dev/pts (own devpts), /dev/mqueue")
-		row("/sys", "sysfs, read-only; /sys/firmware masked")
-	}
-	shm := filepath.Join(podDir, "shm") + " (the pod's 64 MiB tmpfs, shared by its containers)"
-	if pod.Spec.HostIPC {
-		shm = "/dev/shm of the host (hostIPC)"
-	}
-	row("/dev/shm", shm)
-	for _, f := range [][2]string{{"/etc/hosts", "etc-hosts"}, {"/etc/hostname", "etc-hostname"}, {"/etc/resolv.conf", "resolv.conf"}} {
-		if mounted[f[0]] {
-			continue
-		}
-		what := filepath.Join(podDir, f[1])
-		switch f[0] {
-		case "/etc/hosts":
-			if pod.Spec.HostNetwork {
-				what += " (a copy of the node's /etc/hosts)"
-			} else {
-				what += " (localhost + the pod IP)"
-			}
-		case "/etc/resolv.conf":
-			what += " (" + dnsText(pod) + ")"
-		}
-		row(f[0], what)
+		row("/dev, /sys", "the host's /dev and a read-write /sys (privileged); nothing masked")
 	}
 	vols := map[string]*v1.Volume{}
 	for i := range pod.Spec.Volumes {
@@ -486,13 +484,14 @@ func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
 				what += " (" + t + ")"
 			}
 		case vol.EmptyDir != nil:
-			what = "emptyDir " + m.Name + ": " + filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", m.Name)
+			dir := filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", m.Name)
+			what = "emptyDir " + m.Name + ": " + dir
 			if vol.EmptyDir.Medium == v1.StorageMediumMemory {
-				what = "emptyDir " + m.Name + " in memory (tmpfs"
+				size := ""
 				if vol.EmptyDir.SizeLimit != nil {
-					what += ", " + vol.EmptyDir.SizeLimit.String()
+					size = " of " + vol.EmptyDir.SizeLimit.String()
 				}
-				what += ")"
+				what = "emptyDir " + m.Name + ": a tmpfs" + size + " (medium Memory, counted in the pod's memory) at " + dir
 			}
 		case vol.DownwardAPI != nil:
 			what = "downwardAPI " + m.Name + ": " + filepath.Join(podDir, "volumes", "kubernetes.io~downward-api", m.Name)
@@ -505,8 +504,8 @@ func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
 		}
 		row(m.MountPath, what+", "+mode)
 	}
-	if tmp := c.TerminationMessagePath; !mounted[filepath.Clean(tmp)] {
-		row(tmp, "a file of this container (termination message, policy "+string(c.TerminationMessagePolicy)+")")
+	if tmp := c.TerminationMessagePath; tmp != v1.TerminationMessagePathDefault {
+		row(tmp, "its termination message file (terminationMessagePath)")
 	}
 }
 
@@ -546,6 +545,38 @@ func hostPathTypeText(t *v1.HostPathType) string {
 	return string(*t) + ": must already exist as that type"
 }
 
+// capabilitiesText is the effective capability set in words: the runtime's
+// default set, minus drops (ALL drops every default), plus adds.
+func capabilitiesText(c *v1.Capabilities) string {
+	if c == nil || (len(c.Add) == 0 && len(c.Drop) == 0) {
+		return fmt.Sprintf("the %d default capabilities (%s)", len(mklruntime.DefaultCapabilities), strings.Join(mklruntime.DefaultCapabilities, " "))
+	}
+	norm := func(s v1.Capability) string {
+		u := strings.ToUpper(string(s))
+		if u != "ALL" && !strings.HasPrefix(u, "CAP_") {
+			u = "CAP_" + u
+		}
+		return u
+	}
+	dropped := map[string]bool{}
+	for _, d := range c.Drop {
+		dropped[norm(d)] = true
+	}
+	var keep []string
+	for _, d := range mklruntime.DefaultCapabilities {
+		if !dropped["ALL"] && !dropped[d] {
+			keep = append(keep, d)
+		}
+	}
+	for _, a := range c.Add {
+		keep = append(keep, norm(a))
+	}
+	if len(keep) == 0 {
+		return "no capabilities"
+	}
+	return "capabilities " + strings.Join(keep, " ")
+}
+
 func securityText(psc *v1.PodSecurityContext, c *v1.Container) string {
 	csc := c.SecurityContext
 	if csc == nil {
@@ -569,16 +600,7 @@ func securityText(psc *v1.PodSecurityContext, c *v1.Container) string {
 	if csc.Privileged != nil && *csc.Privileged {
 		parts = append(parts, "PRIVILEGED: all capabilities, host devices, no masked paths")
 	} else {
-		caps := fmt.Sprintf("%d default capabilities", len(mklruntime.DefaultCapabilities))
-		if csc.Capabilities != nil {
-			if len(csc.Capabilities.Add) > 0 {
-				caps += fmt.Sprintf(" + %v", csc.Capabilities.Add)
-			}
-			if len(csc.Capabilities.Drop) > 0 {
-				caps += fmt.Sprintf(" - %v", csc.Capabilities.Drop)
-			}
-		}
-		parts = append(parts, caps)
+		parts = append(parts, capabilitiesText(csc.Capabilities))
 	}
 	if csc.AllowPrivilegeEscalation != nil && !*csc.AllowPrivilegeEscalation {
 		parts = append(parts, "no_new_privs")
