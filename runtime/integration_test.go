@@ -887,3 +887,23 @@ func TestHostIPCAndHostPID(t *testing.T) {
 		t.Error("hostIPC pod should not get a /dev/shm tmpfs of its own")
 	}
 }
+
+func TestSysctls(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	node, _ := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	pod := testPod("sysctl", sh("c", `cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced; echo done; exec sleep 1000`))
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{Sysctls: []v1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}, {Name: "kernel.shm_rmid_forced", Value: "1"}}}
+	_, ccs := f.run(ctx, pod, nil)
+	if log := f.waitLog(ccs["c"], "done"); log != "0\n1\ndone\n" {
+		t.Errorf("pod sysctls not applied; log:\n%s", log)
+	}
+	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); string(after) != string(node) {
+		t.Errorf("the node's sysctl changed: %q -> %q", node, after)
+	}
+	bad := testPod("badsysctl", sh("c", "true"))
+	bad.Spec.SecurityContext = &v1.PodSecurityContext{Sysctls: []v1.Sysctl{{Name: "kernel.panic", Value: "1"}}}
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: bad}); err == nil || !strings.Contains(err.Error(), "kernel.panic") {
+		t.Errorf("unsafe sysctl accepted: %v", err)
+	}
+}

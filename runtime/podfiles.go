@@ -247,3 +247,45 @@ func (r *Runtime) SetPodIP(pod *v1.Pod, ip string) error {
 	_, err = f.WriteString(files["etc-hosts"])
 	return err
 }
+
+// safeSysctls is Kubernetes' safe set: namespaced, and harmless to the node.
+var safeSysctls = map[string]bool{
+	"kernel.shm_rmid_forced": true, "net.ipv4.ip_local_port_range": true, "net.ipv4.tcp_syncookies": true,
+	"net.ipv4.ping_group_range": true, "net.ipv4.ip_unprivileged_port_start": true, "net.ipv4.ip_local_reserved_ports": true,
+	"net.ipv4.tcp_keepalive_time": true, "net.ipv4.tcp_fin_timeout": true, "net.ipv4.tcp_keepalive_intvl": true,
+	"net.ipv4.tcp_keepalive_probes": true, "net.ipv4.tcp_rmem": true, "net.ipv4.tcp_wmem": true,
+}
+
+// podSysctls checks securityContext.sysctls like kubelet: the safe set, or
+// names allowed by AllowedUnsafeSysctls; only namespaced ones (net.* with
+// the pod's network, IPC ones with the pod's IPC namespace).
+func (r *Runtime) podSysctls(pod *v1.Pod) (map[string]string, error) {
+	sc := pod.Spec.SecurityContext
+	if sc == nil || len(sc.Sysctls) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, s := range sc.Sysctls {
+		name := strings.ReplaceAll(s.Name, "/", ".")
+		allowed := safeSysctls[name]
+		for _, a := range r.opt.AllowedUnsafeSysctls {
+			if a == name || strings.HasSuffix(a, "*") && strings.HasPrefix(name, strings.TrimSuffix(a, "*")) {
+				allowed = true
+			}
+		}
+		if !allowed {
+			return nil, fmt.Errorf("pod %s: sysctl %q is not in the safe set and not allowed by --allowed-unsafe-sysctls", pod.Name, s.Name)
+		}
+		ipc := strings.HasPrefix(name, "kernel.shm") || strings.HasPrefix(name, "kernel.msg") || name == "kernel.sem" || strings.HasPrefix(name, "fs.mqueue.")
+		switch {
+		case strings.HasPrefix(name, "net.") && pod.Spec.HostNetwork:
+			return nil, fmt.Errorf("pod %s: sysctl %q would change the host's network (hostNetwork)", pod.Name, s.Name)
+		case ipc && pod.Spec.HostIPC:
+			return nil, fmt.Errorf("pod %s: sysctl %q would change the host's IPC (hostIPC)", pod.Name, s.Name)
+		case !ipc && !strings.HasPrefix(name, "net."):
+			return nil, fmt.Errorf("pod %s: sysctl %q is not namespaced", pod.Name, s.Name)
+		}
+		out[name] = s.Value
+	}
+	return out, nil
+}

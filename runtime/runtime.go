@@ -43,6 +43,9 @@ type Options struct {
 	ClusterDomain  string   // default cluster.local
 	LogMaxSize     int64    // default 10 MiB
 	LogMaxFiles    int      // default 5
+	// AllowedUnsafeSysctls are sysctl names or prefixes ending in "*"
+	// allowed beyond the safe set (kubelet's --allowed-unsafe-sysctls).
+	AllowedUnsafeSysctls []string
 }
 
 // ShimBinary is the name of runtime/shimbin when installed beside minikubelet.
@@ -194,6 +197,9 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	}
 	if meta.PIDInit {
 		flags |= unix.CLONE_NEWPID
+	}
+	if spec.Sysctls, err = r.podSysctls(pod); err != nil {
+		return SandboxStatus{}, err
 	}
 	if err := shim.WriteJSONAtomic(filepath.Join(sbDir, shim.SandboxSpecFile), spec); err != nil {
 		return SandboxStatus{}, err

@@ -68,6 +68,9 @@ type SandboxSpec struct {
 	OwnNetwork  bool   // bring lo up
 	PIDInit     bool   // PID 1 of the pod's shared PID namespace
 	OOMScoreAdj int    // -998 like kubelet's pause
+	// Sysctls are namespaced kernel settings written in the pod's
+	// namespaces before it is reported ready (key in dotted form).
+	Sysctls map[string]string `json:",omitempty"`
 }
 
 // SandboxState is persisted by the supervisor once it is ready.

@@ -87,6 +87,13 @@ func SupervisorMain(dir string) int {
 		}
 	}
 	setOOMScoreAdj(s.spec.OOMScoreAdj)
+	for k, v := range s.spec.Sysctls {
+		// /proc/sys/net/* and the IPC keys show the writer's namespaces.
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fail(fmt.Errorf("sysctl %s=%s: %w", k, v, err))
+		}
+	}
 	if err := os.Chdir(dir); err != nil {
 		return fail(err)
 	}
