@@ -514,6 +514,20 @@ func TestSourceFolderMissingThenCreated(t *testing.T) {
 	h.write("web.yaml", podYAML("web", "nginx:1"))
 	h.waitFor("web added", func(s Snapshot) bool { return hasPod("web", "nginx:1")(s) && len(s.Errors) == 0 })
 
+	// The folder renamed away and back (a config tool swapping it) within the
+	// removal quiet period: the pod is never dropped.
+	gen := h.src.Snapshot().Generation
+	must(t, os.Rename(dir, dir+".old"))
+	time.Sleep(editorPause)
+	must(t, os.Rename(dir+".old", dir))
+	h.write("marker.yaml", podYAML("marker", "busybox"))
+	h.waitFor("marker added", hasPod("marker", "busybox"))
+	for _, s := range h.history() {
+		if _, ok := podNamed(s, "web"); !ok && s.Generation > gen {
+			t.Errorf("web dropped while the folder was briefly renamed: %s", describe(s))
+		}
+	}
+
 	// The folder goes away: its pods are no longer desired.
 	must(t, os.RemoveAll(dir))
 	h.waitFor("folder gone", func(s Snapshot) bool { return len(s.Pods) == 0 && len(s.Errors) == 1 })
