@@ -220,7 +220,10 @@ else
   done
   mkdir -p /sys/fs/cgroup/unified; mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
 fi
-export container=other SYSTEMD_UNIT_PATH="$MKL_UNIT_PATH"
+# /run/systemd/transient must stay in the unit path: a daemon-reload or
+# daemon-reexec reloads transient units from their files there, and without
+# it they come back as bare stand-ins that lost their Description and limits.
+export container=other SYSTEMD_UNIT_PATH="$MKL_UNIT_PATH:/run/systemd/transient"
 exec /lib/systemd/systemd --system --log-target=console --log-level=warning --unit=default.target
 `
 
