@@ -33,14 +33,14 @@ type Config struct {
 	// Settle is how long after an event a file is read, so bursts of events
 	// (create, write, chmod) cost one read. Short: a file renamed into the
 	// folder is complete and should start at once.
-	Settle time.Duration // default 10ms
+	Settle time.Duration // default 2ms
 	// RemoveQuiet is how long a file must stay missing before its pods are
 	// removed: an editor's save renames the file away and writes a new one,
 	// which must not restart the pod.
 	RemoveQuiet time.Duration // default 1s
 	// BusyRecheck is how often a file still open by a writer is looked at
 	// again; MaxBusy is when it is read anyway (a writer that never closes).
-	BusyRecheck time.Duration // default 50ms
+	BusyRecheck time.Duration // default 10ms
 	MaxBusy     time.Duration // default 30s
 	// DirPoll is how often a missing folder (and parent) is looked for.
 	DirPoll time.Duration // default 1s
@@ -58,9 +58,9 @@ func (c *Config) setDefaults() {
 		}
 	}
 	def(&c.Resync, 20*time.Second)
-	def(&c.Settle, 10*time.Millisecond)
+	def(&c.Settle, 2*time.Millisecond)
 	def(&c.RemoveQuiet, time.Second)
-	def(&c.BusyRecheck, 50*time.Millisecond)
+	def(&c.BusyRecheck, 10*time.Millisecond)
 	def(&c.MaxBusy, 30*time.Second)
 	def(&c.DirPoll, time.Second)
 	if c.Now == nil {
