@@ -907,3 +907,27 @@ func TestSysctls(t *testing.T) {
 		t.Errorf("unsafe sysctl accepted: %v", err)
 	}
 }
+
+// Masking binds /dev/null over files: a /dev/null that is not the null
+// device (here a volume mounted on it) must stop the container, not mask
+// with the wrong file (the "masked paths swapped" class).
+func TestMaskingRefusesAFakeDevNull(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	fake := filepath.Join(f.base, "fake-null")
+	os.WriteFile(fake, []byte("not null"), 0o644)
+	c := sh("c", "true")
+	c.VolumeMounts = []v1.VolumeMount{{Name: "fake", MountPath: "/dev/null"}}
+	pod := testPod("fakenull", c)
+	pod.Spec.Volumes = []v1.Volume{{Name: "fake", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: fake}}}}
+	if _, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[0], Rootfs: Rootfs{Path: f.root}})
+	if err == nil || !strings.Contains(err.Error(), "not the null device") {
+		t.Errorf("create with a fake /dev/null: %v", err)
+	}
+	if b, _ := os.ReadFile(fake); string(b) != "not null" {
+		t.Errorf("the fake /dev/null was changed: %q", b)
+	}
+}

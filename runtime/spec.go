@@ -343,14 +343,15 @@ func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privile
 		{Source: "proc", Destination: "/proc", Type: "proc", Flags: nsd},
 	}
 	if privileged {
+		// The host's devices; its pts and mqueue are replaced below.
 		ms = append(ms, shim.Mount{Source: "/dev", Destination: "/dev", Type: "bind", Flags: unix.MS_BIND | unix.MS_REC})
 	} else {
-		ms = append(ms,
-			shim.Mount{Source: "tmpfs", Destination: "/dev", Type: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"},
-			shim.Mount{Source: "devpts", Destination: "/dev/pts", Type: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"},
-			shim.Mount{Source: "mqueue", Destination: "/dev/mqueue", Type: "mqueue", Flags: nsd},
-		)
+		ms = append(ms, shim.Mount{Source: "tmpfs", Destination: "/dev", Type: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"})
 	}
+	ms = append(ms,
+		shim.Mount{Source: "devpts", Destination: "/dev/pts", Type: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"},
+		shim.Mount{Source: "mqueue", Destination: "/dev/mqueue", Type: "mqueue", Flags: nsd},
+	)
 	sysFlags := uintptr(nsd)
 	if !privileged {
 		sysFlags |= unix.MS_RDONLY

@@ -77,12 +77,17 @@ func setupRoot(spec *ContainerSpec) error {
 		return fmt.Errorf("bind rootfs %s: %w", root, err)
 	}
 	for i := range spec.Mounts {
-		if err := mountInRoot(root, &spec.Mounts[i]); err != nil {
+		m := &spec.Mounts[i]
+		if err := mountInRoot(root, m); err != nil {
 			return err
 		}
-	}
-	if err := setupDev(root, spec); err != nil {
-		return err
+		// Devices right after /dev itself, so that later mounts (the
+		// user's volumes) win over them, as with containerd.
+		if m.Destination == "/dev" && m.Type == "tmpfs" {
+			if err := setupDev(root, spec); err != nil {
+				return err
+			}
+		}
 	}
 	if err := pivotRoot(root); err != nil {
 		return err
