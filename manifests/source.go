@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -355,6 +356,14 @@ func (s *Source) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 		return // a sibling of the folder in the parent
 	}
 	base := filepath.Base(name)
+	if strings.HasPrefix(base, "..") {
+		// Kubernetes' AtomicWriter layout (a ConfigMap mounted as the
+		// folder): visible files are symlinks through ..data, and an
+		// update swaps the ..data symlink. The visible names see no event,
+		// so re-list: their targets' signatures changed.
+		s.relist()
+		return
+	}
 	if why := SkipReason(base); why != "" {
 		if !s.skipLogged[base] && len(s.skipLogged) < 1024 {
 			s.skipLogged[base] = true // once per name: editors make many events

@@ -348,6 +348,29 @@ func TestSourceAtomicRenameOver(t *testing.T) {
 	h.waitFor("db added", hasPod("db", "postgres:16"))
 }
 
+// A ConfigMap mounted as the folder (Kubernetes' AtomicWriter): visible
+// files are symlinks through ..data; an update writes a new timestamped
+// folder and swaps the ..data symlink. No event names web.yaml.
+func TestSourceAtomicWriterSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	v1dir := filepath.Join(dir, "..2026_11_28_13_00_00.1")
+	must(t, os.Mkdir(v1dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(v1dir, "web.yaml"), []byte(podYAML("web", "nginx:1")), 0o644))
+	must(t, os.Symlink(filepath.Base(v1dir), filepath.Join(dir, "..data")))
+	must(t, os.Symlink("..data/web.yaml", filepath.Join(dir, "web.yaml")))
+	h := startSource(t, dir, nil)
+	h.waitFor("web added", hasPod("web", "nginx:1"))
+
+	v2dir := filepath.Join(dir, "..2026_11_28_13_05_00.2")
+	must(t, os.Mkdir(v2dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(v2dir, "web.yaml"), []byte(podYAML("web", "nginx:2")), 0o644))
+	must(t, os.Symlink(filepath.Base(v2dir), filepath.Join(dir, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	must(t, os.RemoveAll(v1dir))
+	h.waitFor("web updated through the ..data swap", hasPod("web", "nginx:2"))
+	neverAbsentAfterFirst(t, h.history(), "web", "web.yaml")
+}
+
 // cp over an existing manifest truncates it and writes in place.
 func TestSourceCopyOver(t *testing.T) {
 	h := startSource(t, t.TempDir(), nil)
