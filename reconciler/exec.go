@@ -190,6 +190,11 @@ func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) e
 		for _, ip := range res.IPs {
 			sb.IPs = append(sb.IPs, ip.String())
 		}
+		if len(sb.IPs) > 0 {
+			if err := n.opt.Runtime.SetPodIP(pod, sb.IPs[0]); err != nil {
+				n.opt.Log.Warn("pod IP in /etc/hosts", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			}
+		}
 	} else if pod.Spec.HostNetwork {
 		sb.IPs = []string{n.opt.HostIP}
 	}

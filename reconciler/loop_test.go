@@ -20,10 +20,10 @@ type fakeShell struct {
 	s    *sim
 	hook func(a Action) error // called before the action takes effect, unlocked
 
-	executed  []string            // every executed action, in order
+	executed  []string // every executed action, in order
 	perPod    map[types.UID][]string
-	keys      map[string]int      // executions per key
-	active    int                 // Execute calls running now
+	keys      map[string]int // executions per key
+	active    int            // Execute calls running now
 	maxActive int
 }
 

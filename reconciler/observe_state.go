@@ -57,12 +57,14 @@ type containerRecord struct {
 
 type stateDir struct{ root string }
 
-func (s stateDir) podsDir() string               { return filepath.Join(s.root, "pods") }
-func (s stateDir) pod(uid types.UID) string      { return filepath.Join(s.root, "pods", string(uid)) }
-func (s stateDir) mkl(uid types.UID) string      { return filepath.Join(s.pod(uid), "mkl") }
+func (s stateDir) podsDir() string                 { return filepath.Join(s.root, "pods") }
+func (s stateDir) pod(uid types.UID) string        { return filepath.Join(s.root, "pods", string(uid)) }
+func (s stateDir) mkl(uid types.UID) string        { return filepath.Join(s.pod(uid), "mkl") }
 func (s stateDir) statusFile(uid types.UID) string { return filepath.Join(s.pod(uid), "status.json") }
-func (s stateDir) podFile(uid types.UID) string  { return filepath.Join(s.mkl(uid), "pod.json") }
-func (s stateDir) termFile(uid types.UID) string { return filepath.Join(s.mkl(uid), "termination.json") }
+func (s stateDir) podFile(uid types.UID) string    { return filepath.Join(s.mkl(uid), "pod.json") }
+func (s stateDir) termFile(uid types.UID) string {
+	return filepath.Join(s.mkl(uid), "termination.json")
+}
 func (s stateDir) sandboxFile(uid types.UID) string {
 	return filepath.Join(s.mkl(uid), "sandbox.json")
 }

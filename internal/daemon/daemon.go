@@ -1,0 +1,250 @@
+// Package daemon assembles `minikubelet run`: the manifest folder, the
+// cgroup driver, the image store, the pod runtime and CNI, the reconcile
+// loop and the local API server, and tells systemd when it is ready.
+//
+// Stopping the daemon (SIGTERM, SIGINT, ctx cancelled) stops only the
+// daemon: the pods keep running (their supervisors are detached and sit in
+// their own scopes), as with the kubelet. The next start adopts them.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/minikubelet/minikubelet/internal/api"
+	"github.com/minikubelet/minikubelet/manifests"
+	"github.com/minikubelet/minikubelet/reconciler"
+	mklrt "github.com/minikubelet/minikubelet/runtime"
+	"github.com/minikubelet/minikubelet/runtime/images"
+	"github.com/minikubelet/minikubelet/runtime/network"
+	"github.com/minikubelet/minikubelet/systemd"
+)
+
+// Options are the daemon's settings (the flags of `minikubelet run`).
+type Options struct {
+	NodeName     string
+	RootDir      string
+	ManifestDir  string
+	LogDir       string
+	Socket       string
+	CgroupDriver string // auto, systemd, cgroupfs
+	CgroupRoot   string
+	Resync       time.Duration
+	// CrashLoopMax caps CrashLoopBackOff (kubelet: 300 s).
+	CrashLoopMax time.Duration
+	// PodPidsLimit is --pod-pids-limit (<= 0: unlimited).
+	PodPidsLimit int64
+	// ReadOnlyAddr is the optional read-only TCP address of the API ("" = off).
+	ReadOnlyAddr string
+	// Network configures CNI; DisableNetwork gives every pod loopback only.
+	Network        network.Config
+	DisableNetwork bool
+	// InsecureRegistries are reached over plain HTTP.
+	InsecureRegistries []string
+	// Parallel bounds how many pods are worked on at once (default 8).
+	Parallel int
+	// RuntimeExe overrides the binary re-executed as pod supervisor.
+	RuntimeExe string
+	Log        *slog.Logger
+}
+
+// Run runs the daemon until ctx ends (pods keep running) or a component fails.
+func Run(ctx context.Context, o Options) error {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, d := range []string{o.RootDir, o.LogDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	log.Debug("starting", "cgroupDriver", o.CgroupDriver)
+	driverName, err := systemd.DetectDriver(o.CgroupDriver)
+	if err != nil {
+		return err
+	}
+	var driver systemd.Driver
+	if driverName == "systemd" {
+		driver, err = systemd.New(ctx, systemd.DBusOptions{CgroupRoot: o.CgroupRoot})
+	} else {
+		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot})
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
+	}
+	defer driver.Close()
+	log.Debug("cgroup driver connected", "driver", driverName)
+	if err := driver.Init(ctx); err != nil {
+		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
+	}
+	log.Debug("cgroup tree ready", "driver", driverName)
+	store, err := images.Open(o.RootDir, images.Options{InsecureRegistries: o.InsecureRegistries})
+	if err != nil {
+		return err
+	}
+	rt, err := mklrt.New(mklrt.Options{RootDir: o.RootDir, LogDir: o.LogDir, NodeName: o.NodeName, Exe: o.RuntimeExe})
+	if err != nil {
+		return err
+	}
+	var netm *network.Manager
+	if !o.DisableNetwork {
+		cfg := o.Network
+		cfg.RootDir = o.RootDir
+		if netm, err = network.New(cfg, network.WithLogger(log.With("component", "network"))); err != nil {
+			log.Warn("pod networking unavailable: pods get loopback only", "err", err)
+			netm = nil
+		} else if st := netm.Status(); st.LoopbackOnly {
+			log.Warn("pod networking: loopback only", "reason", st.Reason)
+		}
+	}
+	log.Debug("runtime ready", "network", netm != nil)
+	src, err := manifests.NewSource(manifests.Config{Dir: o.ManifestDir, NodeName: o.NodeName, Resync: o.Resync,
+		Logger: log.With("component", "manifests")})
+	if err != nil {
+		return err
+	}
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- src.Run(ctx) }()
+
+	apiStore := api.NewStore(0)
+	metrics := api.NewMetrics()
+	server := api.NewServer(apiStore, metrics, log.With("component", "api"))
+
+	var pidsLimit *int64
+	if o.PodPidsLimit > 0 {
+		pidsLimit = &o.PodPidsLimit
+	}
+	planOpts := systemd.PlanOptions{CgroupRoot: o.CgroupRoot, PodPidsLimit: pidsLimit}
+	cfg := reconciler.DefaultConfig()
+	if o.CrashLoopMax > 0 {
+		cfg.CrashLoopMax = o.CrashLoopMax
+		if cfg.CrashLoopInitial > cfg.CrashLoopMax {
+			cfg.CrashLoopInitial = cfg.CrashLoopMax
+		}
+	}
+	var loop *reconciler.Loop
+	wake := func() {
+		if loop != nil {
+			loop.Wake()
+		}
+	}
+	shell := reconciler.NewNodeShell(reconciler.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
+		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake,
+		Log: log.With("component", "node")})
+	defer shell.Close()
+	rep := newReporter(apiStore, metrics, shell, driver, planOpts, cfg, o.NodeName)
+	var lastRound atomic.Int64
+	loop = reconciler.NewLoop(shell, func() (reconciler.Desired, bool) {
+		snap := src.Snapshot()
+		return desiredFrom(snap), snap.Synced
+	}, reconciler.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
+		Log: log.With("component", "reconciler"), Report: rep.report,
+		OnRound: func(d time.Duration, err error) {
+			metrics.ObserveReconcile(d, err)
+			lastRound.Store(time.Now().UnixNano())
+		}})
+
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-src.Changed():
+				loop.Wake()
+			}
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-driver.Events():
+				if !ok {
+					return
+				}
+				loop.Wake()
+			}
+		}
+	}()
+	serverDone := make(chan error, 1)
+	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, o.ReadOnlyAddr) }()
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- loop.Run(ctx) }()
+
+	log.Info("minikubelet running", "node", o.NodeName, "manifestDir", src.Dir(), "cgroupDriver", driver.Name(),
+		"socket", o.Socket, "rootDir", o.RootDir, "network", netm != nil)
+
+	// READY=1 once the first round ran (the folder read, pods adopted), so
+	// units ordered after minikubelet see its API answer with real state.
+	ready := time.NewTicker(50 * time.Millisecond)
+	defer ready.Stop()
+	notifiedReady := false
+	var watchdog <-chan time.Time
+	if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+		t := time.NewTicker(iv / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	resync := o.Resync
+	if resync <= 0 {
+		resync = 20 * time.Second
+	}
+	var runErr error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-ready.C:
+			if !notifiedReady && loop.Rounds() > 0 {
+				notifiedReady = true
+				ready.Stop()
+				sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+				log.Info("minikubelet ready")
+			}
+		case <-watchdog:
+			// Alive means the loop still completes rounds (at least one per resync).
+			if last := lastRound.Load(); last != 0 && time.Since(time.Unix(0, last)) < 2*resync+10*time.Second {
+				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
+			}
+		case err := <-serverDone:
+			runErr = fmt.Errorf("API server: %w", err)
+			break wait
+		case err := <-srcDone:
+			if ctx.Err() == nil {
+				if err == nil {
+					err = errors.New("stopped")
+				}
+				runErr = fmt.Errorf("manifest source: %w", err)
+			}
+			break wait
+		case err := <-loopDone:
+			loopDone <- err // for the wait below
+			if ctx.Err() == nil {
+				runErr = fmt.Errorf("reconcile loop stopped: %v", err)
+			}
+			break wait
+		}
+	}
+	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	log.Info("minikubelet stopping; pods keep running", "reason", context.Cause(ctx))
+	cancel()
+	select {
+	case <-loopDone:
+	case <-time.After(10 * time.Second):
+		log.Warn("actions still running at exit; the next start completes them")
+	}
+	return runErr
+}

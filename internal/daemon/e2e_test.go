@@ -1,0 +1,240 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/systemd"
+)
+
+// TestDaemonEndToEnd runs the real binary against the test node's systemd:
+// one daemon, the pod lifecycle of issue 6 step by step, then its crash.
+func TestDaemonEndToEnd(t *testing.T) {
+	n := newE2ENode(t)
+	n.start()
+
+	const web = "web-node1"
+	n.write("web.yaml", podManifest("web", "Always", 2, `echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
+	var webPod v1.Pod
+
+	t.Run("drop becomes Running", func(t *testing.T) {
+		webPod = n.waitPod(web, "Running", 60*time.Second, running)
+		if webPod.UID == "" || webPod.Status.QOSClass != v1.PodQOSBestEffort || webPod.Status.PodIP == "" {
+			t.Fatalf("pod identity/status: uid %q qos %q podIP %q", webPod.UID, webPod.Status.QOSClass, webPod.Status.PodIP)
+		}
+		slice := systemd.PlanPod(&webPod, systemd.PlanOptions{}).PodSlice
+		u := units(t)
+		if !strings.Contains(u, slice) {
+			t.Fatalf("pod slice %s not among the units:\n%s", slice, u)
+		}
+		if got := strings.Count(u, "minikubelet-"); got != 2 {
+			t.Fatalf("want 2 scopes (sandbox + container), got %d:\n%s", got, u)
+		}
+	})
+
+	t.Run("logs -f follows the container", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, n.bin, "logs", "-f", "web", "--socket", n.socket, "--log-dir", n.logs)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); cmd.Wait() }()
+		sc := bufio.NewScanner(out)
+		sawHello, ticks := false, 0
+		for sc.Scan() && ticks < 3 {
+			line := sc.Text()
+			if strings.HasPrefix(line, "hello from web") {
+				sawHello = true
+			}
+			if strings.HasPrefix(line, "tick ") {
+				ticks++
+			}
+		}
+		if !sawHello || ticks < 3 {
+			t.Fatalf("logs -f: hello seen %v, %d ticks followed", sawHello, ticks)
+		}
+	})
+
+	t.Run("describe shows slice, scopes and events", func(t *testing.T) {
+		out, err := n.cli("describe", "pod", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"web-node1", "kubepods", "Scheduled", "Started", "Running"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("describe lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("invalid edit keeps the pod running", func(t *testing.T) {
+		good, _ := os.ReadFile(filepath.Join(n.manifests, "web.yaml"))
+		n.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: "+testImage+", bogusField: 1}]\n")
+		n.waitFor("InvalidManifest event in describe", 20*time.Second, func() bool {
+			out, err := n.cli("describe", "pod", "web")
+			return err == nil && strings.Contains(out, "InvalidManifest")
+		})
+		p, ok := n.pod(web)
+		if !ok || p.UID != webPod.UID || !running(&p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
+			t.Fatalf("pod changed by an invalid edit: ok=%v uid %s (was %s) status %+v", ok, p.UID, webPod.UID, p.Status.ContainerStatuses)
+		}
+		n.write("web.yaml", string(good))
+		time.Sleep(500 * time.Millisecond)
+		p, _ = n.pod(web)
+		if p.UID != webPod.UID || !running(&p) {
+			t.Fatalf("restoring the same content changed the pod: uid %s (was %s)", p.UID, webPod.UID)
+		}
+	})
+
+	t.Run("edit replaces the pod with a new UID", func(t *testing.T) {
+		oldUID := string(webPod.UID)
+		n.write("web.yaml", podManifest("web", "Always", 2, `echo "hello v2 from $HOSTNAME"; while true; do echo v2; sleep 1; done`))
+		webPod = n.waitPod(web, "replaced and Running", 60*time.Second, func(p *v1.Pod) bool {
+			return string(p.UID) != oldUID && running(p)
+		})
+		n.waitFor("old pod's state and units gone", 30*time.Second, func() bool {
+			_, err := os.Stat(filepath.Join(n.root, "pods", oldUID))
+			return os.IsNotExist(err) && !strings.Contains(units(t), strings.ReplaceAll(oldUID, "-", "_"))
+		})
+	})
+
+	t.Run("init containers run first", func(t *testing.T) {
+		n.write("init.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: init}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: work, emptyDir: {}}]
+  initContainers:
+  - {name: first, image: `+testImage+`, command: [sh, -c, "sleep 1; echo one > /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: `+testImage+`, command: [sh, -c, "test -f /work/order && echo two >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: app, image: `+testImage+`, command: [sh, -c, "cat /work/order; test \"$(cat /work/order)\" = \"$(printf 'one\\ntwo')\" || exit 7; sleep 1000"], volumeMounts: [{name: work, mountPath: /work}]}
+`)
+		p := n.waitPod("init-node1", "Running", 60*time.Second, running)
+		if len(p.Status.InitContainerStatuses) != 2 {
+			t.Fatalf("init statuses: %+v", p.Status.InitContainerStatuses)
+		}
+		for _, cs := range p.Status.InitContainerStatuses {
+			if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 || cs.RestartCount != 0 {
+				t.Fatalf("init container %s: %+v restarts %d", cs.Name, cs.State, cs.RestartCount)
+			}
+		}
+		if rc := p.Status.ContainerStatuses[0].RestartCount; rc != 0 {
+			t.Fatalf("app restarted %d times: init order not respected", rc)
+		}
+	})
+
+	t.Run("Always restarts at once, then after the back-off", func(t *testing.T) {
+		written := time.Now()
+		n.write("crash.yaml", podManifest("crash", "Always", 1, `echo crashing; exit 1`))
+		seen := map[int32]time.Time{}
+		deadline := time.Now().Add(60 * time.Second)
+		for len(seen) < 3 && time.Now().Before(deadline) {
+			if p, ok := n.pod("crash-node1"); ok && len(p.Status.ContainerStatuses) == 1 {
+				cs := p.Status.ContainerStatuses[0]
+				if _, ok := seen[cs.RestartCount]; !ok && cs.RestartCount > 0 {
+					seen[cs.RestartCount] = time.Now()
+				}
+				if cs.RestartCount > 0 && (cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 1) {
+					t.Fatalf("lastState after a restart: %+v", cs.LastTerminationState)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t1, ok1 := seen[1]
+		t2, ok2 := seen[2]
+		t3, ok3 := seen[3]
+		if !ok1 || !ok2 || !ok3 {
+			t.Fatalf("restart counts seen: %v", seen)
+		}
+		// --crashloop-max 4s: the first restart follows the first exit at
+		// once, the next ones wait the (capped) back-off.
+		if d := t1.Sub(written); d > 3*time.Second {
+			t.Fatalf("first restart %s after the file appeared, want immediate", d)
+		}
+		for i, d := range []time.Duration{t2.Sub(t1), t3.Sub(t2)} {
+			if d < 3*time.Second {
+				t.Fatalf("restart %d came %s after the previous, want the 4s back-off", i+2, d)
+			}
+		}
+		if out, err := n.cli("describe", "pod", "crash"); err != nil || !strings.Contains(out, "BackOff") {
+			t.Fatalf("describe lacks the BackOff event (%v):\n%s", err, out)
+		}
+		out, _ := n.cli("get", "pods")
+		if !strings.Contains(out, "crash-node1") {
+			t.Fatalf("get pods:\n%s", out)
+		}
+		n.remove("crash.yaml")
+	})
+
+	t.Run("OnFailure and Never", func(t *testing.T) {
+		n.write("onfail.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: onfail}
+spec:
+  restartPolicy: OnFailure
+  volumes: [{name: d, emptyDir: {}}]
+  containers:
+  - {name: c, image: `+testImage+`, command: [sh, -c, "test -f /d/ran && exit 0; touch /d/ran; exit 3"], volumeMounts: [{name: d, mountPath: /d}]}
+`)
+		n.write("never.yaml", podManifest("never", "Never", 1, `exit 5`))
+		p := n.waitPod("onfail-node1", "Succeeded", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 1 || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			t.Fatalf("OnFailure: restartCount %d state %+v", cs.RestartCount, cs.State)
+		}
+		p = n.waitPod("never-node1", "Failed", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 5 {
+			t.Fatalf("Never: restartCount %d state %+v", cs.RestartCount, cs.State)
+		}
+		time.Sleep(2 * time.Second)
+		p, _ = n.pod("never-node1")
+		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 {
+			t.Fatalf("Never: restarted (%d)", cs.RestartCount)
+		}
+		n.remove("onfail.yaml")
+		n.remove("never.yaml")
+	})
+
+	t.Run("delete removes units, mounts, processes within grace", func(t *testing.T) {
+		uid := string(webPod.UID)
+		pid := n.sandboxPID(uid)
+		if pid == 0 || !procAlive(pid) {
+			t.Fatalf("no live sandbox for %s (pid %d)", uid, pid)
+		}
+		start := time.Now()
+		n.remove("web.yaml")
+		// Removal waits ~1 s (the editor-save guard), then grace 2 s.
+		n.waitFor("web pod gone", 20*time.Second, func() bool { _, ok := n.pod(web); return !ok })
+		took := time.Since(start)
+		if u := units(t); strings.Contains(u, strings.ReplaceAll(uid, "-", "_")) || strings.Contains(u, "default/web-node1") {
+			t.Fatalf("units left after delete:\n%s", u)
+		}
+		if m := mountsUnder(filepath.Join(n.root, "pods", uid)); len(m) > 0 {
+			t.Fatalf("mounts left: %v", m)
+		}
+		if procAlive(pid) {
+			t.Fatalf("sandbox process %d still alive", pid)
+		}
+		if _, err := os.Stat(filepath.Join(n.root, "pods", uid)); !os.IsNotExist(err) {
+			t.Fatalf("state dir left: %v", err)
+		}
+		t.Logf("deleted in %s (grace 2s)", took.Round(100*time.Millisecond))
+	})
+
+	_ = syscall.SIGKILL
+}

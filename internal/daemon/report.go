@@ -1,0 +1,297 @@
+package daemon
+
+// report.go: every round's result goes to the API store (pods with status,
+// events once per key, the node-local extras describe shows) and to the
+// metrics.
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/internal/api"
+	"github.com/minikubelet/minikubelet/reconciler"
+	"github.com/minikubelet/minikubelet/systemd"
+)
+
+type reporter struct {
+	store    *api.Store
+	metrics  *api.Metrics
+	shell    *reconciler.NodeShell
+	driver   systemd.Driver
+	planOpts systemd.PlanOptions
+	cfg      reconciler.Config
+	node     string
+	now      func() time.Time
+
+	seen      map[string]time.Time // event keys recorded, with when
+	shown     map[string]types.UID // namespace/name -> UID in the store
+	restarts  map[string]int32     // uid/container -> restartCount last seen
+	started   map[types.UID]bool
+	usage     map[string]sample // uid/container ("" = pod) -> last sample
+	lastUsage time.Time
+	extras    map[types.UID]api.PodExtra
+}
+
+type sample struct {
+	at  time.Time
+	cpu uint64
+}
+
+func newReporter(store *api.Store, metrics *api.Metrics, shell *reconciler.NodeShell, driver systemd.Driver,
+	planOpts systemd.PlanOptions, cfg reconciler.Config, node string) *reporter {
+	return &reporter{store: store, metrics: metrics, shell: shell, driver: driver, planOpts: planOpts, cfg: cfg,
+		node: node, now: time.Now,
+		seen: map[string]time.Time{}, shown: map[string]types.UID{}, restarts: map[string]int32{},
+		started: map[types.UID]bool{}, usage: map[string]sample{}, extras: map[types.UID]api.PodExtra{}}
+}
+
+// usageEvery bounds how often cgroup usage is read for describe.
+const usageEvery = 10 * time.Second
+
+func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reconciler.Observed) {
+	now := r.now()
+	type shownPod struct {
+		pod     v1.Pod
+		desired bool
+	}
+	byName := map[string]shownPod{}
+	sampleUsage := now.Sub(r.lastUsage) >= usageEvery
+	if sampleUsage {
+		r.lastUsage = now
+	}
+	units := r.shell.Units()
+	for i := range res.Pods {
+		pp := &res.Pods[i]
+		var spec *v1.Pod
+		var dp *reconciler.DesiredPod
+		if dp = d.Pods[pp.UID]; dp != nil && dp.Pod != nil {
+			spec = dp.Pod
+		} else if op := o.Pods[pp.UID]; op != nil {
+			spec = op.Pod
+		}
+		if spec == nil || pp.Status == nil {
+			continue
+		}
+		pod := v1.Pod{TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}, ObjectMeta: spec.ObjectMeta, Spec: spec.Spec}
+		pod.Status = *pp.Status
+		op := o.Pods[pp.UID]
+		if pp.Terminating {
+			since := now
+			if op != nil && op.Termination != nil {
+				since = op.Termination.Since
+			}
+			ts := metav1.NewTime(since)
+			pod.DeletionTimestamp = &ts
+			g := int64(30)
+			if spec.Spec.TerminationGracePeriodSeconds != nil {
+				g = *spec.Spec.TerminationGracePeriodSeconds
+			}
+			pod.DeletionGracePeriodSeconds = &g
+		}
+		key := pod.Namespace + "/" + pod.Name
+		// Two UIDs of one name (a replaced file): the desired one is shown.
+		if cur, ok := byName[key]; !ok || (!cur.desired && dp != nil) {
+			byName[key] = shownPod{pod: pod, desired: dp != nil}
+		}
+		r.podMetrics(&pod, o)
+		r.extra(pp.UID, spec, dp, op, units, pp.Status, now, sampleUsage)
+	}
+	var all []v1.Pod
+	for key, sp := range byName {
+		r.store.SetPod(sp.pod)
+		if ex, ok := r.extras[sp.pod.UID]; ok {
+			r.store.SetExtra(sp.pod.UID, ex)
+		}
+		r.shown[key] = sp.pod.UID
+		all = append(all, sp.pod)
+	}
+	for key, uid := range r.shown {
+		if _, ok := byName[key]; !ok {
+			ns, name := splitKey(key)
+			r.store.DeletePod(ns, name)
+			r.metrics.ForgetPod(ns, name)
+			delete(r.shown, key)
+			delete(r.extras, uid)
+		}
+	}
+	r.metrics.SetPods(all)
+	r.events(res.Events, now)
+}
+
+func splitKey(k string) (string, string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '/' {
+			return k[:i], k[i+1:]
+		}
+	}
+	return "", k
+}
+
+func (r *reporter) podMetrics(pod *v1.Pod, o *reconciler.Observed) {
+	for _, list := range [][]v1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			k := string(pod.UID) + "/" + cs.Name
+			if last, ok := r.restarts[k]; ok && cs.RestartCount > last {
+				for i := last; i < cs.RestartCount; i++ {
+					r.metrics.ContainerRestarted(pod.Namespace, pod.Name, cs.Name)
+				}
+			}
+			r.restarts[k] = cs.RestartCount
+		}
+	}
+	if pod.Status.Phase == v1.PodRunning && !r.started[pod.UID] {
+		r.started[pod.UID] = true
+		// Only pods this daemon saw start: an adopted pod was already
+		// Running in its persisted status.
+		if prev := o.PrevStatus[pod.UID]; prev == nil || prev.Phase != v1.PodRunning {
+			if seen, err := time.Parse(time.RFC3339Nano, pod.Annotations["kubernetes.io/config.seen"]); err == nil {
+				r.metrics.ObservePodStart(r.now().Sub(seen))
+			}
+		}
+	}
+}
+
+func (r *reporter) events(evs []reconciler.Event, now time.Time) {
+	for _, ev := range evs {
+		if _, ok := r.seen[ev.Key+"|"+string(ev.PodUID)]; ok {
+			continue
+		}
+		r.seen[ev.Key+"|"+string(ev.PodUID)] = now
+		obj := v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ev.Namespace, Name: ev.Name, UID: ev.PodUID}
+		if ev.PodUID == "" {
+			obj = v1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: r.node}
+		}
+		if ev.Container != "" {
+			obj.FieldPath = "spec.containers{" + ev.Container + "}"
+		}
+		t := ev.Time
+		if t.IsZero() {
+			t = now
+		}
+		r.store.RecordEvent(v1.Event{InvolvedObject: obj, Reason: ev.Reason, Message: ev.Message, Type: ev.Type,
+			FirstTimestamp: metav1.NewTime(t), LastTimestamp: metav1.NewTime(t),
+			Source: v1.EventSource{Component: "kubelet", Host: r.node}})
+	}
+	// Forget keys after a day so the map does not grow forever.
+	if len(r.seen) > 10000 {
+		for k, t := range r.seen {
+			if now.Sub(t) > 24*time.Hour {
+				delete(r.seen, k)
+			}
+		}
+	}
+}
+
+func limitsOf(res systemd.Resources) *api.CgroupLimits {
+	return &api.CgroupLimits{CPUShares: res.CPUShares, CPUQuotaMicros: res.CPUQuotaMicros,
+		CPUPeriodMicros: res.CPUPeriodMicros, MemoryLimit: res.MemoryLimit, PidsLimit: res.PidsLimit}
+}
+
+func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod, op *reconciler.ObservedPod,
+	units []systemd.UnitState, st *v1.PodStatus, now time.Time, sampleUsage bool) {
+	plan := systemd.PlanPod(spec, r.planOpts)
+	ex := r.extras[uid]
+	ex.CgroupDriver = r.driver.Name()
+	if ex.CgroupDriver == "cgroupfs" {
+		ex.Slice = plan.CgroupfsPath
+		ex.CgroupPath = plan.CgroupfsPath
+	} else {
+		ex.Slice = plan.PodSlice
+		ex.CgroupPath = "/" + plan.SlicePath
+	}
+	if dp != nil {
+		ex.ManifestPath = dp.Source
+	}
+	ex.Limits = limitsOf(plan.Pod)
+	names := map[string]string{}
+	sandboxID := ""
+	if op != nil {
+		sandboxID = op.Sandbox.ID
+		for _, c := range op.Containers {
+			names[c.ID] = c.Name
+		}
+	}
+	ex.Scopes = nil
+	for _, u := range units {
+		if u.PodUID != uid || u.ID == "" {
+			continue
+		}
+		si := api.ScopeInfo{Unit: u.Unit, ID: u.ID, ActiveState: u.ActiveState}
+		if len(u.PIDs) > 0 {
+			si.MainPID = u.PIDs[0]
+		}
+		if u.ID == sandboxID {
+			si.Limits = limitsOf(plan.Sandbox)
+		} else if name, ok := names[u.ID]; ok {
+			si.Container = name
+			if res, ok := plan.Containers[name]; ok {
+				si.Limits = limitsOf(res)
+			}
+		} else {
+			continue
+		}
+		ex.Scopes = append(ex.Scopes, si)
+	}
+	sort.SliceStable(ex.Scopes, func(i, j int) bool {
+		if (ex.Scopes[i].Container == "") != (ex.Scopes[j].Container == "") {
+			return ex.Scopes[i].Container == ""
+		}
+		return ex.Scopes[i].Container < ex.Scopes[j].Container
+	})
+	// Back-off expiries for containers waiting in CrashLoopBackOff.
+	ex.BackoffUntil = nil
+	if op != nil {
+		for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+			for _, cs := range list {
+				if cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" {
+					continue
+				}
+				var h []reconciler.ContainerInstance
+				for _, in := range op.Containers {
+					if in.Name == cs.Name {
+						h = append(h, in)
+					}
+				}
+				if cl := reconciler.CrashLoopBackOff(h, r.cfg); cl.InBackOff(now) {
+					if ex.BackoffUntil == nil {
+						ex.BackoffUntil = map[string]time.Time{}
+					}
+					ex.BackoffUntil[cs.Name] = cl.Until
+				}
+			}
+		}
+	}
+	if sampleUsage && op != nil && op.SliceExists {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if u, err := r.driver.Usage(ctx, uid, ""); err == nil {
+			ex.Usage = r.toUsage(string(uid), u, now)
+		}
+		ex.ContainerUsage = map[string]api.Usage{}
+		for _, s := range ex.Scopes {
+			if s.Container == "" || s.ActiveState != "active" {
+				continue
+			}
+			if u, err := r.driver.Usage(ctx, uid, s.ID); err == nil {
+				ex.ContainerUsage[s.Container] = *r.toUsage(string(uid)+"/"+s.ID, u, now)
+			}
+		}
+		cancel()
+	}
+	r.extras[uid] = ex
+}
+
+func (r *reporter) toUsage(key string, u systemd.Usage, now time.Time) *api.Usage {
+	out := &api.Usage{SampledAt: now, UsageCoreNanoSeconds: u.CPUUsageNanos, WorkingSetBytes: u.MemoryBytes,
+		PIDs: u.PIDs, OOMKills: u.OOMKills}
+	if prev, ok := r.usage[key]; ok && now.After(prev.at) && u.CPUUsageNanos >= prev.cpu {
+		rate := uint64(float64(u.CPUUsageNanos-prev.cpu) / now.Sub(prev.at).Seconds())
+		out.UsageNanoCores = &rate
+	}
+	r.usage[key] = sample{at: now, cpu: u.CPUUsageNanos}
+	return out
+}
