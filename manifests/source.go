@@ -447,6 +447,9 @@ func (s *Source) examine(f *fileState, now time.Time) {
 	log := s.cfg.Logger
 	fi, err := os.Stat(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A writer's hold on a file that is gone says nothing about the
+		// next file of that name.
+		f.busySince, f.unstable = time.Time{}, statSig{}
 		if f.missingSince.IsZero() {
 			f.missingSince = now
 		}
