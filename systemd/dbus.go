@@ -75,9 +75,19 @@ type DBusDriver struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]UnitState // last known state of our units, for events
+
+	// The Burstable slice's weight: until UpdateQOS gives the exact value,
+	// the sum of the Burstable pods' shares (each floored, so within one
+	// share per pod of the kubelet's figure).
+	qosMu       sync.Mutex
+	burstShares map[types.UID]uint64
+	qosExact    bool
 }
 
-var _ Driver = (*DBusDriver)(nil)
+var (
+	_ Driver     = (*DBusDriver)(nil)
+	_ QOSUpdater = (*DBusDriver)(nil)
+)
 
 // New connects to systemd and starts following unit changes. It creates
 // nothing: Init builds the root and QoS slices.
@@ -94,8 +104,9 @@ func New(ctx context.Context, opts DBusOptions) (*DBusDriver, error) {
 	d := &DBusDriver{
 		opts:   opts,
 		names:  NewNames(opts.CgroupRoot),
-		events: make(chan Event, 1024),
-		cache:  map[string]UnitState{},
+		events:      make(chan Event, 1024),
+		cache:       map[string]UnitState{},
+		burstShares: map[types.UID]uint64{},
 	}
 	if opts.Unified != nil {
 		d.unified = *opts.Unified
@@ -462,7 +473,86 @@ func (d *DBusDriver) Init(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	// Pods that survived a restart of this program count in the estimate.
+	units, err := d.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range units {
+		if _, qos, ok := d.names.IsPodSlice(u.Unit); !ok || qos != v1.PodQOSBurstable || u.ActiveState == "inactive" {
+			continue
+		}
+		shares, err := d.sliceShares(ctx, u.Unit)
+		if err != nil {
+			return err
+		}
+		d.qosMu.Lock()
+		d.burstShares[u.PodUID] = shares
+		d.qosMu.Unlock()
+	}
+	return d.applyBurstableEstimate(ctx)
+}
+
+// sliceShares reads a slice's cpu shares back from its properties (v2: the
+// weight, converted back; approximate).
+func (d *DBusDriver) sliceShares(ctx context.Context, unit string) (uint64, error) {
+	name := "CPUShares"
+	if d.unified {
+		name = "CPUWeight"
+	}
+	var v uint64
+	err := d.call(ctx, func(c *sd.Conn) error {
+		p, err := c.GetUnitTypePropertyContext(ctx, unit, "Slice", name)
+		if err == nil {
+			v, _ = p.Value.Value().(uint64)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read %s of %s: %w", name, unit, err)
+	}
+	if v == sdInfinity || v == 0 {
+		return MinShares, nil
+	}
+	if d.unified {
+		v = 2 + ((v-1)*262142)/9999
+	}
+	return v, nil
+}
+
+// applyBurstableEstimate sets the Burstable slice to the sum of its pods'
+// shares, unless UpdateQOS took over.
+func (d *DBusDriver) applyBurstableEstimate(ctx context.Context) error {
+	d.qosMu.Lock()
+	if d.qosExact {
+		d.qosMu.Unlock()
+		return nil
+	}
+	var sum uint64
+	for _, s := range d.burstShares {
+		sum += s
+	}
+	d.qosMu.Unlock()
+	shares := min(max(sum, MinShares), MaxShares)
+	unit := d.names.QOSSlice(v1.PodQOSBurstable)
+	return d.ensureSlice(ctx, unit, "minikubelet burstable pods", Resources{CPUShares: &shares, CPUPeriodMicros: QuotaPeriod}, true)
+}
+
+// trackBurstable records (or, with remove, forgets) a Burstable pod's
+// shares and re-applies the estimate.
+func (d *DBusDriver) trackBurstable(ctx context.Context, pod PodCgroup, remove bool) error {
+	d.qosMu.Lock()
+	if remove {
+		delete(d.burstShares, pod.UID)
+	} else {
+		shares := uint64(MinShares)
+		if pod.Resources.CPUShares != nil {
+			shares = *pod.Resources.CPUShares
+		}
+		d.burstShares[pod.UID] = shares
+	}
+	d.qosMu.Unlock()
+	return d.applyBurstableEstimate(ctx)
 }
 
 func (d *DBusDriver) checkCoexistence(ctx context.Context) error {
@@ -535,7 +625,13 @@ func (d *DBusDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
 	}
 	unit := d.names.PodSlice(pod.QOS, pod.UID)
 	desc := fmt.Sprintf("minikubelet pod %s (%s)", pod.UID, pod.QOS)
-	return d.ensureSlice(ctx, unit, desc, pod.Resources, true)
+	if err := d.ensureSlice(ctx, unit, desc, pod.Resources, true); err != nil {
+		return err
+	}
+	if pod.QOS == v1.PodQOSBurstable {
+		return d.trackBurstable(ctx, pod, false)
+	}
+	return nil
 }
 
 // UpdateQOS sets the values of a QoS slice (compute them with QOSResources
@@ -544,6 +640,11 @@ func (d *DBusDriver) UpdateQOS(ctx context.Context, qos QOSClass, r Resources) e
 	unit := d.names.QOSSlice(qos)
 	if unit == "" {
 		return errors.New("update QoS slice: Guaranteed pods have no QoS slice")
+	}
+	if qos == v1.PodQOSBurstable {
+		d.qosMu.Lock()
+		d.qosExact = true
+		d.qosMu.Unlock()
 	}
 	return d.ensureSlice(ctx, unit, "minikubelet "+strings.ToLower(string(qos))+" pods", r, true)
 }
@@ -628,6 +729,12 @@ func (d *DBusDriver) RemovePod(ctx context.Context, uid types.UID) error {
 		if err := d.stopUnit(ctx, u.Name, d.opts.JobTimeout); err != nil {
 			return err
 		}
+	}
+	d.qosMu.Lock()
+	_, burstable := d.burstShares[uid]
+	d.qosMu.Unlock()
+	if burstable {
+		return d.trackBurstable(ctx, PodCgroup{UID: uid}, true)
 	}
 	return nil
 }

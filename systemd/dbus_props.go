@@ -67,7 +67,9 @@ func CFSQuotaFromPerSec(perSec, periodMicros uint64) int64 {
 	return int64(q)
 }
 
-func sdProp(name string, v any) sd.Property { return sd.Property{Name: name, Value: dbus.MakeVariant(v)} }
+func sdProp(name string, v any) sd.Property {
+	return sd.Property{Name: name, Value: dbus.MakeVariant(v)}
+}
 
 // ResourceProperties are the unit properties setting r on a unit of the
 // given hierarchy. container marks a container scope (swap off on v2).

@@ -842,3 +842,116 @@ func TestUsageAndOOM(t *testing.T) {
 	}
 	t.Logf("OOM kill of %s seen through WatchOOM; hog: %v", ScopeUnitName(hogID), hog.err)
 }
+
+// TestLeftoverFailedScopeIsReset: a failed scope of the same name (a stop
+// that timed out in an earlier run) makes StartTransientUnit answer
+// UnitExists; StartScope resets it and succeeds on the retry.
+func TestLeftoverFailedScopeIsReset(t *testing.T) {
+	testnode.Require(t)
+	ctx := testCtx(t)
+	d := newTestDriver(t, "mklfailed")
+	if err := d.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanPod(podOf("bbbb-0000", nil, ctr("a", nil, nil)), PlanOptions{CgroupRoot: "mklfailed"})
+	if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil {
+		t.Fatal(err)
+	}
+	// The leftover: a scope whose process ignores SIGTERM, stopped with a
+	// 200 ms timeout behind the driver's back, ends "failed" (Result=timeout).
+	stubborn := exec.Command("/bin/sh", "-c", `trap "" TERM; while :; do sleep 1; done`)
+	if err := stubborn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stubborn.Process.Kill(); stubborn.Wait() })
+	id := randID("failed")
+	unit := ScopeUnitName(id)
+	c, err := sd.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch := make(chan string, 1)
+	if _, err := c.StartTransientUnitContext(ctx, unit, "replace", []sd.Property{
+		sd.PropDescription("minikubelet leftover"), sd.PropSlice(plan.PodSlice),
+		sd.PropPids(uint32(stubborn.Process.Pid)), sdProp("TimeoutStopUSec", uint64(200000)),
+	}, ch); err != nil || <-ch != "done" {
+		t.Fatalf("leftover scope: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // let sh install its trap
+	if _, err := c.StopUnitContext(ctx, unit, "replace", ch); err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	if st, _ := d.unitState(ctx, unit); st.ActiveState != "failed" {
+		t.Fatalf("leftover scope is %s, want failed", st.ActiveState)
+	}
+	child := sdStartHeld(t)
+	if err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: id, PIDs: []int{child.pid()}, Resources: plan.Containers["a"]}); err != nil {
+		t.Fatalf("StartScope over a failed leftover: %v", err)
+	}
+	report := child.releaseAndReport(t)
+	if !strings.Contains(report["CGROUP"], "/"+plan.SlicePath+"/"+unit) {
+		t.Errorf("child not in %s: %s", unit, report["CGROUP"])
+	}
+}
+
+// TestBurstableSliceFollowsPods: without UpdateQOS the Burstable slice's
+// shares follow the sum of its pods' shares, also across a restart of the
+// driver; UpdateQOS then takes over with the kubelet's exact figure.
+func TestBurstableSliceFollowsPods(t *testing.T) {
+	testnode.Require(t)
+	ctx := testCtx(t)
+	root := "mklqos"
+	d := newTestDriver(t, root)
+	if err := d.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	qosCg := "/mklqos.slice/mklqos-burstable.slice"
+	shares := func() string { return readCgroup(t, qosCg).Shares }
+	want := func(s uint64) string { return expectValues(d, Resources{CPUShares: &s}).Shares }
+	if got := shares(); got != want(2) {
+		t.Errorf("no pods: burstable shares %s, want %s", got, want(2))
+	}
+	a := PlanPod(podOf("cccc-0001", nil, ctr("a", rl("cpu", "100m"), nil)), PlanOptions{CgroupRoot: root})
+	b := PlanPod(podOf("cccc-0002", nil, ctr("b", rl("cpu", "250m"), nil)), PlanOptions{CgroupRoot: root})
+	for _, p := range []PodPlan{a, b} {
+		if err := d.EnsurePod(ctx, p.PodCgroup()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := shares(); got != want(358) {
+		t.Errorf("pods of 100m and 250m: burstable shares %s, want %s (kubelet: 350m → 358)", got, want(358))
+	}
+	if err := d.RemovePod(ctx, a.UID); err != nil {
+		t.Fatal(err)
+	}
+	if got := shares(); got != want(256) {
+		t.Errorf("after removing the 100m pod: burstable shares %s, want %s", got, want(256))
+	}
+	// A restarted driver counts the surviving pod.
+	d2, err := New(ctx, DBusOptions{CgroupRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if err := d2.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.EnsurePod(ctx, a.PodCgroup()); err != nil {
+		t.Fatal(err)
+	}
+	if got := shares(); got != want(358) {
+		t.Errorf("restarted driver, both pods again: burstable shares %s, want %s", got, want(358))
+	}
+	burstable, _ := QOSResources([]*v1.Pod{podOf("x", nil, ctr("x", rl("cpu", "1"), nil))})
+	if err := d2.UpdateQOS(ctx, v1.PodQOSBurstable, burstable); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.RemovePod(ctx, a.UID); err != nil {
+		t.Fatal(err)
+	}
+	if got := shares(); got != want(1024) {
+		t.Errorf("after UpdateQOS(1 CPU) the estimate must not return: shares %s, want %s", got, want(1024))
+	}
+}

@@ -113,3 +113,11 @@ type Driver interface {
 	WatchOOM(ctx context.Context, uid types.UID, id string) (<-chan struct{}, error)
 	Close() error
 }
+
+// QOSUpdater is implemented by both drivers: it sets a QoS slice's values,
+// computed with QOSResources over the active pods as the kubelet's QoS
+// manager does. Until it is called, a driver keeps the Burstable slice at
+// its own estimate (the sum of its Burstable pods' cpu shares).
+type QOSUpdater interface {
+	UpdateQOS(ctx context.Context, qos QOSClass, r Resources) error
+}
