@@ -102,8 +102,8 @@ func New(ctx context.Context, opts DBusOptions) (*DBusDriver, error) {
 		opts.ProcDir = "/proc"
 	}
 	d := &DBusDriver{
-		opts:   opts,
-		names:  NewNames(opts.CgroupRoot),
+		opts:        opts,
+		names:       NewNames(opts.CgroupRoot),
 		events:      make(chan Event, 1024),
 		cache:       map[string]UnitState{},
 		burstShares: map[types.UID]uint64{},
