@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/runtime/shim"
@@ -21,12 +23,19 @@ type ExecConfig struct {
 	Env    []string // added to the container's environment
 	Stdin  io.Reader
 	Stdout io.Writer
-	Stderr io.Writer
+	Stderr io.Writer // unused with TTY: a terminal has one output
+	// TTY runs the command on a pseudo-terminal (kubectl exec -t); Resize
+	// carries window size changes (optional).
+	TTY    bool
+	Resize <-chan WindowSize
 }
+
+// WindowSize of a terminal.
+type WindowSize struct{ Rows, Cols uint16 }
 
 // Exec runs a command in a running container's namespaces, cgroups, user,
 // capabilities and seccomp filter (like `runc exec`), and returns its exit
-// status (126 when it cannot be started; the reason is on Stderr). No TTY yet.
+// status (126 when it cannot be started; the reason is on Stderr).
 func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecConfig) (int, error) {
 	if len(cfg.Cmd) == 0 {
 		return 0, errors.New("exec: no command")
@@ -52,7 +61,7 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 			return 0, err
 		}
 	}
-	b, err := json.Marshal(shim.ExecSpec{PID: pid, Spec: &spec, Args: cfg.Cmd, Env: cfg.Env})
+	b, err := json.Marshal(shim.ExecSpec{PID: pid, Spec: &spec, Args: cfg.Cmd, Env: cfg.Env, TTY: cfg.TTY})
 	if err != nil {
 		return 0, err
 	}
@@ -65,15 +74,67 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = []*os.File{specR}
+	var pty, tty *os.File
+	if cfg.TTY {
+		if pty, tty, err = openPTY(); err != nil {
+			specR.Close()
+			specW.Close()
+			return 0, fmt.Errorf("exec in container %s: terminal: %w", st.Name, err)
+		}
+		defer pty.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		// An initial size already queued is set before the command starts.
+		select {
+		case ws, ok := <-cfg.Resize:
+			if ok {
+				unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Rows, Col: ws.Cols})
+			}
+		default:
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		specR.Close()
 		specW.Close()
+		if tty != nil {
+			tty.Close()
+		}
 		return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
 	}
 	specR.Close()
 	_, werr := specW.Write(b)
 	specW.Close()
+	outDone := make(chan struct{})
+	if cfg.TTY {
+		tty.Close() // only the command holds the terminal now: EIO on the pty when it is done
+		if cfg.Stdin != nil {
+			go io.Copy(pty, cfg.Stdin)
+		}
+		go func() {
+			defer close(outDone)
+			if cfg.Stdout != nil {
+				io.Copy(cfg.Stdout, pty)
+			} else {
+				io.Copy(io.Discard, pty)
+			}
+		}()
+		if cfg.Resize != nil {
+			go func() {
+				for ws := range cfg.Resize {
+					unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Rows, Col: ws.Cols})
+				}
+			}()
+		}
+	} else {
+		close(outDone)
+	}
 	err = cmd.Wait()
+	select {
+	case <-outDone:
+	case <-time.After(2 * time.Second):
+		// A background process of the command still holds the terminal.
+		pty.Close()
+		<-outDone
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -86,4 +147,30 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 		return 0, fmt.Errorf("exec in container %s: %w", st.Name, werr)
 	}
 	return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
+}
+
+// openPTY opens a new pseudo-terminal pair on the node's devpts.
+func openPTY() (pty, tty *os.File, err error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Non-blocking, so that Go's poller serves it and Close interrupts a read.
+	unix.SetNonblock(fd, true)
+	pty = os.NewFile(uintptr(fd), "/dev/ptmx")
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		pty.Close()
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+	if err != nil {
+		pty.Close()
+		return nil, nil, err
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		pty.Close()
+		return nil, nil, err
+	}
+	return pty, tty, nil
 }

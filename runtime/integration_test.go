@@ -931,3 +931,28 @@ func TestMaskingRefusesAFakeDevNull(t *testing.T) {
 		t.Errorf("the fake /dev/null was changed: %q", b)
 	}
 }
+
+func TestExecWithTTY(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("exectty", sh("app", `exec sleep 1000`))
+	_, ccs := f.run(ctx, pod, nil)
+	resize := make(chan WindowSize, 1)
+	resize <- WindowSize{Rows: 33, Cols: 111}
+	var out strings.Builder
+	inR, inW, _ := os.Pipe()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		inW.WriteString("typed\n")
+		time.Sleep(200 * time.Millisecond)
+		inW.Close()
+	}()
+	code, err := f.rt.Exec(ctx, pod.UID, ccs["app"].ID, ExecConfig{
+		Cmd: []string{"sh", "-c", `test -t 0 && test -t 1 && echo is-a-tty; stty size; read line; echo got=$line`},
+		TTY: true, Stdin: inR, Stdout: &out, Resize: resize})
+	close(resize)
+	got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+	if err != nil || code != 0 || !strings.Contains(got, "is-a-tty\n33 111\n") || !strings.Contains(got, "got=typed\n") {
+		t.Errorf("exec -t = %d, %v, output %q", code, err, got)
+	}
+}

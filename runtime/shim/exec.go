@@ -47,6 +47,7 @@ type ExecSpec struct {
 	Spec *ContainerSpec `json:"spec"`
 	Args []string       `json:"args"`
 	Env  []string       `json:"env,omitempty"` // added to the container's
+	TTY  bool           `json:"tty,omitempty"` // stdio is a terminal: make it stage 2's controlling tty
 }
 
 // ExecStatusNotFound is the exit status when the command cannot be run (as
@@ -110,7 +111,7 @@ func ContainerExecMain() int {
 		// No Pdeathsig here: Go's child checks getppid() against our PID,
 		// which reads 0 across the PID namespace boundary, and kills
 		// itself. Stage 2 sets it first thing instead.
-		Sys: &syscall.SysProcAttr{},
+		Sys: &syscall.SysProcAttr{Setsid: es.TTY, Setctty: es.TTY, Ctty: 0},
 	}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{"exec", execStage2Command}, attr)
 	specR.Close()
