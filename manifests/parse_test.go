@@ -400,6 +400,9 @@ func TestValidation(t *testing.T) {
 		{"privileged without escalation", pod("  containers: [{name: c, image: busybox, securityContext: {privileged: true, allowPrivilegeEscalation: false}}]\n"), "spec.containers[0].securityContext", []string{"allowPrivilegeEscalation"}},
 		{"shareProcessNamespace with hostPID", pod("  shareProcessNamespace: true\n  hostPID: true\n" + ctr), "spec.shareProcessNamespace", []string{"cannot both"}},
 		{"app container restartPolicy", pod("  containers: [{name: c, image: busybox, restartPolicy: Always}]\n"), "spec.containers[0].restartPolicy", []string{"init containers"}},
+		{"host port taken twice", pod("  containers:\n  - {name: a, image: busybox, ports: [{containerPort: 80, hostPort: 8080}]}\n  - {name: b, image: busybox, ports: [{containerPort: 81, hostPort: 8080}]}\n"), "spec.containers[1].ports[0].hostPort", []string{"Duplicate", "spec.containers[0].ports[0].hostPort"}},
+		{"hostNetwork ports clash", pod("  hostNetwork: true\n  containers:\n  - {name: a, image: busybox, ports: [{containerPort: 80}]}\n  - {name: b, image: busybox, ports: [{containerPort: 80}]}\n"), "spec.containers[1].ports[0].hostPort", []string{"Duplicate"}},
+		{"bad sysctl", pod("  securityContext: {sysctls: [{name: \"Net.Bad Name\", value: \"1\"}]}\n" + ctr), "spec.securityContext.sysctls[0].name", []string{"regex"}},
 		{"dnsPolicy None without servers", pod("  dnsPolicy: None\n" + ctr), "spec.dnsConfig.nameservers", []string{"Required"}},
 	}
 	for _, c := range cases {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path"
 	"reflect"
+	"regexp"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -105,6 +106,7 @@ func validateSpec(spec *v1.PodSpec, p *field.Path) field.ErrorList {
 		checkName(c.Name, cp.Child("name"))
 		errs = append(errs, validateContainer(c, appContainer, spec, vols, cp)...)
 	}
+	errs = append(errs, validateHostPortConflicts(spec, p)...)
 	if len(spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("ephemeralContainers"), "static pods may not have ephemeral containers (they are added through the API server)"))
 	}
@@ -507,6 +509,34 @@ func validateContainer(c *v1.Container, kind containerKind, spec *v1.PodSpec, vo
 	return errs
 }
 
+// validateHostPortConflicts is the API server's AccumulateUniqueHostPorts:
+// two ports of the pod cannot take the same host port, protocol and IP.
+func validateHostPortConflicts(spec *v1.PodSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[string]string{}
+	check := func(cs []v1.Container, name string) {
+		for i, c := range cs {
+			for j, port := range c.Ports {
+				if port.HostPort == 0 {
+					continue
+				}
+				key := fmt.Sprintf("%s/%s/%d", port.HostIP, port.Protocol, port.HostPort)
+				fp := p.Child(name).Index(i).Child("ports").Index(j).Child("hostPort")
+				if prev, dup := seen[key]; dup {
+					fe := field.Duplicate(fp, fmt.Sprintf("%d/%s", port.HostPort, port.Protocol))
+					fe.Detail = "also taken by " + prev
+					errs = append(errs, fe)
+					continue
+				}
+				seen[key] = fp.String()
+			}
+		}
+	}
+	check(spec.InitContainers, "initContainers")
+	check(spec.Containers, "containers")
+	return errs
+}
+
 func validatePorts(ports []v1.ContainerPort, hostNetwork bool, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	names := map[string]bool{}
@@ -882,10 +912,18 @@ func validatePodSecurityContext(sc *v1.PodSecurityContext, p *field.Path) field.
 		}
 	}
 	errs = append(errs, validateSeccomp(sc.SeccompProfile, p.Child("seccompProfile"))...)
+	names := map[string]bool{}
 	for i, s := range sc.Sysctls {
-		if s.Name == "" {
-			errs = append(errs, field.Required(p.Child("sysctls").Index(i).Child("name"), ""))
+		sp := p.Child("sysctls").Index(i).Child("name")
+		switch {
+		case s.Name == "":
+			errs = append(errs, field.Required(sp, ""))
+		case len(s.Name) > 253 || !sysctlName.MatchString(s.Name):
+			errs = append(errs, field.Invalid(sp, s.Name, "must have at most 253 characters and match regex "+sysctlName.String()))
+		case names[s.Name]:
+			errs = append(errs, field.Duplicate(sp, s.Name))
 		}
+		names[s.Name] = true
 	}
 	if sc.SELinuxOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
@@ -898,6 +936,9 @@ func validatePodSecurityContext(sc *v1.PodSecurityContext, p *field.Path) field.
 	}
 	return errs
 }
+
+// sysctlName is Kubernetes' sysctl name pattern (dots or slashes as separators).
+var sysctlName = regexp.MustCompile(`^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$`)
 
 func validateContainerSecurityContext(sc *v1.SecurityContext, p *field.Path) field.ErrorList {
 	if sc == nil {
