@@ -100,7 +100,7 @@ const containerMetaFile = "daemon.json"
 
 // LogPath is <log-dir>/<ns>_<pod>_<uid>/<container>/<attempt>.log.
 func (r *Runtime) LogPath(pod *v1.Pod, container string, attempt int) string {
-	return filepath.Join(r.opt.LogDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), container, strconv.Itoa(attempt)+".log")
+	return filepath.Join(r.PodLogDir(pod), container, strconv.Itoa(attempt)+".log")
 }
 
 // CreateContainer builds the container's root and process inside a clone
@@ -264,6 +264,26 @@ func (r *Runtime) RemoveContainer(ctx context.Context, uid types.UID, id string)
 	return os.RemoveAll(dir)
 }
 
+const oomMarkerFile = "oom-killed"
+
+// RecordOOMKill persists the daemon's finding (from the cgroup's OOM
+// counter) that the memory controller killed this container, so its status
+// says OOMKilled, across daemon restarts too. It may come before or after
+// the supervisor records the exit.
+func (r *Runtime) RecordOOMKill(uid types.UID, id string) error {
+	dir := r.containerDir(uid, id)
+	if _, err := os.Stat(filepath.Join(dir, containerMetaFile)); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, oomMarkerFile), nil, 0o640)
+}
+
+// PodLogDir is <log-dir>/<ns>_<pod>_<uid>, removed by the reconciler when
+// its policy says so (RemoveSandbox keeps logs).
+func (r *Runtime) PodLogDir(pod *v1.Pod) string {
+	return filepath.Join(r.opt.LogDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+}
+
 // ContainerDir is <root-dir>/pods/<uid>/containers/<id>: the place for a
 // container's writable layer and root filesystem mount point.
 func (r *Runtime) ContainerDir(uid types.UID, id string) string { return r.containerDir(uid, id) }
@@ -306,6 +326,9 @@ func (r *Runtime) ContainerStatus(ctx context.Context, uid types.UID, id string)
 		}
 		if msg := terminationMessage(dir, &cm, st.ExitCode); msg != "" {
 			st.Message = msg
+		}
+		if _, err := os.Stat(filepath.Join(dir, oomMarkerFile)); err == nil && st.Reason != "StartError" {
+			st.Reason = "OOMKilled"
 		}
 		return st, nil
 	}

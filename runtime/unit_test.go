@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"context"
 	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
 	mobyseccomp "github.com/moby/profiles/seccomp"
@@ -15,6 +17,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/runtime/shim"
 )
@@ -360,4 +363,38 @@ func TestDefaultProfileCompiles(t *testing.T) {
 		}
 	}
 	t.Logf("default profile: %d BPF instructions", len(prog))
+}
+
+// Status is read from the records alone once a container has exited: the
+// daemon needs no supervisor for it (after a reboot, say).
+func TestStatusFromRecordsAndOOMMark(t *testing.T) {
+	base := t.TempDir()
+	r, err := New(Options{RootDir: base, LogDir: filepath.Join(base, "logs"), Exe: "/bin/true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, id := types.UID("u-1"), "0123456789abcdef"
+	dir := r.ContainerDir(uid, id)
+	os.MkdirAll(dir, 0o750)
+	shim.WriteJSONAtomic(filepath.Join(dir, containerMetaFile), containerMeta{ID: id, PodUID: uid, Name: "c", Attempt: 2})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	shim.WriteJSONAtomic(filepath.Join(dir, shim.ContainerStateFile), shim.ContainerState{ID: id, PID: 42, CreatedAt: start, StartedAt: start})
+	shim.WriteJSONAtomic(filepath.Join(dir, shim.ExitFile), shim.ExitRecord{ID: id, ExitCode: 137, Signal: 9, Reason: "Error", StartedAt: start, FinishedAt: start.Add(time.Minute)})
+	st, err := r.ContainerStatus(context.Background(), uid, id)
+	if err != nil || st.State != ContainerExited || st.ExitCode != 137 || st.Reason != "Error" || st.Attempt != 2 || !st.FinishedAt.Equal(start.Add(time.Minute)) {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	if err := r.RecordOOMKill(uid, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := r.ContainerStatus(context.Background(), uid, id); st.Reason != "OOMKilled" || st.ExitCode != 137 {
+		t.Errorf("after RecordOOMKill: %+v", st)
+	}
+	if err := r.RecordOOMKill(uid, "no-such-container"); err == nil {
+		t.Error("RecordOOMKill of an unknown container succeeded")
+	}
+	list, _ := r.ListContainers(context.Background(), uid)
+	if len(list) != 1 || list[0].ID != id {
+		t.Errorf("ListContainers = %+v", list)
+	}
 }
