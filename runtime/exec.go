@@ -76,7 +76,7 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 	cmd.ExtraFiles = []*os.File{specR}
 	var pty, tty *os.File
 	if cfg.TTY {
-		if pty, tty, err = openPTY(); err != nil {
+		if pty, tty, err = shim.OpenPTY(true); err != nil {
 			specR.Close()
 			specW.Close()
 			return 0, fmt.Errorf("exec in container %s: terminal: %w", st.Name, err)
@@ -147,30 +147,4 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 		return 0, fmt.Errorf("exec in container %s: %w", st.Name, werr)
 	}
 	return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
-}
-
-// openPTY opens a new pseudo-terminal pair on the node's devpts.
-func openPTY() (pty, tty *os.File, err error) {
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Non-blocking, so that Go's poller serves it and Close interrupts a read.
-	unix.SetNonblock(fd, true)
-	pty = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		pty.Close()
-		return nil, nil, err
-	}
-	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-	if err != nil {
-		pty.Close()
-		return nil, nil, err
-	}
-	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		pty.Close()
-		return nil, nil, err
-	}
-	return pty, tty, nil
 }

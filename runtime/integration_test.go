@@ -956,3 +956,27 @@ func TestExecWithTTY(t *testing.T) {
 		t.Errorf("exec -t = %d, %v, output %q", code, err, got)
 	}
 }
+
+func TestStdinAndTTYContainers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	piped := sh("piped", `test -t 0 || echo stdin-is-a-pipe; exec cat`)
+	piped.Stdin = true
+	term := sh("term", `test -t 0 && test -t 1 && echo tty-ok; exec cat`)
+	term.Stdin, term.TTY = true, true
+	closed := sh("closed", `cat; echo eof-at-once`)
+	pod := testPod("stdio", piped, term, closed)
+	_, ccs := f.run(ctx, pod, nil)
+	f.waitLog(ccs["piped"], "stdin-is-a-pipe")
+	f.waitLog(ccs["term"], "tty-ok")
+	f.waitLog(ccs["closed"], "eof-at-once")
+	time.Sleep(300 * time.Millisecond)
+	for _, name := range []string{"piped", "term"} {
+		if st, err := f.rt.ContainerStatus(ctx, pod.UID, ccs[name].ID); err != nil || st.State != ContainerRunning {
+			t.Errorf("%s: a container with stdin open should keep waiting on it: %+v %v", name, st, err)
+		}
+	}
+	if b, _ := os.ReadFile(ccs["term"].LogPath); !strings.Contains(string(b), " stdout ") || strings.Contains(string(b), " stderr ") {
+		t.Errorf("tty output should be logged as stdout only: %q", b)
+	}
+}

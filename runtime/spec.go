@@ -48,6 +48,8 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 		LogMaxSize:     r.opt.LogMaxSize,
 		LogMaxFiles:    r.opt.LogMaxFiles,
 		Privileged:     sc.Privileged != nil && *sc.Privileged,
+		Stdin:          c.Stdin,
+		TTY:            c.TTY,
 	}
 	if spec.Rootfs == "" {
 		return nil, fmt.Errorf("container %s: no root filesystem", c.Name)

@@ -131,6 +131,9 @@ type ContainerSpec struct {
 	MaskedPaths   []string `json:"maskedPaths,omitempty"`
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
 
+	Stdin bool `json:"stdin,omitempty"` // keep stdin open (a pipe the supervisor holds)
+	TTY   bool `json:"tty,omitempty"`   // a terminal for stdin/stdout/stderr
+
 	LogPath     string `json:"logPath"`
 	LogMaxSize  int64  `json:"logMaxSize"`
 	LogMaxFiles int    `json:"logMaxFiles"`

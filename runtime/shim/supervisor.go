@@ -39,6 +39,8 @@ type container struct {
 	// the exit record of a failed exec says StartError with its message.
 	startDone chan struct{}
 	exited    chan struct{}
+	stdinW    *os.File // held open for stdin: true (a later attach writes here)
+	pty       *os.File // terminal master for tty: true
 	exit      *ExitRecord
 }
 
@@ -260,13 +262,38 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 		lw.Close(0)
 		return 0, err
 	}
-	devnull, err := os.Open(os.DevNull)
+	// stdin: /dev/null; an open pipe we hold (stdin: true, kept open for a
+	// later attach, so that `sh` waits instead of reading EOF); or, with
+	// tty: true, a terminal whose master we read as the container's output.
+	stdin, err := os.Open(os.DevNull)
 	if err != nil {
 		closeAll()
 		lw.Close(0)
 		return 0, err
 	}
-	defer devnull.Close()
+	defer func() { stdin.Close() }()
+	var holdStdin, pty *os.File
+	stdout, stderr := outW, errW
+	switch {
+	case spec.TTY:
+		p, t, perr := OpenPTY(false)
+		if perr != nil {
+			closeAll()
+			lw.Close(0)
+			return 0, fmt.Errorf("terminal for %s: %w", spec.Name, perr)
+		}
+		stdin.Close()
+		stdin, stdout, stderr, pty = t, t, t, p
+	case spec.Stdin:
+		r, w, perr := os.Pipe()
+		if perr != nil {
+			closeAll()
+			lw.Close(0)
+			return 0, perr
+		}
+		stdin.Close()
+		stdin, holdStdin = r, w
+	}
 
 	flags := uintptr(unix.CLONE_NEWNS)
 	if spec.NewPIDNS {
@@ -275,14 +302,17 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{"GOMAXPROCS=1"},
-		Files: []uintptr{devnull.Fd(), outW.Fd(), errW.Fd(), specR.Fd(), goR.Fd(), statusW.Fd()},
+		Files: []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd(), specR.Fd(), goR.Fd(), statusW.Fd()},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
+			Setctty:    spec.TTY,
+			Ctty:       0,
 			Cloneflags: flags,
 			Pdeathsig:  syscall.SIGKILL, // "if pause dies, the pod dies"
 		},
 	}
-	c := &container{spec: spec, dir: dir, goW: goW, statusR: statusR, log: lw, exited: make(chan struct{}), startDone: make(chan struct{})}
+	c := &container{spec: spec, dir: dir, goW: goW, statusR: statusR, log: lw, exited: make(chan struct{}), startDone: make(chan struct{}),
+		stdinW: holdStdin, pty: pty}
 	// Hold the lock across fork and registration so the reaper cannot see
 	// the PID before we know it is ours.
 	s.mu.Lock()
@@ -298,6 +328,12 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 		f.Close()
 	}
 	if ferr != nil {
+		if pty != nil {
+			pty.Close()
+		}
+		if holdStdin != nil {
+			holdStdin.Close()
+		}
 		outR.Close()
 		errR.Close()
 		specW.Close()
@@ -306,8 +342,15 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 		lw.Close(0)
 		return 0, fmt.Errorf("start container init: %w", ferr)
 	}
-	lw.Follow("stdout", outR)
-	lw.Follow("stderr", errR)
+	if pty != nil {
+		// A terminal has one output stream; the CRI log calls it stdout.
+		outR.Close()
+		errR.Close()
+		lw.Follow("stdout", pty)
+	} else {
+		lw.Follow("stdout", outR)
+		lw.Follow("stderr", errR)
+	}
 	c.state = ContainerState{ID: spec.ID, PID: pid, CreatedAt: time.Now().UTC()}
 	b, _ := json.Marshal(spec)
 	_, werr := specW.Write(b)
@@ -447,8 +490,14 @@ func (s *supervisor) finish(c *container, rec *ExitRecord) {
 		rec.Reason = "Error"
 	}
 	s.mu.Unlock()
+	if c.stdinW != nil {
+		c.stdinW.Close()
+	}
 	c.log.Close(2 * time.Second)
 	rec.LogDropped = c.log.Dropped()
+	if c.pty != nil {
+		c.pty.Close()
+	}
 	s.mu.Lock()
 	skip := c.createFailed
 	s.mu.Unlock()
@@ -513,4 +562,32 @@ func setOOMScoreAdj(v int) {
 		cur, _ := os.ReadFile("/proc/self/oom_score_adj")
 		fmt.Fprintf(os.Stderr, "oom_score_adj %d refused (%v); keeping %s", v, err, cur)
 	}
+}
+
+// OpenPTY opens a terminal pair on the node's devpts. A non-blocking master
+// is served by Go's poller, so that Close interrupts a pending read.
+func OpenPTY(nonblock bool) (pty, tty *os.File, err error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if nonblock {
+		unix.SetNonblock(fd, true)
+	}
+	pty = os.NewFile(uintptr(fd), "/dev/ptmx")
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		pty.Close()
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+	if err != nil {
+		pty.Close()
+		return nil, nil, err
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		pty.Close()
+		return nil, nil, err
+	}
+	return pty, tty, nil
 }
