@@ -66,8 +66,9 @@ type DBusDriver struct {
 	ctx    context.Context // lives until Close; owns the D-Bus connections
 	cancel context.CancelFunc
 
-	mu   sync.Mutex // guards conn
-	conn *sd.Conn
+	mu         sync.Mutex // guards conn
+	conn       *sd.Conn
+	reconnects atomic.Uint64 // connections dialed after a lost one
 
 	events  chan Event
 	dropped atomic.Uint64
@@ -182,6 +183,7 @@ func (d *DBusDriver) connection(ctx context.Context) (*sd.Conn, error) {
 	if d.conn != nil {
 		d.conn.Close()
 		d.conn = nil
+		d.reconnects.Add(1)
 	}
 	deadline := time.Now().Add(d.opts.JobTimeout)
 	backoff := 20 * time.Millisecond
@@ -255,6 +257,7 @@ func (d *DBusDriver) call(ctx context.Context, fn func(c *sd.Conn) error) error 
 		if d.conn == c {
 			d.conn.Close()
 			d.conn = nil
+			d.reconnects.Add(1)
 		}
 		d.mu.Unlock()
 	}
@@ -350,8 +353,10 @@ func (d *DBusDriver) unitState(ctx context.Context, unit string) (sd.UnitStatus,
 
 // startTransient creates a transient unit and waits until it is active. A
 // leftover unit of the same name that failed is reset and the start retried
-// once (runc's habit); a dead connection mid-job is resolved by the state.
-func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd.Property) error {
+// once (runc's habit). When the unit exists and is active, ours tells
+// whether it is the one asked for: a start whose reply was lost with the
+// connection (then retried on a new one) finds its own unit.
+func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd.Property, ours func(st sd.UnitStatus) bool) error {
 	for attempt := 0; ; attempt++ {
 		res, err := d.runJob(ctx, d.opts.JobTimeout, func(c *sd.Conn, ch chan<- string) error {
 			_, err := c.StartTransientUnitContext(ctx, unit, "replace", props, ch)
@@ -359,11 +364,11 @@ func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd
 		})
 		if err != nil && attempt == 0 && (dbusErrorName(err) == errUnitExists || errors.Is(err, errJobLost)) {
 			st, serr := d.unitState(ctx, unit)
-			if serr == nil && st.ActiveState == "active" && errors.Is(err, errJobLost) {
-				return nil // the job finished while we reconnected
-			}
 			if serr == nil && st.ActiveState == "active" {
-				return fmt.Errorf("start %s: the unit already exists and is active", unit)
+				if ours(st) {
+					return nil
+				}
+				return fmt.Errorf("start %s: a unit of that name already runs", unit)
 			}
 			d.resetFailed(ctx, unit)
 			continue
@@ -437,7 +442,9 @@ func (d *DBusDriver) ensureSlice(ctx context.Context, unit, desc string, r Resou
 		}
 		return nil
 	}
-	return d.startTransient(ctx, unit, SliceProperties(ownerDescription(desc), r, d.unified))
+	return d.startTransient(ctx, unit, SliceProperties(ownerDescription(desc), r, d.unified), func(st sd.UnitStatus) bool {
+		return st.Description == ownerDescription(desc)
+	})
 }
 
 // CoexistenceError says who else owns the cgroup root.
@@ -663,12 +670,33 @@ func (d *DBusDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
 	// Known before systemd's signals about the new scope arrive, so its
 	// events carry the pod.
 	d.cacheMu.Lock()
-	if _, ok := d.cache[unit]; !ok {
+	_, known := d.cache[unit]
+	if !known {
 		d.cache[unit] = UnitState{Unit: unit, PodUID: spec.Pod.UID, ID: spec.ID,
 			CgroupPath: "/" + path.Join(ExpandSlice(slice), unit)}
 	}
 	d.cacheMu.Unlock()
-	return d.startTransient(ctx, unit, ScopeProperties(spec, slice, d.unified))
+	err := d.startTransient(ctx, unit, ScopeProperties(spec, slice, d.unified), func(sd.UnitStatus) bool {
+		// Ours when every process asked for is in it.
+		for _, pid := range spec.PIDs {
+			var in string
+			err := d.call(ctx, func(c *sd.Conn) error {
+				var err error
+				in, err = c.GetUnitNameByPID(ctx, uint32(pid))
+				return err
+			})
+			if err != nil || in != unit {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil && !known {
+		d.cacheMu.Lock()
+		delete(d.cache, unit)
+		d.cacheMu.Unlock()
+	}
+	return err
 }
 
 // StopScope stops a scope: systemd sends SIGTERM and, after the scope's stop

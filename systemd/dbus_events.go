@@ -139,12 +139,16 @@ func (d *DBusDriver) send(ev Event) {
 	}
 }
 
-// isOurs tells whether a unit name belongs to this driver's tree. Pod slices
+// isOurs tells whether a unit belongs to this driver's tree. Pod slices
 // are recognised by name (a foreign pod slice cannot exist past Init);
-// scopes by their prefix.
+// scopes by being known: started by this driver or seen by List under its
+// root (a scope of another --cgroup-root has the same prefix).
 func (d *DBusDriver) isOurs(unit string) bool {
 	if _, ok := ScopeID(unit); ok {
-		return true
+		d.cacheMu.Lock()
+		_, known := d.cache[unit]
+		d.cacheMu.Unlock()
+		return known
 	}
 	_, _, ok := d.names.IsPodSlice(unit)
 	return ok

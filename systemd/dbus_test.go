@@ -955,3 +955,51 @@ func TestBurstableSliceFollowsPods(t *testing.T) {
 		t.Errorf("after UpdateQOS(1 CPU) the estimate must not return: shares %s, want %s", got, want(1024))
 	}
 }
+
+// TestOperationsAcrossReexec: pod slices created and removed while systemd
+// re-executes twice: every call returns success (reconnecting, and reading
+// the unit's state when a job's result was lost with the connection).
+func TestOperationsAcrossReexec(t *testing.T) {
+	testnode.Require(t)
+	ctx := testCtx(t)
+	root := "mklrace"
+	d := newTestDriver(t, root)
+	if err := d.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var opErrs []error
+	go func() {
+		defer close(done)
+		for i := 0; i < 40; i++ {
+			plan := PlanPod(podOf(fmt.Sprintf("dddd-%04d", i), nil, ctr("a", rl("cpu", "10m"), rl("memory", "8Mi"))), PlanOptions{CgroupRoot: root})
+			if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil {
+				opErrs = append(opErrs, fmt.Errorf("EnsurePod #%d: %w", i, err))
+			}
+			if i%2 == 0 {
+				if err := d.RemovePod(ctx, plan.UID); err != nil {
+					opErrs = append(opErrs, fmt.Errorf("RemovePod #%d: %w", i, err))
+				}
+			}
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		time.Sleep(20 * time.Millisecond)
+		if out, err := exec.Command("systemctl", "daemon-reexec").CombinedOutput(); err != nil {
+			t.Fatalf("daemon-reexec: %v %s", err, out)
+		}
+	}
+	<-done
+	for _, err := range opErrs {
+		t.Error(err)
+	}
+	if n := d.reconnects.Load(); n == 0 {
+		t.Error("the operations never crossed a re-exec (no reconnect): the test proves nothing")
+	} else {
+		t.Logf("%d reconnects during 40 operations and 2 re-execs", n)
+	}
+	units, err := d.List(ctx)
+	if err != nil || len(units) != 20 {
+		t.Errorf("List: %d units (%v), want the 20 pods kept", len(units), err)
+	}
+}
