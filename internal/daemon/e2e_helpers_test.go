@@ -365,3 +365,8 @@ func (n *e2eNode) sandboxPID(uid string) int {
 	json.Unmarshal(b, &meta)
 	return meta.PID
 }
+
+func systemctl(args ...string) (string, error) {
+	out, err := exec.Command("systemctl", args...).CombinedOutput()
+	return string(out), err
+}
