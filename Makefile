@@ -30,7 +30,7 @@ test: deps vet build
 
 # Bounded fuzzing of the manifest parser (the seed corpus runs in `go test` too).
 fuzz:
-	@if grep -rqs 'func Fuzz' manifests/; then $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./manifests/; fi
+	@if grep -rqs 'func Fuzz' manifests/; then $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./manifests/; fi
 
 unit:
 	MKL_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
