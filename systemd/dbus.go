@@ -118,6 +118,13 @@ func New(ctx context.Context, opts DBusOptions) (*DBusDriver, error) {
 		}
 		d.unified = u
 	}
+	if opts.Address == systemdPrivateAddress {
+		// Fail fast where systemd does not run at all; retries are for a
+		// systemd that is re-executing, not for one that is absent.
+		if _, err := os.Stat("/run/systemd/private"); err != nil {
+			return nil, fmt.Errorf("systemd driver: systemd is not running here (%v); use --cgroup-driver=cgroupfs", err)
+		}
+	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if _, err := d.connection(ctx); err != nil {
 		d.cancel()

@@ -118,3 +118,13 @@ func TestHandleSignal(t *testing.T) {
 		t.Errorf("dropped %d, want 2", d.EventsDropped())
 	}
 }
+
+func TestNewWithoutSystemd(t *testing.T) {
+	if _, err := os.Stat("/run/systemd/private"); err == nil {
+		t.Skip("systemd runs here")
+	}
+	_, err := New(t.Context(), DBusOptions{})
+	if err == nil || !strings.Contains(err.Error(), "systemd is not running") || !strings.Contains(err.Error(), "cgroupfs") {
+		t.Errorf("New without systemd = %v", err)
+	}
+}
