@@ -181,10 +181,14 @@ func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) e
 		return fail(err)
 	}
 	if !pod.Spec.HostNetwork && n.opt.Network != nil {
+		n.netMu.Lock()
 		res, err := n.opt.Network.Setup(ctx, network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace,
 			Name: pod.Name, NetnsPath: st.NetNSPath, PortMappings: hostPorts(pod)})
 		if err != nil {
 			n.opt.Network.Teardown(context.Background(), network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name})
+		}
+		n.netMu.Unlock()
+		if err != nil {
 			return fail(fmt.Errorf("pod %s/%s: network: %w", pod.Namespace, pod.Name, err))
 		}
 		for _, ip := range res.IPs {
@@ -505,7 +509,10 @@ func (n *NodeShell) teardownNetwork(ctx context.Context, uid types.UID, pod *v1.
 	if pod != nil {
 		pn.Namespace, pn.Name = pod.Namespace, pod.Name
 	}
-	if err := n.opt.Network.Teardown(ctx, pn); err != nil {
+	n.netMu.Lock()
+	err := n.opt.Network.Teardown(ctx, pn)
+	n.netMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("pod %s: network teardown: %w", uid, err)
 	}
 	return nil
@@ -526,6 +533,14 @@ func (n *NodeShell) markTerminating(a MarkTerminating) error {
 // dir, in that order: the state dir goes last, so a crash in between is
 // seen and finished by the next round. Logs stay.
 func (n *NodeShell) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) error {
+	n.mu.Lock()
+	n.removing[uid] = true
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.removing, uid)
+		n.mu.Unlock()
+	}()
 	var scopeIDs []string
 	if units, err := n.opt.Driver.List(ctx); err == nil {
 		for _, u := range units {

@@ -62,6 +62,11 @@ type NodeShell struct {
 	waiters   map[string]bool // container IDs with an exit waiter
 	oomWatch  map[string]bool // container IDs with an OOM watcher
 	lastUnits []systemd.UnitState
+	removing  map[types.UID]bool // pods whose state dir is being removed: no status writes
+
+	// netMu serialises CNI calls: the bridge plugin's iptables edits of two
+	// pods at once race ("Index of deletion too big", "CHAIN_DEL ... busy").
+	netMu sync.Mutex
 }
 
 // NewNodeShell returns a shell; Close stops its watchers (pods keep running).
@@ -85,7 +90,7 @@ func NewNodeShell(opt NodeOptions) *NodeShell {
 	return &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*ImageState{}, pulling: map[string]int{},
-		waiters: map[string]bool{}, oomWatch: map[string]bool{}}
+		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}}
 }
 
 // Close stops the exit waiters and OOM watchers.
@@ -411,11 +416,14 @@ func (n *NodeShell) Persist(pp *PodPlan) {
 	n.mu.Lock()
 	n.prev[pp.UID] = pp.Status
 	w := n.written[pp.UID]
+	removing := n.removing[pp.UID]
 	n.mu.Unlock()
-	if w != nil && equality.Semantic.DeepEqual(w, pp.Status) {
+	if removing || (w != nil && equality.Semantic.DeepEqual(w, pp.Status)) {
 		return
 	}
-	if !exists(n.state.pod(pp.UID)) {
+	// Only pods with a record: a status file alone would make a removed
+	// pod's dir reappear.
+	if !exists(n.state.podFile(pp.UID)) {
 		return
 	}
 	if err := writeJSON(n.state.statusFile(pp.UID), pp.Status); err != nil {

@@ -169,7 +169,7 @@ func (n *e2eNode) dumpLogs() {
 // cleanup removes every manifest, lets the daemon remove the pods, stops it
 // and unmounts anything left below the test folder.
 func (n *e2eNode) cleanup() {
-	if n.t.Failed() {
+	if n.t.Failed() || os.Getenv("MKL_E2E_LOGS") != "" {
 		n.dumpLogs()
 	}
 	ents, _ := os.ReadDir(n.manifests)
