@@ -202,10 +202,17 @@ func isSidecar(c *v1.Container) bool {
 // 1.29+): app containers and restartable init containers (sidecars) add up;
 // a regular init container runs alone beside the sidecars started before it,
 // so the pod needs max(sum(app)+sum(sidecars), each init + sidecars before it).
-func aggregate(pod *v1.Pod, get func(*v1.Container) v1.ResourceList) v1.ResourceList {
+// visit, when set, sees what the kubelet's ContainerFn sees: each app
+// container's list, and for each init container the cumulative list it
+// stands for (the sidecars so far, or itself plus them).
+func aggregate(pod *v1.Pod, get func(*v1.Container) v1.ResourceList, visit func(v1.ResourceList)) v1.ResourceList {
 	sum := v1.ResourceList{}
 	for i := range pod.Spec.Containers {
-		addList(sum, get(&pod.Spec.Containers[i]))
+		l := get(&pod.Spec.Containers[i])
+		if visit != nil {
+			visit(l)
+		}
+		addList(sum, l)
 	}
 	sidecars := v1.ResourceList{}
 	initMax := v1.ResourceList{}
@@ -221,6 +228,9 @@ func aggregate(pod *v1.Pod, get func(*v1.Container) v1.ResourceList) v1.Resource
 			addList(during, get(c))
 			addList(during, sidecars)
 		}
+		if visit != nil {
+			visit(during)
+		}
 		maxList(initMax, during)
 	}
 	maxList(sum, initMax)
@@ -230,30 +240,25 @@ func aggregate(pod *v1.Pod, get func(*v1.Container) v1.ResourceList) v1.Resource
 // PodRequests are the pod's aggregated requests (effective requests, plus
 // pod overhead).
 func PodRequests(pod *v1.Pod) v1.ResourceList {
-	reqs := aggregate(pod, effectiveRequests)
+	reqs := aggregate(pod, effectiveRequests, nil)
 	addList(reqs, pod.Spec.Overhead)
 	return reqs
 }
 
 // PodLimits are the pod's aggregated limits (overhead added to the limits
-// that exist) and whether every container declares a cpu and a memory limit.
+// that exist) and whether a cpu and a memory limit are declared throughout,
+// judged as the kubelet's ResourceConfigForPod does (an init container
+// counts with the sidecars started before it).
 func PodLimits(pod *v1.Pod) (limits v1.ResourceList, allCPU, allMemory bool) {
 	allCPU, allMemory = true, true
-	check := func(c *v1.Container) {
-		if q, ok := c.Resources.Limits[v1.ResourceCPU]; !ok || q.IsZero() {
+	limits = aggregate(pod, func(c *v1.Container) v1.ResourceList { return c.Resources.Limits }, func(l v1.ResourceList) {
+		if l.Cpu().IsZero() {
 			allCPU = false
 		}
-		if q, ok := c.Resources.Limits[v1.ResourceMemory]; !ok || q.IsZero() {
+		if l.Memory().IsZero() {
 			allMemory = false
 		}
-	}
-	for i := range pod.Spec.Containers {
-		check(&pod.Spec.Containers[i])
-	}
-	for i := range pod.Spec.InitContainers {
-		check(&pod.Spec.InitContainers[i])
-	}
-	limits = aggregate(pod, func(c *v1.Container) v1.ResourceList { return c.Resources.Limits })
+	})
 	for name, q := range pod.Spec.Overhead {
 		if l, ok := limits[name]; ok {
 			l.Add(q)

@@ -323,3 +323,26 @@ func TestQOSResources(t *testing.T) {
 	burstable, _ = QOSResources(nil)
 	checkRes(t, "no pods", burstable, Resources{CPUShares: u64(2)})
 }
+
+// The kubelet judges "every container declares a limit" on the cumulative
+// list an init container stands for: a regular init container without a cpu
+// limit, started after a sidecar with one, does not drop the pod's quota.
+func TestLimitsDeclaredWithSidecarBeforeInit(t *testing.T) {
+	pod := podOf("u",
+		[]v1.Container{sidecar("s", nil, rl("cpu", "200m", "memory", "20Mi")), ctr("i", rl("cpu", "100m"), nil)},
+		ctr("a", nil, rl("cpu", "500m", "memory", "64Mi")))
+	if q := GetPodQOS(pod); q != v1.PodQOSBurstable {
+		t.Fatalf("QoS %s, want Burstable", q)
+	}
+	_, allCPU, allMem := PodLimits(pod)
+	if !allCPU || !allMem {
+		t.Errorf("limits declared: cpu %v memory %v, want both (as the kubelet's ContainerFn sees them)", allCPU, allMem)
+	}
+	checkRes(t, "pod", PodResources(pod, nil), Resources{CPUShares: u64(716), CPUQuotaMicros: i64(70000), MemoryLimit: i64(84 << 20)})
+	// Without the sidecar the same init container drops both.
+	pod.Spec.InitContainers = pod.Spec.InitContainers[1:]
+	_, allCPU, allMem = PodLimits(pod)
+	if allCPU || allMem {
+		t.Errorf("limits declared without the sidecar: cpu %v memory %v, want neither", allCPU, allMem)
+	}
+}
