@@ -980,3 +980,35 @@ func TestStdinAndTTYContainers(t *testing.T) {
 		t.Errorf("tty output should be logged as stdout only: %q", b)
 	}
 }
+
+func TestAttach(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	piped := sh("piped", `while read line; do echo "echo:$line"; done; echo stdin-closed`)
+	piped.Stdin, piped.StdinOnce = true, true
+	term := sh("term", `echo waiting; read line; echo "term:$line"; stty size; exec sleep 1000`)
+	term.Stdin, term.TTY = true, true
+	plain := sh("plain", `exec sleep 1000`)
+	pod := testPod("attach", piped, term, plain)
+	_, ccs := f.run(ctx, pod, nil)
+	if err := f.rt.Attach(ctx, pod.UID, ccs["piped"].ID, strings.NewReader("one\ntwo\n")); err != nil {
+		t.Fatal(err)
+	}
+	// stdinOnce: the first attach's end closes the container's stdin.
+	if log := f.waitLog(ccs["piped"], "stdin-closed"); log != "echo:one\necho:two\nstdin-closed\n" {
+		t.Errorf("piped log:\n%s", log)
+	}
+	f.waitLog(ccs["term"], "waiting")
+	if err := f.rt.ResizeTerminal(ctx, pod.UID, ccs["term"].ID, WindowSize{Rows: 40, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.Attach(ctx, pod.UID, ccs["term"].ID, strings.NewReader("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	if log := f.waitLog(ccs["term"], "40 100"); !strings.Contains(log, "term:hello") {
+		t.Errorf("term log:\n%s", log)
+	}
+	if err := f.rt.Attach(ctx, pod.UID, ccs["plain"].ID, strings.NewReader("x")); err == nil || !strings.Contains(err.Error(), "no stdin") {
+		t.Errorf("attach to a container without stdin: %v", err)
+	}
+}

@@ -49,6 +49,7 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 		LogMaxFiles:    r.opt.LogMaxFiles,
 		Privileged:     sc.Privileged != nil && *sc.Privileged,
 		Stdin:          c.Stdin,
+		StdinOnce:      c.StdinOnce,
 		TTY:            c.TTY,
 	}
 	if spec.Rootfs == "" {

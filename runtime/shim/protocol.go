@@ -131,8 +131,9 @@ type ContainerSpec struct {
 	MaskedPaths   []string `json:"maskedPaths,omitempty"`
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
 
-	Stdin bool `json:"stdin,omitempty"` // keep stdin open (a pipe the supervisor holds)
-	TTY   bool `json:"tty,omitempty"`   // a terminal for stdin/stdout/stderr
+	Stdin     bool `json:"stdin,omitempty"`     // keep stdin open (a pipe the supervisor holds)
+	StdinOnce bool `json:"stdinOnce,omitempty"` // close it after the first attach ends
+	TTY       bool `json:"tty,omitempty"`       // a terminal for stdin/stdout/stderr
 
 	LogPath     string `json:"logPath"`
 	LogMaxSize  int64  `json:"logMaxSize"`
@@ -163,11 +164,13 @@ type ExitRecord struct {
 
 // Request is one call over the supervisor socket (one request per connection).
 type Request struct {
-	Op     string         `json:"op"` // ping, create, start, signal, wait, forget, list, shutdown
+	Op     string         `json:"op"` // ping, create, start, signal, wait, forget, list, attach, resize
 	ID     string         `json:"id,omitempty"`
 	Spec   *ContainerSpec `json:"spec,omitempty"`
 	Dir    string         `json:"dir,omitempty"` // container directory for create
 	Signal int            `json:"signal,omitempty"`
+	Rows   uint16         `json:"rows,omitempty"` // resize
+	Cols   uint16         `json:"cols,omitempty"`
 }
 
 // Response answers a Request.

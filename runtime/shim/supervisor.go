@@ -149,12 +149,50 @@ func SupervisorMain(dir string) int {
 func (s *supervisor) serve(c *net.UnixConn, st SandboxState) {
 	defer c.Close()
 	var req Request
-	if err := json.NewDecoder(c).Decode(&req); err != nil {
+	dec := json.NewDecoder(c)
+	if err := dec.Decode(&req); err != nil {
+		return
+	}
+	if req.Op == "attach" {
+		// After the answer the connection is the container's stdin.
+		s.attach(c, io.MultiReader(dec.Buffered(), c), req.ID, st)
 		return
 	}
 	resp := s.handle(&req)
 	resp.Sandbox = st
 	json.NewEncoder(c).Encode(resp)
+}
+
+// attach copies the caller's bytes into the container's stdin (its pipe or
+// terminal) until the caller closes its side. With stdinOnce the container's
+// stdin is closed after the first attach, as kubelet does.
+func (s *supervisor) attach(c *net.UnixConn, in io.Reader, id string, st SandboxState) {
+	s.mu.Lock()
+	ct := s.containers[id]
+	var dst *os.File
+	if ct != nil {
+		dst = ct.stdinW
+		if ct.pty != nil {
+			dst = ct.pty
+		}
+	}
+	s.mu.Unlock()
+	if dst == nil {
+		json.NewEncoder(c).Encode(Response{Error: "container " + id + " has no stdin (stdin: true) to attach to", Sandbox: st})
+		return
+	}
+	if err := json.NewEncoder(c).Encode(Response{Sandbox: st}); err != nil {
+		return
+	}
+	io.Copy(dst, in)
+	if ct.spec.StdinOnce && ct.pty == nil {
+		s.mu.Lock()
+		if ct.stdinW != nil {
+			ct.stdinW.Close()
+			ct.stdinW = nil
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *supervisor) handle(req *Request) Response {
@@ -183,6 +221,14 @@ func (s *supervisor) handle(req *Request) Response {
 		}
 		<-c.exited
 		return Response{Exit: c.exit}
+	case "resize":
+		s.mu.Lock()
+		c := s.containers[req.ID]
+		s.mu.Unlock()
+		if c == nil || c.pty == nil {
+			return Response{Error: "container " + req.ID + " has no terminal"}
+		}
+		return errResp(unix.IoctlSetWinsize(int(c.pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Rows, Col: req.Cols}))
 	case "forget":
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -490,9 +536,12 @@ func (s *supervisor) finish(c *container, rec *ExitRecord) {
 		rec.Reason = "Error"
 	}
 	s.mu.Unlock()
+	s.mu.Lock()
 	if c.stdinW != nil {
 		c.stdinW.Close()
+		c.stdinW = nil
 	}
+	s.mu.Unlock()
 	c.log.Close(2 * time.Second)
 	rec.LogDropped = c.log.Dropped()
 	if c.pty != nil {
