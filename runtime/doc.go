@@ -128,6 +128,39 @@
 // and the file writer drops (and counts, in exit.json) lines when the disk
 // is slow or full, so the container never blocks on its log.
 //
+// # Exec, attach, terminals
+//
+// Exec (kubectl exec) is two short-lived helpers (shim/exec.go): stage 1
+// joins the container's cgroups and, on a locked thread, setns()es into its
+// cgroup, ipc, uts, net and pid namespaces and forks stage 2, which enters
+// the mount namespace on its own locked thread after unshare(CLONE_FS),
+// applies the container's user, capabilities, no_new_privs and seccomp
+// filter like the init did, and execs. With TTY the daemon allocates the
+// terminal. Containers with stdin: true get a pipe the supervisor keeps
+// open; with tty: true a terminal whose master the supervisor reads as the
+// log's stdout. Attach writes into that pipe or terminal through the
+// supervisor's socket (the output is the log); ResizeTerminal sets its size.
+//
+// # API for the reconciler (CRI-shaped)
+//
+//	RunSandbox(ctx, SandboxConfig{Pod, Place}) → SandboxStatus{PID, NetNSPath, ...}
+//	SetPodIP(pod, ip)                          after CNI: /etc/hosts entry
+//	CreateContainer(ctx, ContainerConfig{ID?, Pod, Container, Attempt, Rootfs, Image, PodIP, HostIP})
+//	                                           → CreatedContainer{ID, PID (held), LogPath}
+//	   … place PID in the container's scope (systemd.Driver.StartScope) …
+//	StartContainer(ctx, uid, id)               releases the held init; error = StartError
+//	WaitContainer(ctx, uid, id)                blocks until the exit is recorded (use one
+//	                                           goroutine per container as the exit event)
+//	StopContainer[Signal](ctx, uid, id, [sig,] grace), RemoveContainer(ctx, uid, id)
+//	ContainerStatus / ListContainers           read the records (no daemon memory needed)
+//	RecordOOMKill(uid, id)                     the daemon's OOM finding, persisted
+//	Exec / Attach / ResizeTerminal
+//	StopSandbox(ctx, uid), RemoveSandbox(ctx, uid), SandboxStatus, ListSandboxes
+//
+// After a daemon restart: ListSandboxes (PID 0 = supervisor gone: remove and
+// recreate the pod), ListContainers (Created / Running / Exited / Unknown),
+// and WaitContainer again for the running ones.
+//
 // # Memory per pod
 //
 // The supervisor is the whole per-pod overhead (container inits are gone
