@@ -344,11 +344,15 @@ func TestSecurityContextAndMasks(t *testing.T) {
 	restricted.SecurityContext = &v1.SecurityContext{RunAsUser: &uid, RunAsGroup: &gid, ReadOnlyRootFilesystem: &yes,
 		AllowPrivilegeEscalation: &no, Capabilities: &v1.Capabilities{Drop: []v1.Capability{"ALL"}, Add: []v1.Capability{"NET_BIND_SERVICE"}}}
 	def := sh("default", `id -u; grep -E '^CapEff:' /proc/self/status; touch /rootfs-write && echo root=rw; exec sleep 1000`)
+	restricted.Command[2] = `echo made > /scratch/f && stat -c group=%g /scratch/f; ` + restricted.Command[2]
+	restricted.VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
 	pod := testPod("sec", restricted, def)
-	pod.Spec.SecurityContext = &v1.PodSecurityContext{SupplementalGroups: []int64{4000}}
+	fsGroup := int64(2000)
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{SupplementalGroups: []int64{4000}, FSGroup: &fsGroup}
+	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
 	_, ccs := f.run(ctx, pod, nil)
 	log := f.waitLog(ccs["restricted"], "tty")
-	for _, want := range []string{"uid=1000(user) gid=3000 groups=4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
+	for _, want := range []string{"group=2000\n", "uid=1000(user) gid=3000 groups=2000,4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
 		"root=ro", "timerlist=0", "keys=0", "firmware=0", "procsys=ro", "sys=1"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("restricted container: %q missing from log:\n%s", want, log)
@@ -366,6 +370,10 @@ func TestSecurityContextAndMasks(t *testing.T) {
 	dlog := f.waitLog(ccs["default"], "root=rw")
 	if !strings.Contains(dlog, "0\nCapEff:\t00000000a80425fb\n") {
 		t.Errorf("default container: want uid 0 with containerd's 14 capabilities (a80425fb); log:\n%s", dlog)
+	}
+	// BestEffort containers are the OOM killer's first choice (kubelet's policy).
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", ccs["default"].PID)); strings.TrimSpace(string(b)) != "1000" {
+		t.Errorf("BestEffort container oom_score_adj = %s, want 1000", b)
 	}
 	if st := procStatus(t, ccs["default"].PID); st["Seccomp"] != "0" || st["NoNewPrivs"] != "0" {
 		t.Errorf("default container Seccomp=%s NoNewPrivs=%s, want 0 0 (unconfined is kubelet's default)", st["Seccomp"], st["NoNewPrivs"])
