@@ -136,11 +136,35 @@ func CPUSharesToWeight(shares uint64) uint64 {
 // container limits both and the summed requests equal the summed limits.
 // Requests missing where a limit is set default to the limit first, as the
 // API server's defaulting does (a no-op for a defaulted pod).
+//
+// Pod-level resources (spec.resources, PodLevelResources) decide alone when
+// set, as in Kubernetes: Guaranteed needs a pod-level cpu and memory limit.
 func GetPodQOS(pod *v1.Pod) QOSClass {
 	requests := v1.ResourceList{}
 	limits := v1.ResourceList{}
 	guaranteed := true
-	all := append(append([]v1.Container{}, pod.Spec.Containers...), pod.Spec.InitContainers...)
+	var all []v1.Container
+	if podLevelSet(pod) {
+		r := pod.Spec.Resources
+		for name, q := range effectiveList(r.Requests, r.Limits) {
+			if isQOSResource(name) && q.Sign() > 0 {
+				addQuantity(requests, name, q)
+			}
+		}
+		for name, q := range r.Limits {
+			if isQOSResource(name) && q.Sign() > 0 {
+				addQuantity(limits, name, q)
+			}
+		}
+		if _, ok := limits[v1.ResourceCPU]; !ok {
+			guaranteed = false
+		}
+		if _, ok := limits[v1.ResourceMemory]; !ok {
+			guaranteed = false
+		}
+	} else {
+		all = append(append([]v1.Container{}, pod.Spec.Containers...), pod.Spec.InitContainers...)
+	}
 	for i := range all {
 		reqs := effectiveRequests(&all[i])
 		for name, q := range reqs {
@@ -183,14 +207,35 @@ func isQOSResource(name v1.ResourceName) bool {
 // effectiveRequests are a container's requests with missing ones defaulted
 // to its limits (SetDefaults_Pod / the kubelet's own repeat of that rule).
 func effectiveRequests(c *v1.Container) v1.ResourceList {
+	return effectiveList(c.Resources.Requests, c.Resources.Limits)
+}
+
+func effectiveList(requests, limits v1.ResourceList) v1.ResourceList {
 	out := v1.ResourceList{}
-	for name, q := range c.Resources.Limits {
+	for name, q := range limits {
 		out[name] = q.DeepCopy()
 	}
-	for name, q := range c.Resources.Requests {
+	for name, q := range requests {
 		out[name] = q.DeepCopy()
 	}
 	return out
+}
+
+// podLevelSet tells whether the pod sets cpu or memory at pod level
+// (spec.resources), which then wins over the containers' sums.
+func podLevelSet(pod *v1.Pod) bool {
+	r := pod.Spec.Resources
+	if r == nil {
+		return false
+	}
+	for _, l := range []v1.ResourceList{r.Requests, r.Limits} {
+		for name := range l {
+			if isQOSResource(name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isSidecar(c *v1.Container) bool {
@@ -241,6 +286,13 @@ func aggregate(pod *v1.Pod, get func(*v1.Container) v1.ResourceList, visit func(
 // pod overhead).
 func PodRequests(pod *v1.Pod) v1.ResourceList {
 	reqs := aggregate(pod, effectiveRequests, nil)
+	if podLevelSet(pod) {
+		for name, q := range effectiveList(pod.Spec.Resources.Requests, pod.Spec.Resources.Limits) {
+			if isQOSResource(name) {
+				reqs[name] = q.DeepCopy()
+			}
+		}
+	}
 	addList(reqs, pod.Spec.Overhead)
 	return reqs
 }
@@ -259,6 +311,19 @@ func PodLimits(pod *v1.Pod) (limits v1.ResourceList, allCPU, allMemory bool) {
 			allMemory = false
 		}
 	})
+	if podLevelSet(pod) {
+		// A pod-level limit bounds the pod whatever its containers say.
+		for name, q := range pod.Spec.Resources.Limits {
+			if isQOSResource(name) && !q.IsZero() {
+				limits[name] = q.DeepCopy()
+				if name == v1.ResourceCPU {
+					allCPU = true
+				} else {
+					allMemory = true
+				}
+			}
+		}
+	}
 	for name, q := range pod.Spec.Overhead {
 		if l, ok := limits[name]; ok {
 			l.Add(q)

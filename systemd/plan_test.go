@@ -346,3 +346,17 @@ func TestLimitsDeclaredWithSidecarBeforeInit(t *testing.T) {
 		t.Errorf("limits declared without the sidecar: cpu %v memory %v, want neither", allCPU, allMem)
 	}
 }
+
+func TestPodLevelResources(t *testing.T) {
+	pod := podOf("u", nil, ctr("a", nil, nil), ctr("b", rl("cpu", "100m"), nil))
+	pod.Spec.Resources = &v1.ResourceRequirements{Limits: rl("cpu", "1", "memory", "128Mi")}
+	if q := GetPodQOS(pod); q != v1.PodQOSGuaranteed {
+		t.Errorf("pod-level limits on cpu and memory: QoS %s, want Guaranteed", q)
+	}
+	checkRes(t, "pod-level", PodResources(pod, nil), Resources{CPUShares: u64(1024), CPUQuotaMicros: i64(100000), MemoryLimit: i64(128 << 20)})
+	pod.Spec.Resources = &v1.ResourceRequirements{Requests: rl("cpu", "500m"), Limits: rl("memory", "64Mi")}
+	if q := GetPodQOS(pod); q != v1.PodQOSBurstable {
+		t.Errorf("pod-level memory limit only: QoS %s, want Burstable", q)
+	}
+	checkRes(t, "pod-level burstable", PodResources(pod, nil), Resources{CPUShares: u64(512), MemoryLimit: i64(64 << 20)})
+}
