@@ -3,6 +3,9 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,9 +77,28 @@ func TestDaemonEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"web-node1", "kubepods", "Scheduled", "Started", "Running"} {
+		slice := systemd.PlanPod(&webPod, systemd.PlanOptions{}).PodSlice
+		for _, want := range []string{"web-node1", "Slice:", slice, "minikubelet-", "Scheduled", "Started", "Running"} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("describe lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", n.socket)
+		}}}
+		resp, err := hc.Get("http://minikubelet/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`minikubelet_pods{phase="Running"} 1`, `minikubelet_reconcile_duration_seconds_count{result="success"}`, "minikubelet_pod_start_duration_seconds_count 1"} {
+			if !strings.Contains(string(b), want) {
+				t.Fatalf("metrics lack %q", want)
 			}
 		}
 	})
@@ -208,6 +230,32 @@ spec:
 		}
 		n.remove("onfail.yaml")
 		n.remove("never.yaml")
+	})
+
+	t.Run("OOM kill is reported as OOMKilled", func(t *testing.T) {
+		n.write("oom.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: `+testImage+`
+    command: [sh, -c, "sleep 1; a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"]
+    resources: {limits: {memory: 24Mi, cpu: 500m}}
+`)
+		p := n.waitPod("oom-node1", "Failed by the OOM killer", 60*time.Second, func(p *v1.Pod) bool {
+			if len(p.Status.ContainerStatuses) == 0 {
+				return false
+			}
+			st := p.Status.ContainerStatuses[0].State.Terminated
+			return st != nil && st.Reason == "OOMKilled"
+		})
+		if st := p.Status.ContainerStatuses[0].State.Terminated; st.ExitCode != 137 || p.Status.QOSClass != v1.PodQOSGuaranteed {
+			t.Fatalf("OOM: exit code %d, qos %s", st.ExitCode, p.Status.QOSClass)
+		}
+		n.remove("oom.yaml")
 	})
 
 	t.Run("delete removes units, mounts, processes within grace", func(t *testing.T) {
