@@ -1020,3 +1020,23 @@ func TestAttach(t *testing.T) {
 		t.Errorf("attach to a container without stdin: %v", err)
 	}
 }
+
+func TestPlacementFailureLeavesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pod := testPod("unplaced", sh("c", "true"))
+	var placed []int
+	_, err := f.rt.RunSandbox(ctx, SandboxConfig{Pod: pod, Place: func(ctx context.Context, pids []int) error {
+		placed = pids
+		return fmt.Errorf("no scope for you")
+	}})
+	if err == nil || !strings.Contains(err.Error(), "no scope for you") {
+		t.Fatalf("RunSandbox with a failing Place: %v", err)
+	}
+	if len(placed) != 1 || procAlive(placed[0]) {
+		t.Errorf("the unplaced pause %v still runs", placed)
+	}
+	if _, err := os.Stat(f.rt.PodDir(pod.UID)); !os.IsNotExist(err) {
+		t.Errorf("pod dir left behind: %v", err)
+	}
+}

@@ -227,6 +227,12 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	readyW.Close()
 	// Reap it if it exits while we live; after a daemon restart init does.
 	go cmd.Wait()
+	// Bounded wait: a supervisor that neither reports nor dies is killed.
+	dl := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	readyR.SetReadDeadline(dl)
 	buf := make([]byte, 4096)
 	n, _ := readyR.Read(buf)
 	msg := strings.TrimSpace(string(buf[:n]))
@@ -244,7 +250,6 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		cmd.Process.Kill()
 		return SandboxStatus{}, err
 	}
-	started = true
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", meta.PID)); err == nil && strings.TrimSpace(string(b)) != "-998" {
 		oomWarnOnce.Do(func() {
 			slog.Warn("the kernel refused oom_score_adj -998 for the pause (no CAP_SYS_RESOURCE?); pods keep the nearest allowed value", "kept", strings.TrimSpace(string(b)))
@@ -252,9 +257,15 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	}
 	if cfg.Place != nil {
 		if err := cfg.Place(ctx, []int{meta.PID}); err != nil {
+			// A pause outside its scope is no pod: take it down again.
+			cmd.Process.Kill()
+			for procAlive(meta.PID) {
+				time.Sleep(10 * time.Millisecond)
+			}
 			return SandboxStatus{}, fmt.Errorf("place pause of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 	}
+	started = true
 	return r.SandboxStatus(ctx, pod.UID)
 }
 
