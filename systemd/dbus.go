@@ -639,6 +639,11 @@ func (d *DBusDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
 	}
 	unit := d.names.PodSlice(pod.QOS, pod.UID)
 	desc := fmt.Sprintf("minikubelet pod %s (%s)", pod.UID, pod.QOS)
+	d.cacheMu.Lock()
+	if _, ok := d.cache[unit]; !ok {
+		d.cache[unit] = UnitState{Unit: unit, PodUID: pod.UID, CgroupPath: "/" + ExpandSlice(unit)}
+	}
+	d.cacheMu.Unlock()
 	if err := d.ensureSlice(ctx, unit, desc, pod.Resources, true); err != nil {
 		return err
 	}
@@ -794,6 +799,7 @@ func (d *DBusDriver) List(ctx context.Context) ([]UnitState, error) {
 		if uid, _, ok := d.names.IsPodSlice(u.Name); ok {
 			st.PodUID = uid
 			st.CgroupPath = "/" + ExpandSlice(u.Name)
+			d.remember(st)
 			out = append(out, st)
 			continue
 		}

@@ -139,18 +139,15 @@ func (d *DBusDriver) send(ev Event) {
 	}
 }
 
-// isOurs tells whether a unit belongs to this driver's tree. Pod slices
-// are recognised by name (a foreign pod slice cannot exist past Init);
-// scopes by being known: started by this driver or seen by List under its
-// root (a scope of another --cgroup-root has the same prefix).
-func (d *DBusDriver) isOurs(unit string) bool {
-	if _, ok := ScopeID(unit); ok {
-		d.cacheMu.Lock()
-		_, known := d.cache[unit]
-		d.cacheMu.Unlock()
-		return known
-	}
-	_, _, ok := d.names.IsPodSlice(unit)
+// known tells whether a unit is one of ours this driver has seen: created
+// or ensured by it, or listed under its root. A scope of another
+// --cgroup-root has the same prefix; and asking systemd about a slice name
+// loads an inactive stand-in that is later removed again, which must not
+// read as a pod slice going away.
+func (d *DBusDriver) known(unit string) bool {
+	d.cacheMu.Lock()
+	_, ok := d.cache[unit]
+	d.cacheMu.Unlock()
 	return ok
 }
 
@@ -167,7 +164,7 @@ func (d *DBusDriver) handleSignal(sig *dbus.Signal) {
 			return
 		}
 		unit, _ := sig.Body[0].(string)
-		if !d.isOurs(unit) {
+		if !d.known(unit) {
 			return
 		}
 		d.cacheMu.Lock()
@@ -189,8 +186,14 @@ func (d *DBusDriver) handleSignal(sig *dbus.Signal) {
 			return
 		}
 		unit := unescapeBusPath(strings.TrimPrefix(string(sig.Path), sdUnitPrefix))
-		if !d.isOurs(unit) {
-			return
+		if !d.known(unit) {
+			// A pod slice of this root that runs (made by an earlier run of
+			// this program, or by another process of it) becomes known.
+			_, _, podSlice := d.names.IsPodSlice(unit)
+			v, ok := changed["ActiveState"]
+			if state, _ := v.Value().(string); !podSlice || !ok || state == "inactive" {
+				return
+			}
 		}
 		d.cacheMu.Lock()
 		st, ok := d.cache[unit]

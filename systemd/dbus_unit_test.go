@@ -91,8 +91,12 @@ func TestHandleSignal(t *testing.T) {
 	// Foreign units: ignored.
 	d.handleSignal(unitPropsSignal("kubepods-burstable.slice", sdUnitIface, map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("active")}))
 	d.handleSignal(unitPropsSignal("session-1.scope", sdUnitIface, map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("active")}))
+	// Stand-ins systemd loads when a slice name is looked up: inactive,
+	// then removed; never a pod going away.
+	d.handleSignal(unitPropsSignal("kubepods-besteffort-podab_cd.slice", sdUnitIface, map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("inactive")}))
+	d.handleSignal(&dbus.Signal{Name: sigUnitRemove, Body: []any{"kubepods-besteffort-podab_cd.slice", dbus.ObjectPath("/x")}})
 	if len(d.events) != 0 {
-		t.Errorf("foreign unit sent an event: %+v", <-d.events)
+		t.Errorf("foreign unit or stand-in sent an event: %+v", <-d.events)
 	}
 	// A known scope: Result from the Scope interface, then removal.
 	scope := "minikubelet-c1.scope"
