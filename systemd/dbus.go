@@ -371,6 +371,17 @@ func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd
 		})
 		if err != nil && attempt == 0 && (dbusErrorName(err) == errUnitExists || errors.Is(err, errJobLost)) {
 			st, serr := d.unitState(ctx, unit)
+			// A job that outlived its connection may still be running:
+			// its outcome is the unit's next state (a rare recovery path,
+			// bounded by the job timeout).
+			for deadline := time.Now().Add(d.opts.JobTimeout); serr == nil && st.ActiveState == "activating" && time.Now().Before(deadline); {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("start %s: %w", unit, ctx.Err())
+				case <-time.After(50 * time.Millisecond):
+				}
+				st, serr = d.unitState(ctx, unit)
+			}
 			if serr == nil && st.ActiveState == "active" {
 				if ours(st) {
 					return nil
