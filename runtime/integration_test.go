@@ -719,6 +719,12 @@ func TestEtcFilesTerminationMessageDownwardAPI(t *testing.T) {
 	if err := f.rt.SetPodIP(pod, "10.1.2.3"); err != nil {
 		t.Fatal(err)
 	}
+	// The network namespace is pinned for CNI, beyond the pause's life.
+	sb, _ := f.rt.SandboxStatus(ctx, pod.UID)
+	var pinned, live syscall.Stat_t
+	if err := syscall.Stat(sb.NetNSPath, &pinned); err != nil || syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", sb.PID), &live) != nil || pinned.Ino != live.Ino {
+		t.Errorf("NetNSPath %q is not the pod's network namespace: %v", sb.NetNSPath, err)
+	}
 	ids := map[string]string{}
 	for i := range pod.Spec.Containers {
 		cc, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[i], Rootfs: Rootfs{Path: f.root}})
@@ -767,8 +773,13 @@ func TestPauseDeathKillsContainers(t *testing.T) {
 		if procAlive(pid) {
 			t.Errorf("shared=%v: container %d survived its pause", shared, pid)
 		}
-		if st, _ := f.rt.SandboxStatus(ctx, pod.UID); st.PID != 0 || st.Ready {
+		st, _ := f.rt.SandboxStatus(ctx, pod.UID)
+		if st.PID != 0 || st.Ready {
 			t.Errorf("shared=%v: sandbox still reported alive: %+v", shared, st)
+		}
+		// The pinned network namespace outlives the pause, for CNI DEL.
+		if st.NetNSPath == "" || st.NetNSPath != sb.NetNSPath {
+			t.Errorf("shared=%v: NetNSPath after the pause's death = %q, want %q", shared, st.NetNSPath, sb.NetNSPath)
 		}
 		if st, err := f.rt.ContainerStatus(ctx, pod.UID, ccs["c"].ID); err != nil || st.State != ContainerUnknown {
 			t.Errorf("shared=%v: container status after pause death = %+v %v, want Unknown", shared, st, err)

@@ -29,6 +29,19 @@ func podHostname(pod *v1.Pod) (string, error) {
 	return h, nil
 }
 
+// utsHostname is the pod's kernel hostname: the short one, or with
+// setHostnameAsFQDN and a subdomain the FQDN (at most 64 characters).
+func utsHostname(pod *v1.Pod, short, clusterDomain string) (string, error) {
+	if pod.Spec.SetHostnameAsFQDN == nil || !*pod.Spec.SetHostnameAsFQDN || pod.Spec.Subdomain == "" {
+		return short, nil
+	}
+	fqdn := fmt.Sprintf("%s.%s.%s.svc.%s", short, pod.Spec.Subdomain, pod.Namespace, clusterDomain)
+	if len(fqdn) > 64 {
+		return "", fmt.Errorf("pod %s: setHostnameAsFQDN: %q is longer than 64 characters", pod.Name, fqdn)
+	}
+	return fqdn, nil
+}
+
 // writePodFiles writes the pod's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf, bind-mounted into each container.
 func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
@@ -77,7 +90,13 @@ func (r *Runtime) podFiles(pod *v1.Pod, hostname string) (map[string]string, err
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"etc-hosts": hosts.String(), "etc-hostname": hostname + "\n", "resolv.conf": resolv}, nil
+	uts := hostname
+	if !pod.Spec.HostNetwork {
+		if uts, err = utsHostname(pod, hostname, r.opt.ClusterDomain); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]string{"etc-hosts": hosts.String(), "etc-hostname": uts + "\n", "resolv.conf": resolv}, nil
 }
 
 // resolvConf follows dnsPolicy: Default → the host's file; ClusterFirst →

@@ -121,7 +121,7 @@ type SandboxStatus struct {
 	Ready     bool // the supervisor answers on its socket
 	StartedAt time.Time
 	Dir       string // <root-dir>/pods/<uid>
-	NetNSPath string // /proc/<pid>/ns/net for CNI ("" with hostNetwork)
+	NetNSPath string // <pod>/sandbox/netns, a bind of the pod's netns for CNI ("" with hostNetwork); lives until RemoveSandbox
 }
 
 // sandboxMeta is the daemon's own record of a sandbox (the supervisor's
@@ -138,7 +138,10 @@ type sandboxMeta struct {
 	ShmHost     bool      `json:"shmHost"`
 }
 
-const sandboxMetaFile = "daemon.json"
+const (
+	sandboxMetaFile = "daemon.json"
+	netnsFile       = "netns" // bind mount of the pod's network namespace
+)
 
 // RunSandbox creates the pod's directory, its /etc files and /dev/shm, and
 // starts the pod supervisor in new net/ipc/uts (and pid) namespaces. The
@@ -189,8 +192,12 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	if !pod.Spec.HostNetwork {
 		// hostNetwork implies the host's UTS namespace too (kubelet does the same).
 		flags |= unix.CLONE_NEWNET | unix.CLONE_NEWUTS
-		spec.Hostname = hostname
-		meta.Hostname = hostname
+		uts, err := utsHostname(pod, hostname, r.opt.ClusterDomain)
+		if err != nil {
+			return SandboxStatus{}, err
+		}
+		spec.Hostname = uts
+		meta.Hostname = uts
 	}
 	if !pod.Spec.HostIPC {
 		flags |= unix.CLONE_NEWIPC
@@ -246,6 +253,19 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	}
 	meta.PID = cmd.Process.Pid
 	meta.StartTicks = procStartTicks(meta.PID)
+	if !pod.Spec.HostNetwork {
+		// A bind of the pod's netns outlives the pause, so that CNI DEL can
+		// still enter it after a crash; RemoveSandbox unmounts it.
+		nsFile := filepath.Join(sbDir, netnsFile)
+		if err := os.WriteFile(nsFile, nil, 0o444); err != nil {
+			cmd.Process.Kill()
+			return SandboxStatus{}, err
+		}
+		if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/net", meta.PID), nsFile, "", unix.MS_BIND, ""); err != nil {
+			cmd.Process.Kill()
+			return SandboxStatus{}, fmt.Errorf("pin network namespace of %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
 	if err := shim.WriteJSONAtomic(filepath.Join(sbDir, sandboxMetaFile), meta); err != nil {
 		cmd.Process.Kill()
 		return SandboxStatus{}, err
@@ -287,11 +307,11 @@ func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStat
 		return SandboxStatus{}, err
 	}
 	st := SandboxStatus{PodUID: meta.PodUID, Namespace: meta.Namespace, Name: meta.Name, Dir: r.PodDir(uid)}
+	if nsFile := filepath.Join(sbDir, netnsFile); !meta.HostNetwork && mounted(nsFile) {
+		st.NetNSPath = nsFile
+	}
 	if meta.PID != 0 && procStartTicks(meta.PID) == meta.StartTicks {
 		st.PID = meta.PID
-		if !meta.HostNetwork {
-			st.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", meta.PID)
-		}
 		var s shim.SandboxState
 		if shim.ReadJSON(filepath.Join(sbDir, shim.SandboxStateFile), &s) == nil {
 			st.StartedAt = s.StartedAt

@@ -216,6 +216,14 @@ func TestHostnameAndUser(t *testing.T) {
 	if h, _ := podHostname(pod); h != "web" {
 		t.Errorf("spec.hostname ignored: %q", h)
 	}
+	yes := true
+	pod.Namespace, pod.Spec.Subdomain, pod.Spec.SetHostnameAsFQDN = "ns", "svc1", &yes
+	if h, err := utsHostname(pod, "web", "cluster.local"); err != nil || h != "web.svc1.ns.svc.cluster.local" {
+		t.Errorf("setHostnameAsFQDN: %q %v", h, err)
+	}
+	if _, err := utsHostname(pod, strings.Repeat("x", 60), "cluster.local"); err == nil {
+		t.Error("an FQDN longer than 64 characters was accepted")
+	}
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0::/:/bin/sh\nwww:x:33:44::/:/bin/sh\n"), 0o644)
