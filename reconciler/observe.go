@@ -67,6 +67,8 @@ type NodeShell struct {
 	// netMu serialises CNI calls: the bridge plugin's iptables edits of two
 	// pods at once race ("Index of deletion too big", "CHAIN_DEL ... busy").
 	netMu sync.Mutex
+
+	probes *probers
 }
 
 // NewNodeShell returns a shell; Close stops its watchers (pods keep running).
@@ -87,8 +89,10 @@ func NewNodeShell(opt NodeOptions) *NodeShell {
 		opt.HostIP = hostIPv4()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	wake := opt.Wake
 	return &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
-		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
+		probes: newProbers(ctx, opt.Now, func() { wake() }),
+		prev:   map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*ImageState{}, pulling: map[string]int{},
 		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}}
 }
@@ -191,6 +195,7 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 			n.observeImages(op.Pod, obs.Images)
 		}
 	}
+	n.probes.sync(&obs, desired, n.opt.HostIP)
 	return obs, nil
 }
 

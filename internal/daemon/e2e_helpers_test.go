@@ -71,7 +71,7 @@ func importBusybox(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(stage, "bin/busybox"), b, 0o755)
-	for _, a := range []string{"sh", "cat", "echo", "sleep", "touch", "test", "ls", "date", "hostname", "true", "false", "trap", "kill"} {
+	for _, a := range []string{"sh", "cat", "echo", "sleep", "touch", "test", "ls", "date", "hostname", "true", "false", "kill", "httpd", "mkdir", "rm"} {
 		os.Symlink("busybox", filepath.Join(stage, "bin", a))
 	}
 	os.WriteFile(filepath.Join(stage, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
@@ -218,6 +218,10 @@ func mountsUnder(dir string) []string {
 func (n *e2eNode) cli(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	return n.cliCtx(ctx, args...)
+}
+
+func (n *e2eNode) cliCtx(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, n.bin, append(args, "--socket", n.socket)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

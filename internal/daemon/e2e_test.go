@@ -232,6 +232,48 @@ spec:
 		n.remove("never.yaml")
 	})
 
+	t.Run("readiness flips Ready, failed liveness restarts", func(t *testing.T) {
+		n.write("probed.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: `+testImage+`
+    command: [sh, -c, "mkdir -p /www; echo ok > /www/healthz; (sleep 2; echo ok > /www/ready; sleep 3; rm /www/healthz) & exec httpd -f -p 8080 -h /www"]
+    ports: [{containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
+    livenessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1, failureThreshold: 2}
+`)
+		ready := func(p *v1.Pod) bool {
+			for _, c := range p.Status.Conditions {
+				if c.Type == v1.PodReady {
+					return c.Status == v1.ConditionTrue
+				}
+			}
+			return false
+		}
+		p := n.waitPod("probed-node1", "Running, not Ready", 30*time.Second, running)
+		if ready(&p) && p.Status.ContainerStatuses[0].RestartCount == 0 {
+			t.Fatalf("Ready before the readiness probe passed")
+		}
+		n.waitPod("probed-node1", "Ready", 30*time.Second, ready)
+		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+		defer cancel()
+		if _, err := n.cliCtx(ctx, "wait", "--for=condition=Ready", "pod/probed", "--timeout=20s"); err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		n.waitPod("probed-node1", "restarted by its liveness probe", 40*time.Second, func(p *v1.Pod) bool {
+			return p.Status.ContainerStatuses[0].RestartCount >= 1
+		})
+		out, _ := n.cli("describe", "pod", "probed")
+		if !strings.Contains(out, "failed liveness probe") || !strings.Contains(out, "Unhealthy") {
+			t.Fatalf("describe lacks the liveness kill:\n%s", out)
+		}
+		n.remove("probed.yaml")
+	})
+
 	t.Run("OOM kill is reported as OOMKilled", func(t *testing.T) {
 		n.write("oom.yaml", `apiVersion: v1
 kind: Pod
