@@ -536,7 +536,14 @@ func TestDaemonKill9KeepsPodAndExitCodes(t *testing.T) {
 	// kill -9 the daemon while "short" is still running.
 	daemon.Process.Signal(syscall.SIGKILL)
 	daemon.Wait()
-	time.Sleep(3 * time.Second) // "short" exits (code 7) while no daemon runs
+	// "short" exits (code 7) while no daemon runs; a new "daemon" (f.rt)
+	// finds the record.
+	var short ContainerStatus
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if short, err = f.rt.ContainerStatus(ctx, pod.UID, ids["short"]); err == nil && short.State == ContainerExited {
+			break
+		}
+	}
 	sb, err := f.rt.SandboxStatus(ctx, pod.UID)
 	if err != nil || !sb.Ready || sb.PID != sbBefore.PID {
 		t.Fatalf("sandbox after daemon kill: %+v %v (before: pid %d)", sb, err, sbBefore.PID)
@@ -545,8 +552,7 @@ func TestDaemonKill9KeepsPodAndExitCodes(t *testing.T) {
 	if err != nil || long.State != ContainerRunning || !procAlive(long.PID) {
 		t.Errorf("long-running container after daemon kill: %+v %v", long, err)
 	}
-	short, err := f.rt.ContainerStatus(ctx, pod.UID, ids["short"])
-	if err != nil || short.State != ContainerExited || short.ExitCode != 7 || short.Reason != "Error" || short.FinishedAt.IsZero() || !short.FinishedAt.After(short.StartedAt) {
+	if short.State != ContainerExited || short.ExitCode != 7 || short.Reason != "Error" || short.FinishedAt.IsZero() || !short.FinishedAt.After(short.StartedAt) {
 		t.Errorf("exit while the daemon was dead: %+v %v; want Exited 7 Error", short, err)
 	}
 	if b, _ := os.ReadFile(short.LogPath); !strings.Contains(string(b), " stdout F bye\n") {
