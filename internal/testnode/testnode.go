@@ -168,7 +168,10 @@ func Boot() (*Node, error) {
 	// The launcher joins the test cgroups, then becomes unshare, whose child
 	// (PID 1 of the new pid namespace) mounts private /proc, /run and
 	// /sys/fs/cgroup and execs systemd.
-	launcher := `for f in "$@"; do echo $$ > "$f" || exit 1; done; exec unshare --pid --fork --mount --uts --ipc --net --cgroup --propagation private /bin/sh -c "$INNER"`
+	// --kill-child: unshare dies with the test process (Pdeathsig below) and
+	// takes systemd with it, so a test binary killed before Shutdown (a
+	// SIGPIPE from `go test | head`, a timeout) leaves no orphaned node.
+	launcher := `for f in "$@"; do echo $$ > "$f" || exit 1; done; exec unshare --pid --fork --kill-child --mount --uts --ipc --net --cgroup --propagation private /bin/sh -c "$INNER"`
 	cmd := exec.Command("/bin/sh", append([]string{"-c", launcher, "sh"}, procsFiles...)...)
 	cmd.Env = append(os.Environ(), "INNER="+innerScript, "MKL_UNIT_PATH="+n.unitDir)
 	cmd.Stdout = n.logBuf
