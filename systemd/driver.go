@@ -109,7 +109,8 @@ type Driver interface {
 	Usage(ctx context.Context, uid types.UID, id string) (Usage, error)
 	// WatchOOM starts counting OOM kills of a scope before its workload runs;
 	// the returned channel receives one value per kill and closes when the
-	// scope is gone.
+	// scope is gone or ctx ends (pass a context that lives as long as the
+	// container, not a request's).
 	WatchOOM(ctx context.Context, uid types.UID, id string) (<-chan struct{}, error)
 	Close() error
 }
