@@ -1057,3 +1057,46 @@ func TestPlacementFailureLeavesNothing(t *testing.T) {
 		t.Errorf("pod dir left behind: %v", err)
 	}
 }
+
+func TestMountPropagationHostToContainer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	src := filepath.Join(f.base, "shared-src")
+	os.MkdirAll(src, 0o755)
+	// Kubernetes expects the kubelet's folders on a shared mount.
+	if err := syscall.Mount(src, src, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmountUnder(src) }) // runs before the fixture's check
+	if err := syscall.Mount("", src, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(src, d), 0o755)
+	}
+	h2c := v1.MountPropagationHostToContainer
+	c := sh("c", `for i in $(seq 100); do test -e /h2c/a/marker && echo h2c-sees-it && break; sleep 0.1; done; test -e /none/b/marker && echo none-sees-it || echo none-blind; echo done; exec sleep 1000`)
+	c.VolumeMounts = []v1.VolumeMount{{Name: "src", MountPath: "/h2c", MountPropagation: &h2c}, {Name: "src", MountPath: "/none"}}
+	pod := testPod("propagation", c)
+	pod.Spec.Volumes = []v1.Volume{{Name: "src", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: src}}}}
+	_, ccs := f.run(ctx, pod, nil)
+	time.Sleep(200 * time.Millisecond)
+	// A mount made on the node after the container started.
+	for _, d := range []string{"a", "b"} {
+		p := filepath.Join(src, d)
+		if err := syscall.Mount("tmpfs", p, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(p, "marker"), nil, 0o644)
+	}
+	log := f.waitLog(ccs["c"], "done")
+	if !strings.Contains(log, "h2c-sees-it") || !strings.Contains(log, "none-blind") {
+		t.Errorf("HostToContainer should see the node's new mount, None should not; log:\n%s", log)
+	}
+	bi := v1.MountPropagationBidirectional
+	c2 := sh("c2", "true")
+	c2.VolumeMounts = []v1.VolumeMount{{Name: "src", MountPath: "/bi", MountPropagation: &bi}}
+	if _, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &c2, Rootfs: Rootfs{Path: f.root}}); err == nil || !strings.Contains(err.Error(), "privileged") {
+		t.Errorf("Bidirectional in an unprivileged container: %v", err)
+	}
+}

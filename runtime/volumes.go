@@ -180,15 +180,22 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 		if vm.ReadOnly {
 			flags |= unix.MS_RDONLY
 		}
-		m := shim.Mount{Source: src, Destination: vm.MountPath, Type: "bind", Flags: flags, File: !st.IsDir()}
+		m := shim.Mount{Source: src, Destination: vm.MountPath, Type: "bind", Flags: flags, File: !st.IsDir(),
+			Propagation: unix.MS_REC | unix.MS_PRIVATE} // None (the default): nothing crosses
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {
 			case v1.MountPropagationHostToContainer:
+				// The container's mounts are slaves of the node's: new
+				// mounts below a shared source show up inside.
 				m.Propagation = unix.MS_REC | unix.MS_SLAVE
 			case v1.MountPropagationBidirectional:
+				// Kubernetes allows it for privileged containers only. Mounts
+				// made inside propagate to the container's own peers; back
+				// to the node they do not (the root is a slave): a known gap.
+				if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
+					return nil, fmt.Errorf("container %s: volumeMount %s: Bidirectional mount propagation needs a privileged container", c.Name, vm.Name)
+				}
 				m.Propagation = unix.MS_REC | unix.MS_SHARED
-			default:
-				m.Propagation = unix.MS_REC | unix.MS_PRIVATE
 			}
 		}
 		out = append(out, m)
