@@ -189,9 +189,23 @@ func rule(num uint32, args []specs.LinuxSeccompArg, action uint32) ([]unix.SockF
 	return block, nil
 }
 
+// secondaryArches are the other ABIs a native architecture runs, by the
+// profile's name for them (moby's profile lists x86 and x32 for amd64).
+var secondaryArches = map[arch.AuditArch][]struct {
+	name specs.Arch
+	info *arch.Info
+}{
+	arch.X86_64.ID:  {{specs.ArchX86, arch.I386}},
+	arch.AARCH64.ID: {{specs.ArchARM, arch.ARM}},
+}
+
 // compileSeccomp turns OCI seccomp rules into one BPF program for the
-// native architecture (info nil) or the one given. Other ABIs (i386 and x32
-// on amd64) get the default action: their syscall numbers differ.
+// native architecture (info nil) or the one given, plus the 32-bit ABI the
+// profile lists (i386 on amd64, arm on arm64), each with its own syscall
+// numbers. x32 calls on amd64 get the default action.
+//
+//	ld arch; (jeq ARCH_i; ja block_i)...; ret default
+//	block_i: ld nr; rules...; ret default
 func compileSeccomp(ls *specs.LinuxSeccomp, info *arch.Info) ([]unix.SockFilter, error) {
 	if ls == nil {
 		return nil, nil
@@ -212,12 +226,45 @@ func compileSeccomp(ls *specs.LinuxSeccomp, info *arch.Info) ([]unix.SockFilter,
 	if err != nil {
 		return nil, err
 	}
-	prog := []unix.SockFilter{
-		stmt(ldAbs, offArch),
-		jump(jeq, uint32(info.ID), 1, 0),
-		stmt(ret, def),
-		stmt(ldAbs, offNr),
+	infos := []*arch.Info{info}
+	for _, sec := range secondaryArches[info.ID] {
+		for _, a := range ls.Architectures {
+			if a == sec.name {
+				infos = append(infos, sec.info)
+			}
+		}
 	}
+	var blocks [][]unix.SockFilter
+	for _, in := range infos {
+		b, err := seccompBlock(ls, in, def, defErrno)
+		if err != nil {
+			return nil, err
+		}
+		blocks = append(blocks, b)
+	}
+	header := 1 + 2*len(infos) + 1
+	prog := []unix.SockFilter{stmt(ldAbs, offArch)}
+	start := header
+	for i, in := range infos {
+		prog = append(prog, jump(jeq, uint32(in.ID), 0, 1))
+		ja := len(prog)
+		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA, K: uint32(start - (ja + 1))})
+		start += len(blocks[i])
+	}
+	prog = append(prog, stmt(ret, def))
+	for _, b := range blocks {
+		prog = append(prog, b...)
+	}
+	if len(prog) > 4096 {
+		return nil, fmt.Errorf("seccomp program has %d instructions, the kernel takes 4096", len(prog))
+	}
+	return prog, nil
+}
+
+// seccompBlock is the rules of one ABI: load the syscall number, test each
+// rule, fall back to the default action.
+func seccompBlock(ls *specs.LinuxSeccomp, info *arch.Info, def uint32, defErrno uint) ([]unix.SockFilter, error) {
+	prog := []unix.SockFilter{stmt(ldAbs, offNr)}
 	if info.ID == arch.X86_64.ID {
 		prog = append(prog, jump(jge, x32SyscallBit, 0, 1), stmt(ret, def))
 	}
@@ -236,14 +283,10 @@ func compileSeccomp(ls *specs.LinuxSeccomp, info *arch.Info) ([]unix.SockFilter,
 			}
 			b, err := rule(uint32(num|info.SeccompMask), sc.Args, act)
 			if err != nil {
-				return nil, fmt.Errorf("syscall %s: %w", name, err)
+				return nil, fmt.Errorf("syscall %s (%s): %w", name, info.Name, err)
 			}
 			prog = append(prog, b...)
 		}
 	}
-	prog = append(prog, stmt(ret, def))
-	if len(prog) > 4096 {
-		return nil, fmt.Errorf("seccomp program has %d instructions, the kernel takes 4096", len(prog))
-	}
-	return prog, nil
+	return append(prog, stmt(ret, def)), nil
 }

@@ -344,7 +344,8 @@ func TestSeccompCompilerSemantics(t *testing.T) {
 		{"ioctl(x, 1<<34)", seccompData(nr("ioctl"), id, 3, 1<<34), eperm},
 		{"clone3", seccompData(nr("clone3"), id), retErrno | uint32(unix.ENOSYS)},
 		{"x32 ABI", seccompData(nr("read")|x32SyscallBit, id), eperm},
-		{"other arch", seccompData(nr("read"), uint32(arch.I386.ID)), eperm},
+		{"i386 not listed in the profile", seccompData(nr("read"), uint32(arch.I386.ID)), eperm},
+		{"other arch", seccompData(nr("read"), uint32(arch.AARCH64.ID)), eperm},
 	} {
 		if got := runFilter(t, prog, tc.data); got != tc.want {
 			t.Errorf("%s: filter returned %#x, want %#x", tc.name, got, tc.want)
@@ -368,6 +369,18 @@ func TestDefaultProfileCompiles(t *testing.T) {
 		"kexec_load": retErrno | uint32(unix.EPERM), "clone3": retErrno | uint32(unix.ENOSYS)} {
 		if got := runFilter(t, prog, seccompData(nr(name), id)); got != want {
 			t.Errorf("default profile: %s → %#x, want %#x", name, got, want)
+		}
+		// The same names with i386's numbers (the profile lists x86 for amd64).
+		if n, ok := arch.I386.SyscallNames[name]; ok {
+			if got := runFilter(t, prog, seccompData(uint32(n), uint32(arch.I386.ID))); got != want {
+				t.Errorf("default profile, i386 ABI: %s (%d) → %#x, want %#x", name, n, got, want)
+			}
+		}
+	}
+	// socketcall exists on i386 only: its rule must use i386's number.
+	if n, ok := arch.I386.SyscallNames["socketcall"]; ok {
+		if got := runFilter(t, prog, seccompData(uint32(n), uint32(arch.I386.ID))); got != retAllow {
+			t.Errorf("i386 socketcall → %#x, want allow", got)
 		}
 	}
 	t.Logf("default profile: %d BPF instructions", len(prog))
