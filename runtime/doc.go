@@ -28,7 +28,9 @@
 //
 // Why this shape. Go cannot setns(2) into a mount or user namespace from a
 // multithreaded process, and setns without unshare(CLONE_FS) would move the
-// root of every thread. So nothing here ever calls setns: the supervisor is
+// root of every thread. So creating pods and containers never calls setns
+// (only exec must join a living container; it does so on a locked thread
+// after unshare(CLONE_FS), see below): the supervisor is
 // *created* in the pod's namespaces by clone flags (os/exec SysProcAttr),
 // and a container is *created* by the supervisor with CLONE_NEWNS (and
 // CLONE_NEWPID unless the pod shares its PID namespace or uses the host's),
