@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -328,6 +329,19 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		return fmt.Errorf("start container %s: %w", a.Name, err)
 	}
 	n.watchContainer(a.UID, cc.ID)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		h := c.Lifecycle.PostStart
+		if h.Exec != nil {
+			n.opt.Event(pod, a.Name, v1.EventTypeWarning, "FailedPostStartHook",
+				"PostStartHook skipped: exec hooks are not supported by the runtime yet")
+		} else if err := n.runHook(ctx, pod, a.UID, c, h, 2*time.Minute); err != nil {
+			// kubelet: a failed postStart hook kills the container, which is
+			// then restarted per the restart policy.
+			n.opt.Event(pod, a.Name, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: "+err.Error())
+			n.opt.Runtime.StopContainer(ctx, a.UID, cc.ID, podGraceOf(pod))
+			return fmt.Errorf("container %s: postStart hook: %w", a.Name, err)
+		}
+	}
 	n.pruneExited(ctx, a.UID, a.Name)
 	return nil
 }
@@ -363,11 +377,15 @@ func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.
 		readJSON(f, &cr)
 		cr.PreStop = HookRunning
 		writeJSON(f, cr)
-		err := n.runPreStop(ctx, pod, a, grace)
+		var err error
+		if c := findContainer(pod, a.Name); c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+			err = n.runHook(ctx, pod, a.UID, c, c.Lifecycle.PreStop, grace)
+		}
 		cr.PreStop = HookDone
 		if err != nil {
 			cr.PreStop = HookFailed
 			n.opt.Log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", a.Name, "err", err)
+			n.opt.Event(pod, a.Name, v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: "+err.Error())
 		}
 		writeJSON(f, cr)
 		grace -= n.opt.Now().Sub(start)
@@ -394,15 +412,12 @@ func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.
 	return nil
 }
 
-// runPreStop runs a preStop hook within the grace period. exec handlers
-// need `exec` in the runtime, which it does not offer yet: they are
-// reported as failed (the container is still stopped, as kubelet does).
-func (n *NodeShell) runPreStop(ctx context.Context, pod *v1.Pod, a KillContainer, grace time.Duration) error {
-	c := findContainer(pod, a.Name)
-	if c == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
-		return nil
-	}
-	h := c.Lifecycle.PreStop
+// runHook runs a lifecycle hook handler within timeout. exec handlers
+// need `exec` in the runtime, which it does not offer yet: they fail with
+// that reason (a preStop failure still stops the container, as kubelet
+// does; a postStart exec hook is skipped with a warning).
+func (n *NodeShell) runHook(ctx context.Context, pod *v1.Pod, uid types.UID, c *v1.Container, h *v1.LifecycleHandler, timeout time.Duration) error {
+	grace := timeout
 	if grace <= 0 {
 		grace = time.Second
 	}
@@ -418,7 +433,7 @@ func (n *NodeShell) runPreStop(ctx context.Context, pod *v1.Pod, a KillContainer
 	case h.HTTPGet != nil:
 		host := h.HTTPGet.Host
 		if host == "" {
-			if sb, ok := n.readSandbox(a.UID); ok && len(sb.IPs) > 0 {
+			if sb, ok := n.readSandbox(uid); ok && len(sb.IPs) > 0 {
 				host = sb.IPs[0]
 			} else {
 				host = "127.0.0.1"
@@ -490,6 +505,14 @@ func (n *NodeShell) stopSandbox(ctx context.Context, uid types.UID, id string, p
 	if err := n.teardownNetwork(ctx, uid, pod); err != nil {
 		return err
 	}
+	// Adapter: the runtime pins the netns at <pod>/sandbox/netns until
+	// RemoveSandbox, and a new sandbox in the same pod dir fails on that
+	// mount (EPERM). Once CNI DEL is done the pin has served its purpose.
+	nsPin := filepath.Join(n.opt.Runtime.PodDir(uid), "sandbox", "netns")
+	if err := unix.Unmount(nsPin, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unpin network namespace %s: %w", nsPin, err)
+	}
+	os.Remove(nsPin)
 	if err := n.opt.Driver.StopScope(ctx, id, true); err != nil {
 		return fmt.Errorf("stop sandbox scope %s: %w", systemd.ScopeUnitName(id), err)
 	}

@@ -51,6 +51,8 @@ type LoopOptions struct {
 	Report func(res *Result, desired *Desired, observed *Observed)
 	// OnRound is told how long a round took and whether observation failed.
 	OnRound func(d time.Duration, err error)
+	// OnActionError is told of every failed action (for a Warning event).
+	OnActionError func(uid types.UID, pod *v1.Pod, a Action, err error)
 }
 
 // Loop runs Plan forever. Create with NewLoop, start with Run.
@@ -292,6 +294,9 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 				}
 				l.failed(uid)
 				l.opt.Log.Warn("action failed", "pod", podName(pod, uid), "action", key, "err", err)
+				if l.opt.OnActionError != nil {
+					l.opt.OnActionError(uid, pod, a, err)
+				}
 				return
 			}
 			l.opt.Log.Debug("action done", "pod", podName(pod, uid), "action", key)

@@ -42,8 +42,10 @@ type NodeOptions struct {
 	// Wake is called when something changed behind the loop's back (a
 	// container exited, an OOM kill was counted).
 	Wake func()
-	Now  func() time.Time
-	Log  *slog.Logger
+	// Event records an event the executor itself observes (hook failures).
+	Event func(pod *v1.Pod, container, typ, reason, message string)
+	Now   func() time.Time
+	Log   *slog.Logger
 }
 
 // NodeShell implements Shell over the real node.
@@ -84,6 +86,9 @@ func NewNodeShell(opt NodeOptions) *NodeShell {
 	}
 	if opt.Wake == nil {
 		opt.Wake = func() {}
+	}
+	if opt.Event == nil {
+		opt.Event = func(*v1.Pod, string, string, string, string) {}
 	}
 	if opt.HostIP == "" {
 		opt.HostIP = hostIPv4()

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/internal/api"
 	"github.com/minikubelet/minikubelet/manifests"
@@ -139,8 +141,19 @@ func Run(ctx context.Context, o Options) error {
 			loop.Wake()
 		}
 	}
+	podEvent := func(pod *v1.Pod, container, typ, reason, msg string) {
+		if pod == nil {
+			return
+		}
+		obj := v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+		if container != "" {
+			obj.FieldPath = "spec.containers{" + container + "}"
+		}
+		apiStore.RecordEvent(v1.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg,
+			Source: v1.EventSource{Component: "kubelet", Host: o.NodeName}})
+	}
 	shell := reconciler.NewNodeShell(reconciler.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
-		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake,
+		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake, Event: podEvent,
 		Log: log.With("component", "node")})
 	defer shell.Close()
 	rep := newReporter(apiStore, metrics, shell, driver, planOpts, cfg, o.NodeName)
@@ -150,6 +163,10 @@ func Run(ctx context.Context, o Options) error {
 		return desiredFrom(snap), snap.Synced
 	}, reconciler.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
 		Log: log.With("component", "reconciler"), Report: rep.report,
+		OnActionError: func(uid types.UID, pod *v1.Pod, a reconciler.Action, err error) {
+			reason, container := actionFailureReason(a)
+			podEvent(pod, container, v1.EventTypeWarning, reason, err.Error())
+		},
 		OnRound: func(d time.Duration, err error) {
 			metrics.ObserveReconcile(d, err)
 			lastRound.Store(time.Now().UnixNano())
@@ -247,4 +264,23 @@ wait:
 		log.Warn("actions still running at exit; the next start completes them")
 	}
 	return runErr
+}
+
+// actionFailureReason names a failed action's Warning event as kubelet does.
+func actionFailureReason(a reconciler.Action) (reason, container string) {
+	switch a := a.(type) {
+	case reconciler.EnsurePodCgroup:
+		return "FailedCreatePodContainer", ""
+	case reconciler.RunSandbox:
+		return "FailedCreatePodSandBox", ""
+	case reconciler.CreateAndStartContainer:
+		return "Failed", a.Name
+	case reconciler.KillContainer:
+		return "FailedKillPod", a.Name
+	case reconciler.StopSandbox, reconciler.RemovePod, reconciler.CleanupOrphan, reconciler.RemoveContainer:
+		return "FailedKillPod", ""
+	case reconciler.PullImage:
+		return "FailedPull", ""
+	}
+	return "Failed", ""
 }

@@ -46,8 +46,10 @@ func (n *e2eNode) checkConsistent(t *testing.T) {
 		if c := count("minikubelet sandbox default/" + p.Name); c != 1 {
 			t.Errorf("pod %s: %d sandbox scopes, want 1:\n%s", p.Name, c, u)
 		}
-		if c := count("minikubelet container default/" + p.Name + "/c"); c != 1 {
-			t.Errorf("pod %s: %d container scopes, want 1:\n%s", p.Name, c, u)
+		for _, cs := range p.Status.ContainerStatuses {
+			if c := count("minikubelet container default/" + p.Name + "/" + cs.Name); c != 1 {
+				t.Errorf("pod %s: %d scopes of container %s, want 1:\n%s", p.Name, c, cs.Name, u)
+			}
 		}
 	}
 	ents, _ := os.ReadDir(filepath.Join(n.root, "pods"))

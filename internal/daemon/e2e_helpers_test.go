@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,8 @@ type e2eNode struct {
 	exited                                  chan struct{}
 	starts                                  int
 	started                                 bool // the API answered at least once
+	notify                                  *net.UnixConn
+	notes                                   chan string
 }
 
 // buildBinaries builds minikubelet and its shim into dir.
@@ -105,6 +108,25 @@ func newE2ENode(t *testing.T) *e2eNode {
 	for _, d := range []string{n.root, n.manifests, n.logs, n.cniConf} {
 		os.MkdirAll(d, 0o755)
 	}
+	// An sd_notify socket, as systemd gives a Type=notify service.
+	na, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify.sock"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.notify, n.notes = na, make(chan string, 1000)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := na.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case n.notes <- string(buf[:k]):
+			default:
+			}
+		}
+	}()
 	n.bin = buildBinaries(t, filepath.Join(dir, "bin"))
 	importBusybox(t, n.root)
 	t.Cleanup(n.cleanup)
@@ -124,6 +146,7 @@ func (n *e2eNode) start(extra ...string) {
 		"--log-dir", n.logs, "--socket", n.socket, "--cgroup-driver", "systemd", "--resync", "3s",
 		"--crashloop-max", "4s", "--cni-conf-dir", n.cniConf, "--pod-cidr", "10.231.0.0/24", "-v", "4"}, extra...)
 	cmd := exec.Command(n.bin, args...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(n.dir, "notify.sock"), "WATCHDOG_USEC=2000000")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
@@ -187,6 +210,7 @@ func (n *e2eNode) cleanup() {
 		time.Sleep(200 * time.Millisecond)
 	}
 	n.stop(syscall.SIGTERM)
+	n.notify.Close()
 	// Defensive: nothing of ours may stay mounted.
 	for _, m := range mountsUnder(n.dir) {
 		unix.Unmount(m, unix.MNT_DETACH)

@@ -44,6 +44,19 @@ func TestDaemonEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("sd_notify READY and watchdog", func(t *testing.T) {
+		got := map[string]bool{}
+		timeout := time.After(10 * time.Second)
+		for !got["READY=1"] || !got["WATCHDOG=1"] {
+			select {
+			case m := <-n.notes:
+				got[m] = true
+			case <-timeout:
+				t.Fatalf("notifications received: %v", got)
+			}
+		}
+	})
+
 	t.Run("logs -f follows the container", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -298,6 +311,25 @@ spec:
 			t.Fatalf("OOM: exit code %d, qos %s", st.ExitCode, p.Status.QOSClass)
 		}
 		n.remove("oom.yaml")
+	})
+
+	t.Run("a killed pause takes the pod down and it is recreated", func(t *testing.T) {
+		uid := string(webPod.UID)
+		pid := n.sandboxPID(uid)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		p := n.waitPod(web, "Running in a new sandbox", 30*time.Second, func(p *v1.Pod) bool {
+			return running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
+		})
+		if string(p.UID) != uid || n.sandboxPID(uid) == pid || n.sandboxPID(uid) == 0 {
+			t.Fatalf("pod not recreated in place: uid %s, sandbox pid %d (was %d)", p.UID, n.sandboxPID(uid), pid)
+		}
+		out, _ := n.cli("describe", "pod", "web")
+		if !strings.Contains(out, "SandboxChanged") {
+			t.Fatalf("describe lacks SandboxChanged:\n%s", out)
+		}
+		n.checkConsistent(t)
 	})
 
 	t.Run("delete removes units, mounts, processes within grace", func(t *testing.T) {

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -35,6 +36,7 @@ type reporter struct {
 	usage     map[string]sample // uid/container ("" = pod) -> last sample
 	lastUsage time.Time
 	extras    map[types.UID]api.PodExtra
+	qosKey    string // QoS values last applied
 }
 
 type sample struct {
@@ -121,6 +123,54 @@ func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reco
 	}
 	r.metrics.SetPods(all)
 	r.events(res.Events, now)
+	r.updateQOS(d)
+}
+
+// qosUpdater is what both drivers offer beyond Driver: the kubelet's QoS
+// cgroup values (burstable shares from the sum of requests, besteffort 2).
+type qosUpdater interface {
+	UpdateQOS(ctx context.Context, qos systemd.QOSClass, r systemd.Resources) error
+}
+
+func (r *reporter) updateQOS(d *reconciler.Desired) {
+	u, ok := r.driver.(qosUpdater)
+	if !ok {
+		return
+	}
+	pods := make([]*v1.Pod, 0, len(d.Pods))
+	for _, dp := range d.Pods {
+		if dp != nil && dp.Pod != nil {
+			pods = append(pods, dp.Pod)
+		}
+	}
+	burstable, bestEffort := systemd.QOSResources(pods)
+	key := fmt.Sprint(ptrU(burstable.CPUShares), ptrI(burstable.MemoryLimit), ptrU(bestEffort.CPUShares))
+	if key == r.qosKey {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := u.UpdateQOS(ctx, v1.PodQOSBurstable, burstable); err != nil {
+		return
+	}
+	if err := u.UpdateQOS(ctx, v1.PodQOSBestEffort, bestEffort); err != nil {
+		return
+	}
+	r.qosKey = key
+}
+
+func ptrU(p *uint64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func ptrI(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func splitKey(k string) (string, string) {
