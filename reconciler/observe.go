@@ -256,7 +256,14 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 			op.Sandbox.State = SandboxStopped
 		default:
 			st, err := n.opt.Runtime.SandboxStatus(ctx, uid)
-			if err == nil && st.PID != 0 {
+			_, placed := scopes[sb.ID]
+			if err == nil && st.PID != 0 && !placed && n.opt.Now().Sub(sb.Created) > unplacedAfter {
+				// A pause never placed in its scope (the daemon died between
+				// starting it and placing it) is half a sandbox: released and
+				// replaced like a dead one. Younger ones may be being placed
+				// right now.
+				op.Sandbox.State = SandboxExited
+			} else if err == nil && st.PID != 0 {
 				op.Sandbox.State = SandboxRunning
 				op.Sandbox.PID = st.PID
 				sbRunning = true
@@ -330,6 +337,11 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 	}
 	return nil
 }
+
+// unplacedAfter: a pause still outside its scope this long after its
+// sandbox record was written is not being placed any more (a placement
+// waits at most for systemd's job timeout).
+const unplacedAfter = 2 * time.Minute
 
 // watchContainer starts, once per running container, a waiter that wakes
 // the loop at its exit and an OOM watcher on its scope (re-armed after a
