@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,8 +80,16 @@ func TestRotationKeepsMaxFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A clock that moves 1 ms per reading, read by the stream reader and
+	// the writer goroutines alike.
+	var mu sync.Mutex
 	tick := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	w.now = func() time.Time { tick = tick.Add(time.Millisecond); return tick }
+	w.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		tick = tick.Add(time.Millisecond)
+		return tick
+	}
 	r, pw, _ := os.Pipe()
 	w.Follow("stdout", r)
 	for i := 0; i < 200; i++ {
