@@ -147,6 +147,28 @@ func TestDaemonEndToEnd(t *testing.T) {
 		})
 	})
 
+	t.Run("an edit to a missing image keeps the old pod running", func(t *testing.T) {
+		good, _ := os.ReadFile(filepath.Join(n.manifests, "web.yaml"))
+		pid := n.sandboxPID(string(webPod.UID))
+		n.write("web.yaml", strings.Replace(string(good), testImage, "localhost/missing:1", 1))
+		n.waitPod(web, "the new pod waiting for its image", 20*time.Second, func(p *v1.Pod) bool {
+			if p.UID == webPod.UID || len(p.Status.ContainerStatuses) == 0 {
+				return false
+			}
+			w := p.Status.ContainerStatuses[0].State.Waiting
+			return w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff")
+		})
+		time.Sleep(1500 * time.Millisecond)
+		if !procAlive(pid) {
+			t.Fatalf("the old pod was stopped for a new pod whose image cannot be pulled")
+		}
+		n.write("web.yaml", string(good))
+		p := n.waitPod(web, "the old pod back", 20*time.Second, func(p *v1.Pod) bool { return p.UID == webPod.UID && running(p) })
+		if n.sandboxPID(string(p.UID)) != pid {
+			t.Fatalf("the old pod was restarted")
+		}
+	})
+
 	t.Run("init containers run first", func(t *testing.T) {
 		n.write("init.yaml", `apiVersion: v1
 kind: Pod
@@ -340,7 +362,17 @@ spec:
 		}
 		start := time.Now()
 		n.remove("web.yaml")
-		// Removal waits ~1 s (the editor-save guard), then grace 2 s.
+		// Removal waits ~1 s (the editor-save guard), then grace 2 s during
+		// which kubectl's STATUS column reads Terminating.
+		n.waitFor("web pod Terminating", 10*time.Second, func() bool {
+			out, err := n.cli("get", "pods")
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, web+" ") && strings.Contains(l, "Terminating") {
+					return err == nil
+				}
+			}
+			return false
+		})
 		n.waitFor("web pod gone", 20*time.Second, func() bool { _, ok := n.pod(web); return !ok })
 		took := time.Since(start)
 		if u := units(t); strings.Contains(u, strings.ReplaceAll(uid, "-", "_")) || strings.Contains(u, "default/web-node1") {
