@@ -272,12 +272,26 @@ func readUsage(dirs map[string]string) (Usage, error) {
 			return u, err
 		}
 	}
+	cpuFound := false
 	if dir, ok := dirs["cpuacct"]; ok {
 		ns, err := readUintFile(dir, "cpuacct.usage")
 		switch {
 		case err == nil:
-			exists = true
+			exists, cpuFound = true, true
 			u.CPUUsageNanos = ns
+		case !errors.Is(err, fs.ErrNotExist):
+			return u, err
+		}
+	}
+	if dir, ok := dirs[hybridV2Key]; ok && !cpuFound {
+		// systemd does not create its units' cgroups in a cpuacct hierarchy
+		// mounted apart from cpu (as on the build machine), but on a hybrid
+		// host every cgroup2 directory counts cpu time in cpu.stat, with or
+		// without the cpu controller.
+		usec, err := readKeyedFile(dir, "cpu.stat", "usage_usec")
+		switch {
+		case err == nil:
+			u.CPUUsageNanos = usec * 1000
 		case !errors.Is(err, fs.ErrNotExist):
 			return u, err
 		}

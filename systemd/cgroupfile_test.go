@@ -214,6 +214,17 @@ func TestReadUsageV1(t *testing.T) {
 	if u != want {
 		t.Fatalf("usage %+v, want %+v", u, want)
 	}
+	// No cpuacct cgroup (systemd skips a cpuacct hierarchy mounted apart
+	// from cpu): the hybrid unified directory's cpu.stat stands in.
+	unified := filepath.Join(root, "unified/kubepods/podu")
+	writeFiles(t, unified, map[string]string{"cpu.stat": "usage_usec 777\nuser_usec 700\nsystem_usec 77\n"})
+	noAcct := map[string]string{"memory": mem, "cpuacct": filepath.Join(root, "cpuacct/missing"), "unified": unified}
+	if u, err := readUsage(noAcct); err != nil || u.CPUUsageNanos != 777000 {
+		t.Fatalf("cpu from unified cpu.stat: %+v %v", u, err)
+	}
+	if u, _ := readUsage(dirs); u.CPUUsageNanos != 123456789 {
+		t.Fatalf("cpuacct.usage must win when present: %+v", u)
+	}
 	// Inactive file pages above usage floor the working set at 0.
 	writeFiles(t, mem, map[string]string{"memory.stat": "total_inactive_file 99999999\n"})
 	if u, _ := readUsage(dirs); u.MemoryBytes != 0 {
