@@ -831,7 +831,10 @@ func TestUsageAndOOM(t *testing.T) {
 	}
 	hog.releaseAndReport(t)
 	select {
-	case <-oom:
+	case _, ok := <-oom:
+		if !ok {
+			t.Fatal("WatchOOM channel closed without reporting a kill")
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no OOM kill reported within 30s")
 	}
