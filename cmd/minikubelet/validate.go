@@ -7,7 +7,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/minikubelet/minikubelet/runtime/images"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -237,6 +239,10 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	for _, c := range names {
 		explainMounts(w, pod, c.c, podDir)
 	}
+
+	p("")
+	p("Images (store %s)", filepath.Join(opts.rootDir, "images"))
+	explainImages(w, names, opts.rootDir)
 
 	if hasProbes(pod) {
 		p("")
@@ -606,4 +612,38 @@ func securityText(psc *v1.PodSecurityContext, c *v1.Container) string {
 		parts = append(parts, "no_new_privs")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// explainImages resolves each container's image in the local store, read-only:
+// a store that does not exist yet is reported, not created (validate is offline).
+func explainImages(w io.Writer, names []namedContainer, rootDir string) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	var store *images.Store
+	if st, err := os.Stat(filepath.Join(rootDir, "images")); err == nil && st.IsDir() {
+		if s, err := images.Open(rootDir, images.Options{}); err == nil {
+			store = s
+		} else {
+			p("  (cannot open the image store: %v)", err)
+		}
+	}
+	for _, c := range names {
+		ref := c.c.Image
+		if norm, err := images.ParseReference(ref); err == nil {
+			ref = norm.String()
+		}
+		if store == nil {
+			p("  %-12s %s: no image store under --root-dir yet; it will be pulled per imagePullPolicy %s", c.c.Name, ref, c.c.ImagePullPolicy)
+			continue
+		}
+		rec, found, err := store.Lookup(c.c.Image)
+		switch {
+		case err != nil:
+			p("  %-12s %s: %v", c.c.Name, ref, err)
+		case !found:
+			p("  %-12s %s: not in the store; it will be pulled per imagePullPolicy %s", c.c.Name, ref, c.c.ImagePullPolicy)
+		default:
+			p("  %-12s %s", c.c.Name, ref)
+			p("  %-12s   present: digest %s, image ID %s, %s, %d layer(s)", "", rec.Digest(), rec.ID, rec.Platform, len(rec.Layers))
+		}
+	}
 }
