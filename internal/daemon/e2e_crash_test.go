@@ -85,10 +85,10 @@ func TestDaemonCrashSafety(t *testing.T) {
 	n.start()
 	n.write("keep.yaml", podManifest("keep", "Always", 1, `while true; do sleep 1; done`))
 	n.write("gone.yaml", podManifest("gone", "Always", 1, `while true; do sleep 1; done`))
-	n.write("exiter.yaml", podManifest("exiter", "Never", 1, `sleep 3; exit 42`))
+	n.write("exiter.yaml", podManifest("exiter", "Never", 1, `sleep 5; exit 42`))
+	exiter := n.waitPod("exiter-node1", "Running", 60*time.Second, running)
 	keep := n.waitPod("keep-node1", "Running", 60*time.Second, running)
 	n.waitPod("gone-node1", "Running", 60*time.Second, running)
-	n.waitPod("exiter-node1", "Running", 60*time.Second, running)
 	keepPID := n.sandboxPID(string(keep.UID))
 
 	t.Run("SIGTERM leaves pods running; restart adopts and reconciles", func(t *testing.T) {
@@ -99,7 +99,10 @@ func TestDaemonCrashSafety(t *testing.T) {
 		// While the daemon is down: a file goes, one comes, a container exits.
 		n.remove("gone.yaml")
 		n.write("fresh.yaml", podManifest("fresh", "Always", 1, `while true; do sleep 1; done`))
-		time.Sleep(3500 * time.Millisecond)
+		n.waitFor("the exiter's exit recorded while the daemon is down", 20*time.Second, func() bool {
+			m, _ := filepath.Glob(filepath.Join(n.root, "pods", string(exiter.UID), "containers", "*", "exit.json"))
+			return len(m) > 0
+		})
 		n.start()
 		p := n.waitPod("exiter-node1", "Failed with its exit code", 30*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 		if st := p.Status.ContainerStatuses[0].State.Terminated; st == nil || st.ExitCode != 42 {

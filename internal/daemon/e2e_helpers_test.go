@@ -49,7 +49,11 @@ func buildBinaries(t *testing.T, dir string) string {
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	bin := filepath.Join(dir, "minikubelet")
 	for _, b := range [][2]string{{bin, "./cmd/minikubelet"}, {filepath.Join(dir, "minikubelet-shim"), "./runtime/shimbin"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		args := []string{"build", "-o", b[0]}
+		if os.Getenv("MKL_E2E_RACE") != "" && b[1] == "./cmd/minikubelet" {
+			args = append(args, "-race") // daemon side only; the shim stays small
+		}
+		cmd := exec.Command("go", append(args, b[1])...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
