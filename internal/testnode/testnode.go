@@ -131,6 +131,7 @@ func Boot() (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	sweepStaleNodes(hs)
 	n := &Node{Name: "mkl-test-" + randHex(4), logBuf: &lockedBuffer{}}
 	ok := false
 	defer func() {
@@ -311,6 +312,41 @@ func removeCgroupTree(dir string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// staleAfter is how old an empty node cgroup must be before Boot removes it:
+// far longer than the gap between a concurrent Boot's mkdir and its launcher
+// joining the cgroup.
+const staleAfter = 10 * time.Minute
+
+// sweepStaleNodes removes node cgroups left by a test binary that was killed
+// before its Shutdown ran (its systemd died with it, the empty cgroups stay).
+// Only mkl-test-* folders beside ours, old and without any process, are touched.
+func sweepStaleNodes(hs []hierarchy) {
+	for _, h := range hs {
+		dirs, _ := filepath.Glob(filepath.Join(h.mount, h.own, "mkl-test-*"))
+		for _, dir := range dirs {
+			st, err := os.Stat(dir)
+			if err != nil || time.Since(st.ModTime()) < staleAfter || cgroupTreeHasProcs(dir) {
+				continue
+			}
+			removeCgroupTree(dir)
+		}
+	}
+}
+
+func cgroupTreeHasProcs(dir string) bool {
+	busy := false
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || busy || !d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(filepath.Join(p, "cgroup.procs")); err != nil || len(bytes.TrimSpace(b)) > 0 {
+			busy = true // unreadable counts as busy: never remove what we cannot see
+		}
+		return nil
+	})
+	return busy
 }
 
 // hostHierarchies lists the mounted cgroup hierarchies and this process's
