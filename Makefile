@@ -44,3 +44,16 @@ run: deps build
 
 clean:
 	rm -rf bin
+
+# Benchmarks (root): a real systemd booted by the test harness; minikubelet
+# side by side with a raw floor (unshare + systemd-run) and podman kube play.
+# Prints one Markdown table per scenario, also in bench/results/latest.md.
+#   make bench                     (~5 min)   BENCHFLAGS=--quick (~1 min) or --large (500 pods)
+.PHONY: bench-deps
+BENCHFLAGS ?=
+bench-deps:
+	@hack/bench-deps.sh
+
+bench: deps bench-deps build
+	$(GO) build -o bin/mkl-bench ./bench
+	bin/mkl-bench $(BENCHFLAGS)

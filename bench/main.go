@@ -1,0 +1,329 @@
+// Command bench (`make bench`, as root) measures minikubelet against a real
+// systemd booted by the test harness (internal/testnode) and prints one
+// Markdown table per scenario, also written to bench/results/latest.md:
+//
+//  1. pod start latency of a 2-container pod (web server + client polling it)
+//  2. the floor: the same two processes with unshare + systemd-run --scope
+//  3. the peer: podman kube play of the same YAML
+//  4. mass start/stop of N pods
+//  5. steady state with N pods: daemon CPU and RSS, per-pod overhead, D-Bus
+//     calls per reconcile
+//  6. crash-restart reaction: a killed container, a SIGKILL'd daemon
+//
+// plus the Go micro-benchmarks of manifests and reconciler.
+//
+// On the host it boots the node, re-executes itself inside it (as
+// testnode.RunSelf does for test binaries), then shuts the node down and
+// removes its temp dir. Every comparison is interleaved (A B A B ...) and
+// reported as ratios measured in the same run. It never fails for being
+// slow: every wait is bounded, a scenario that cannot finish reports why in
+// its table and the run goes on.
+//
+//	bin/mkl-bench [--quick | --large] [--runs N] [--pods N] [--steady 60s] [--out FILE]
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/minikubelet/minikubelet/internal/testnode"
+)
+
+const (
+	envInside = "MKL_BENCH_INSIDE" // set in the copy re-executed inside the node: its temp dir
+	envSetup  = "MKL_BENCH_SETUP_ERR"
+	demoRef   = "localhost/minikubelet-demo:latest"
+)
+
+// options are the sizes of one run.
+type options struct {
+	mode       string // quick, default, large
+	startRuns  int    // scenario 1-3 iterations (each: one minikubelet, one floor, one podman run)
+	restarts   int    // scenario 6a iterations
+	podCounts  []int  // scenarios 4, 5, 6b
+	steady     time.Duration
+	budget     time.Duration // whole run inside the node; later scenarios are skipped past it
+	binDir     string
+	out        string
+	noPodman   bool
+	noGoBench  bool
+	parallel   int
+}
+
+func parseFlags() options {
+	var o options
+	quick := flag.Bool("quick", false, "tiny sizes that prove every scenario works (~1 minute)")
+	large := flag.Bool("large", false, "500 pods for mass start/stop and steady state (also 100)")
+	runs := flag.Int("runs", 0, "pod start iterations (default 30; quick 5)")
+	pods := flag.Int("pods", 0, "pods for scenarios 4-6 (default 100; quick 10; large 100 and 500)")
+	steady := flag.Duration("steady", 0, "steady-state window (default 60s; quick 10s)")
+	flag.StringVar(&o.binDir, "bin-dir", "bin", "folder holding minikubelet and minikubelet-shim (make build)")
+	flag.StringVar(&o.out, "out", "bench/results/latest.md", "Markdown report file")
+	flag.BoolVar(&o.noPodman, "no-podman", false, "skip the podman peer (scenario 3)")
+	flag.BoolVar(&o.noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
+	flag.IntVar(&o.parallel, "parallel-pods", 0, "passed to minikubelet run (0: its default)")
+	flag.Parse()
+	o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "default", 30, 5, []int{100}, 60*time.Second, 12*time.Minute
+	switch {
+	case *quick:
+		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "quick", 5, 2, []int{10}, 10*time.Second, 4*time.Minute
+	case *large:
+		o.mode, o.podCounts, o.budget = "large", []int{100, 500}, 45*time.Minute
+	}
+	if *runs > 0 {
+		o.startRuns = *runs
+	}
+	if *pods > 0 {
+		o.podCounts = []int{*pods}
+	}
+	if *steady > 0 {
+		o.steady = *steady
+	}
+	if abs, err := filepath.Abs(o.binDir); err == nil {
+		o.binDir = abs
+	}
+	return o
+}
+
+func main() {
+	o := parseFlags()
+	if dir := os.Getenv(envInside); dir != "" {
+		os.Exit(inside(o, dir))
+	}
+	os.Exit(host(o))
+}
+
+// host prepares the temp dir and image, boots the node, runs the benchmark
+// inside it, then tears everything down and writes the report file.
+func host(o options) int {
+	header := reportHeader(o)
+	fmt.Print(header)
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "mkl-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer cleanupDir(dir)
+	body := ""
+	if os.Geteuid() != 0 {
+		body = "**Scenarios 1-6 skipped: not running as root** (they boot a systemd in namespaces).\n\n"
+		fmt.Print(body)
+	} else {
+		body = runNode(o, dir)
+	}
+	var gb string
+	if !o.noGoBench {
+		gb = goBench()
+		fmt.Print(gb)
+	}
+	if err := os.WriteFile(o.out, []byte(header+body+gb), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	fmt.Printf("\nreport written to %s\n", o.out)
+	return 0
+}
+
+// runNode boots the node and runs this program inside it; it returns the
+// Markdown the inside part wrote (what it printed).
+func runNode(o options, dir string) string {
+	setupErr := ""
+	// The demo image, built exactly as `make run` builds it, imported into
+	// the benchmark's own root dir (podman loads the same tarball).
+	cmd := exec.Command("hack/build-demo-image.sh", "--root-dir", filepath.Join(dir, "root"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		setupErr = fmt.Sprintf("hack/build-demo-image.sh failed: %v: %s", err, lastLines(string(out), 5))
+	} else if err := copyFile("bin/minikubelet-demo.tar", filepath.Join(dir, "demo.tar")); err != nil {
+		setupErr = "demo image tarball: " + err.Error()
+	}
+	node, err := testnode.Boot()
+	if err != nil {
+		s := fmt.Sprintf("**Scenarios 1-6 not run: the test node did not boot:** %v\n\n", err)
+		fmt.Print(s)
+		return s
+	}
+	defer func() {
+		if err := node.Shutdown(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: node teardown:", err)
+		}
+	}()
+	self, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), o.budget+3*time.Minute)
+	defer cancel()
+	in := node.Command(self, os.Args[1:]...)
+	in.Env = append(in.Env, envInside+"="+dir, envSetup+"="+setupErr, "PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	cwd, _ := os.Getwd()
+	in.Dir = cwd
+	in.Stdout, in.Stderr = os.Stdout, os.Stderr
+	if err := in.Start(); err != nil {
+		return fmt.Sprintf("**Scenarios 1-6 not run: cannot start inside the node:** %v\n\n", err)
+	}
+	// Ctrl-C / SIGTERM: stop the inside part, then tear down normally.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- in.Wait() }()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-ctx.Done():
+		in.Process.Kill()
+		runErr = fmt.Errorf("stopped after the time budget %s", o.budget+3*time.Minute)
+		<-done
+	case s := <-sigs:
+		in.Process.Kill()
+		runErr = fmt.Errorf("interrupted by %v", s)
+		<-done
+	}
+	body, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if runErr != nil {
+		s := fmt.Sprintf("**The benchmark inside the node ended early: %v** (tables above are complete).\n\n", runErr)
+		fmt.Print(s)
+		body = append(body, s...)
+	}
+	return string(body)
+}
+
+func reportHeader(o options) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# minikubelet benchmark — %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	kernel, _ := exec.Command("uname", "-r").Output()
+	fmt.Fprintf(&b, "Mode **%s** (%d start runs, pods %v, steady window %s). Machine: %s, %d cores, %s RAM, kernel %s, %s, commit %s.\n\n",
+		o.mode, o.startRuns, o.podCounts, o.steady, cpuModel(), runtime.NumCPU(), memTotal(), strings.TrimSpace(string(kernel)),
+		runtime.Version(), strings.TrimSpace(string(commit)))
+	return b.String()
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if i := strings.IndexByte(l, ':'); i > 0 {
+				return strings.TrimSpace(l[i+1:])
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	var kb int64
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "MemTotal:") {
+			fmt.Sscanf(strings.TrimPrefix(l, "MemTotal:"), "%d", &kb)
+		}
+	}
+	return fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, " / ")
+}
+
+// cleanupDir unmounts whatever is still mounted below dir (nothing, normally:
+// the node's mounts die with its mount namespace) and removes it.
+func cleanupDir(dir string) {
+	for _, m := range mountsUnder(dir) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: remove", dir+":", err)
+	}
+}
+
+// mountsUnder lists mount points below dir in this mount namespace, deepest first.
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// goBench runs the existing Go micro-benchmarks and summarises them.
+func goBench() string {
+	t := newTable("Go micro-benchmarks (go test -bench, 200 iterations)", "benchmark", "package", "ns/op", "B/op", "allocs/op")
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", "200x", "-benchmem", "./manifests", "./reconciler")
+	cmd.Env = append(os.Environ(), "MKL_SKIP_INTEGRATION=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := runCtx(ctx, cmd)
+	pkg := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "pkg:" {
+			pkg = strings.TrimPrefix(f[1], "github.com/minikubelet/minikubelet/")
+		}
+		if len(f) >= 4 && strings.HasPrefix(f[0], "Benchmark") && f[3] == "ns/op" {
+			row := []string{f[0], pkg, f[2], "", ""}
+			for i := 4; i+1 < len(f); i += 2 {
+				switch f[i+1] {
+				case "B/op":
+					row[3] = f[i]
+				case "allocs/op":
+					row[4] = f[i]
+				}
+			}
+			t.row(row...)
+		}
+	}
+	if err != nil {
+		t.note("go test failed: %v: %s", err, lastLines(out.String(), 8))
+	}
+	return t.markdown()
+}
+
+// runCtx runs cmd, killing it when ctx ends.
+func runCtx(ctx context.Context, cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-done
+		return ctx.Err()
+	}
+}

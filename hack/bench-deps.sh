@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what `make bench` compares against on Debian 12, as root: podman
+# (the peer of scenario 3) with runc (crun 1.8 refuses this machine's cgroup
+# layout) and catatonit (podman builds its infra image from it, offline).
+# Idempotent: installs only what is missing. As non-root it only reports.
+# Nothing is configured on the host: the benchmark gives podman its own
+# containers.conf, storage and cgroup mounts inside its own namespaces.
+set -euo pipefail
+pkgs=(podman runc catatonit busybox-static util-linux iproute2)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "bench-deps: not root; missing Debian packages: ${missing[*]} (the podman scenario will report why it cannot run)" >&2
+  exit 0
+fi
+echo "bench-deps: apt-get install ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
