@@ -210,7 +210,27 @@ func (l *Loop) Round(ctx context.Context) time.Time {
 	now := l.opt.Now()
 	res := Plan(desired, observed, now, l.opt.Config)
 	for i := range res.Pods {
-		l.shell.Persist(&res.Pods[i])
+		pp := &res.Pods[i]
+		if busy[pp.UID] {
+			// What was observed of a pod whose actions are running may be a
+			// glimpse mid-action (a sandbox record without its process yet):
+			// keep its last status and derive no events from it; the round
+			// after its chain ends reports the real transitions.
+			if prev := observed.PrevStatus[pp.UID]; prev != nil {
+				pp.Status = prev
+			}
+			continue
+		}
+		l.shell.Persist(pp)
+	}
+	if len(busy) > 0 {
+		kept := res.Events[:0:0]
+		for _, ev := range res.Events {
+			if !busy[ev.PodUID] {
+				kept = append(kept, ev)
+			}
+		}
+		res.Events = kept
 	}
 	if l.opt.Report != nil {
 		l.opt.Report(&res, &desired, &observed)

@@ -302,3 +302,65 @@ func TestLoopStopsChainAtFailureAndRetries(t *testing.T) {
 	}
 	t.Fatalf("container never started: %q", f.perPod["u1"])
 }
+
+// While a pod's chain runs, its status is not re-persisted and no events
+// are derived from what is observed of it mid-action.
+func TestLoopFreezesStatusOfBusyPods(t *testing.T) {
+	p := mkPod("u1", "p1", "a")
+	f := newFakeShell(t, p)
+	var mu sync.Mutex
+	inAction, violations := false, 0
+	release := make(chan struct{})
+	f.hook = func(a Action) error {
+		if _, ok := a.(RunSandbox); ok {
+			mu.Lock()
+			inAction = true
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			inAction = false
+			mu.Unlock()
+		}
+		return nil
+	}
+	var events []Event
+	l := NewLoop(&persistSpy{fakeShell: f, check: func(uid types.UID) {
+		mu.Lock()
+		defer mu.Unlock()
+		if inAction && uid == "u1" {
+			violations++
+		}
+	}}, f.desired, LoopOptions{Parallel: 2, Resync: time.Hour, Report: func(res *Result, _ *Desired, _ *Observed) {
+		mu.Lock()
+		defer mu.Unlock()
+		if inAction {
+			events = append(events, res.Events...)
+		}
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the sandbox action in flight", func() bool { mu.Lock(); defer mu.Unlock(); return inAction })
+	for i := 0; i < 5; i++ {
+		l.Wake()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	waitFor(t, "pod running", func() bool { return f.allRunning("u1") })
+	mu.Lock()
+	defer mu.Unlock()
+	if violations > 0 || len(events) > 0 {
+		t.Fatalf("busy pod: %d status writes, events %v", violations, events)
+	}
+}
+
+type persistSpy struct {
+	*fakeShell
+	check func(types.UID)
+}
+
+func (p *persistSpy) Persist(pp *PodPlan) {
+	p.check(pp.UID)
+	p.fakeShell.Persist(pp)
+}

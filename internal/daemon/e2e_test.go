@@ -90,6 +90,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		wide, _ := n.cli("get", "pods", "-o", "wide")
+		t.Logf("get pods -o wide:\n%s\ndescribe pod web:\n%s", wide, out)
 		slice := systemd.PlanPod(&webPod, systemd.PlanOptions{}).PodSlice
 		for _, want := range []string{"web-node1", "Slice:", slice, "minikubelet-", "Scheduled", "Started", "Running"} {
 			if !strings.Contains(out, want) {

@@ -29,14 +29,13 @@ type reporter struct {
 	node     string
 	now      func() time.Time
 
-	seen      map[string]time.Time // event keys recorded, with when
-	shown     map[string]types.UID // namespace/name -> UID in the store
-	restarts  map[string]int32     // uid/container -> restartCount last seen
-	started   map[types.UID]bool
-	usage     map[string]sample // uid/container ("" = pod) -> last sample
-	lastUsage time.Time
-	extras    map[types.UID]api.PodExtra
-	qosKey    string // QoS values last applied
+	seen     map[string]time.Time // event keys recorded, with when
+	shown    map[string]types.UID // namespace/name -> UID in the store
+	restarts map[string]int32     // uid/container -> restartCount last seen
+	started  map[types.UID]bool
+	usage    map[string]sample // uid/container ("" = pod) -> last sample
+	extras   map[types.UID]api.PodExtra
+	qosKey   string // QoS values last applied
 }
 
 type sample struct {
@@ -62,10 +61,6 @@ func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reco
 		desired bool
 	}
 	byName := map[string]shownPod{}
-	sampleUsage := now.Sub(r.lastUsage) >= usageEvery
-	if sampleUsage {
-		r.lastUsage = now
-	}
 	units := r.shell.Units()
 	for i := range res.Pods {
 		pp := &res.Pods[i]
@@ -82,6 +77,17 @@ func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reco
 		pod := v1.Pod{TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}, ObjectMeta: spec.ObjectMeta, Spec: spec.Spec}
 		pod.Status = *pp.Status
 		op := o.Pods[pp.UID]
+		if pod.CreationTimestamp.IsZero() {
+			// A mirror pod's creationTimestamp is when the node first saw it.
+			switch {
+			case dp != nil && !dp.SeenAt.IsZero():
+				pod.CreationTimestamp = metav1.NewTime(dp.SeenAt)
+			case op != nil && !op.StartTime.IsZero():
+				pod.CreationTimestamp = metav1.NewTime(op.StartTime)
+			case pp.Status.StartTime != nil:
+				pod.CreationTimestamp = *pp.Status.StartTime
+			}
+		}
 		if pp.Terminating {
 			since := now
 			if op != nil && op.Termination != nil {
@@ -101,7 +107,7 @@ func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reco
 			byName[key] = shownPod{pod: pod, desired: dp != nil}
 		}
 		r.podMetrics(&pod, o)
-		r.extra(pp.UID, spec, dp, op, units, pp.Status, now, sampleUsage)
+		r.extra(pp.UID, spec, dp, op, units, pp.Status, now)
 	}
 	var all []v1.Pod
 	for key, sp := range byName {
@@ -206,7 +212,20 @@ func (r *reporter) podMetrics(pod *v1.Pod, o *reconciler.Observed) {
 	}
 }
 
+// eventRank orders one round's events of a pod as kubelet emits them.
+var eventRank = map[string]int{"Scheduled": 0, "Pulling": 1, "Pulled": 2, "Created": 3, "Started": 4}
+
 func (r *reporter) events(evs []reconciler.Event, now time.Time) {
+	evs = append([]reconciler.Event(nil), evs...)
+	sort.SliceStable(evs, func(i, j int) bool {
+		a, b := evs[i], evs[j]
+		if a.PodUID != b.PodUID || !a.Time.Equal(b.Time) {
+			return false
+		}
+		ra, oka := eventRank[a.Reason]
+		rb, okb := eventRank[b.Reason]
+		return oka && okb && ra < rb
+	})
 	for _, ev := range evs {
 		if _, ok := r.seen[ev.Key+"|"+string(ev.PodUID)]; ok {
 			continue
@@ -243,7 +262,7 @@ func limitsOf(res systemd.Resources) *api.CgroupLimits {
 }
 
 func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod, op *reconciler.ObservedPod,
-	units []systemd.UnitState, st *v1.PodStatus, now time.Time, sampleUsage bool) {
+	units []systemd.UnitState, st *v1.PodStatus, now time.Time) {
 	plan := systemd.PlanPod(spec, r.planOpts)
 	ex := r.extras[uid]
 	ex.CgroupDriver = r.driver.Name()
@@ -316,7 +335,7 @@ func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod,
 			}
 		}
 	}
-	if sampleUsage && op != nil && op.SliceExists {
+	if op != nil && op.SliceExists && (ex.Usage == nil || now.Sub(ex.Usage.SampledAt) >= usageEvery) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if u, err := r.driver.Usage(ctx, uid, ""); err == nil {
 			ex.Usage = r.toUsage(string(uid), u, now)
