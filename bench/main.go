@@ -42,6 +42,7 @@ import (
 const (
 	envInside = "MKL_BENCH_INSIDE" // set in the copy re-executed inside the node: its temp dir
 	envSetup  = "MKL_BENCH_SETUP_ERR"
+	envCwd    = "MKL_BENCH_CWD"
 	demoRef   = "localhost/minikubelet-demo:latest"
 )
 
@@ -96,6 +97,11 @@ func parseFlags() options {
 }
 
 func main() {
+	// nsenter -m resets the working directory: the inside copy goes back
+	// to the repository before resolving relative paths.
+	if wd := os.Getenv(envCwd); wd != "" {
+		os.Chdir(wd)
+	}
 	o := parseFlags()
 	if dir := os.Getenv(envInside); dir != "" {
 		os.Exit(inside(o, dir))
@@ -168,6 +174,7 @@ func runNode(o options, dir string) string {
 	in.Env = append(in.Env, envInside+"="+dir, envSetup+"="+setupErr, "PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cwd, _ := os.Getwd()
 	in.Dir = cwd
+	in.Env = append(in.Env, envCwd+"="+cwd)
 	in.Stdout, in.Stderr = os.Stdout, os.Stderr
 	if err := in.Start(); err != nil {
 		return fmt.Sprintf("**Scenarios 1-6 not run: cannot start inside the node:** %v\n\n", err)

@@ -32,10 +32,14 @@ const helperScript = `set -e
 old="$PODMAN_DIR/oldcg"; mkdir -p "$old"
 mount --rbind /sys/fs/cgroup "$old"
 mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+# Only the hierarchies are bound; the node's systemd leaves read-only
+# placeholders (net_cls,net_prio, perf_event, ...) that become writable
+# folders here.
 for p in "$old"/*; do
   n=$(basename "$p")
   if [ -L "$p" ]; then ln -s "$(readlink "$p")" "/sys/fs/cgroup/$n"; continue; fi
-  mkdir -p "/sys/fs/cgroup/$n"; mount --rbind "$p" "/sys/fs/cgroup/$n"
+  mkdir -p "/sys/fs/cgroup/$n"
+  if mountpoint -q "$p"; then mount --rbind "$p" "/sys/fs/cgroup/$n"; fi
 done
 for n in net_cls net_prio perf_event hugetlb; do [ -e "/sys/fs/cgroup/$n" ] || mkdir "/sys/fs/cgroup/$n"; done
 umount -l "$old"; rmdir "$old"
@@ -124,11 +128,26 @@ func (p *podmanPeer) play(name, yaml string) (string, error) {
 	if err := os.WriteFile(f, []byte(yaml), 0o644); err != nil {
 		return "", err
 	}
-	return p.run(60*time.Second, "kube", "play", "--network", "none", f)
+	out, err := p.run(60*time.Second, "kube", "play", "--network", "none", f)
+	if err != nil && os.Getenv("MKL_BENCH_DEBUG") != "" {
+		dbg, _ := exec.Command("nsenter", "--mount="+p.ns, "--", "sh", "-c", "ls -la /sys/fs/cgroup; grep cgroup /proc/self/mountinfo; cat /proc/self/cgroup").CombinedOutput()
+		fmt.Fprintf(os.Stderr, "podman debug:\n%s\n", dbg)
+	}
+	return out, err
 }
+
+// fakeControllers are the placeholder folders of the helper's
+// /sys/fs/cgroup: podman writes "cgroup files" into them as plain files, so
+// its own rmdir fails there; wiping them lets a second `pod rm` finish.
+const wipeFake = `for n in net_cls,net_prio perf_event hugetlb; do
+  d=/sys/fs/cgroup/$n; mountpoint -q "$d" || find "$d" -mindepth 1 -delete; done`
 
 func (p *podmanPeer) down(name string) error {
 	out, err := p.run(60*time.Second, "pod", "rm", "-f", "-t", "0", name)
+	if err != nil && strings.Contains(out, "directory not empty") {
+		exec.Command("nsenter", "--mount="+p.ns, "--", "/bin/sh", "-c", wipeFake).Run()
+		out, err = p.run(60*time.Second, "pod", "rm", "-f", "-t", "0", name)
+	}
 	if err != nil {
 		return fmt.Errorf("podman pod rm %s: %v: %s", name, err, lastLines(out, 3))
 	}
