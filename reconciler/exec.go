@@ -6,6 +6,7 @@ package reconciler
 // observation recognises (and completes or collects).
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -330,11 +331,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 	}
 	n.watchContainer(a.UID, cc.ID)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
-		h := c.Lifecycle.PostStart
-		if h.Exec != nil {
-			n.opt.Event(pod, a.Name, v1.EventTypeWarning, "FailedPostStartHook",
-				"PostStartHook skipped: exec hooks are not supported by the runtime yet")
-		} else if err := n.runHook(ctx, pod, a.UID, c, h, 2*time.Minute); err != nil {
+		if err := n.runHook(ctx, a.UID, cc.ID, c, c.Lifecycle.PostStart, 2*time.Minute); err != nil {
 			// kubelet: a failed postStart hook kills the container, which is
 			// then restarted per the restart policy.
 			n.opt.Event(pod, a.Name, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: "+err.Error())
@@ -379,7 +376,7 @@ func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.
 		writeJSON(f, cr)
 		var err error
 		if c := findContainer(pod, a.Name); c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
-			err = n.runHook(ctx, pod, a.UID, c, c.Lifecycle.PreStop, grace)
+			err = n.runHook(ctx, a.UID, a.ID, c, c.Lifecycle.PreStop, grace)
 		}
 		cr.PreStop = HookDone
 		if err != nil {
@@ -412,11 +409,9 @@ func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.
 	return nil
 }
 
-// runHook runs a lifecycle hook handler within timeout. exec handlers
-// need `exec` in the runtime, which it does not offer yet: they fail with
-// that reason (a preStop failure still stops the container, as kubelet
-// does; a postStart exec hook is skipped with a warning).
-func (n *NodeShell) runHook(ctx context.Context, pod *v1.Pod, uid types.UID, c *v1.Container, h *v1.LifecycleHandler, timeout time.Duration) error {
+// runHook runs a lifecycle hook handler of container id within timeout
+// (exec runs inside the container through the runtime, like `runc exec`).
+func (n *NodeShell) runHook(ctx context.Context, uid types.UID, id string, c *v1.Container, h *v1.LifecycleHandler, timeout time.Duration) error {
 	grace := timeout
 	if grace <= 0 {
 		grace = time.Second
@@ -467,7 +462,13 @@ func (n *NodeShell) runHook(ctx context.Context, pod *v1.Pod, uid types.UID, c *
 		}
 		return nil
 	case h.Exec != nil:
-		return errors.New("exec preStop hooks are not supported by the runtime yet")
+		code, out, err := shellExecer{n}.exec(ctx, uid, id, h.Exec.Command)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fmt.Errorf("command %q exited with %d: %s", strings.Join(h.Exec.Command, " "), code, strings.TrimSpace(string(out)))
+		}
 	}
 	return nil
 }
@@ -628,4 +629,30 @@ func isMountPoint(dir string) bool {
 		}
 	}
 	return false
+}
+
+// shellExecer runs commands in containers for exec probes and hooks.
+type shellExecer struct{ n *NodeShell }
+
+// Exec implements probe.Execer (the container ID is enough: the shell
+// knows each running container's pod from its last observation).
+func (e shellExecer) Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (int, []byte, error) {
+	e.n.mu.Lock()
+	uid := e.n.podOfContainer[id]
+	e.n.mu.Unlock()
+	if uid == "" {
+		return 0, nil, fmt.Errorf("container %s is not running", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return e.exec(ctx, uid, id, cmd)
+}
+
+func (e shellExecer) exec(ctx context.Context, uid types.UID, id string, cmd []string) (int, []byte, error) {
+	var out bytes.Buffer
+	code, err := e.n.opt.Runtime.Exec(ctx, uid, id, mklrt.ExecConfig{Cmd: cmd, Stdout: &out, Stderr: &out})
+	if ctx.Err() != nil {
+		return code, out.Bytes(), fmt.Errorf("exec %q: %w", strings.Join(cmd, " "), ctx.Err())
+	}
+	return code, out.Bytes(), err
 }

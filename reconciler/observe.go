@@ -71,6 +71,8 @@ type NodeShell struct {
 	netMu sync.Mutex
 
 	probes *probers
+	// podOfContainer maps running container IDs to their pod (exec probes).
+	podOfContainer map[string]types.UID
 }
 
 // NewNodeShell returns a shell; Close stops its watchers (pods keep running).
@@ -95,11 +97,13 @@ func NewNodeShell(opt NodeOptions) *NodeShell {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := opt.Wake
-	return &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
-		probes: newProbers(ctx, opt.Now, func() { wake() }),
-		prev:   map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
+	n := &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
+		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{},
+		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*ImageState{}, pulling: map[string]int{},
 		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}}
+	n.probes.prober.Exec = shellExecer{n}
+	return n
 }
 
 // Close stops the exit waiters and OOM watchers.
@@ -200,6 +204,17 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 			n.observeImages(op.Pod, obs.Images)
 		}
 	}
+	running := map[string]types.UID{}
+	for uid, op := range obs.Pods {
+		for _, c := range op.Containers {
+			if c.State == ContainerRunning {
+				running[c.ID] = uid
+			}
+		}
+	}
+	n.mu.Lock()
+	n.podOfContainer = running
+	n.mu.Unlock()
 	n.probes.sync(&obs, desired, n.opt.HostIP)
 	return obs, nil
 }

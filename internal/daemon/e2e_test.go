@@ -280,7 +280,7 @@ spec:
     image: `+testImage+`
     command: [sh, -c, "mkdir -p /www; echo ok > /www/healthz; (sleep 2; echo ok > /www/ready; sleep 3; rm /www/healthz) & exec httpd -f -p 8080 -h /www"]
     ports: [{containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
+    readinessProbe: {exec: {command: [test, -f, /www/ready]}, periodSeconds: 1}
     livenessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1, failureThreshold: 2}
 `)
 		ready := func(p *v1.Pod) bool {
@@ -309,6 +309,37 @@ spec:
 			t.Fatalf("describe lacks the liveness kill:\n%s", out)
 		}
 		n.remove("probed.yaml")
+	})
+
+	t.Run("exec postStart and preStop hooks", func(t *testing.T) {
+		n.write("hooked.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: hooked}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: c
+    image: `+testImage+`
+    command: [sh, -c, "while ! test -f /tmp/started; do sleep 1; done; echo saw-poststart; while true; do sleep 1; done"]
+    lifecycle:
+      postStart: {exec: {command: [touch, /tmp/started]}}
+      preStop: {exec: {command: [sh, -c, "echo prestop-ran > /proc/1/fd/1"]}}
+`)
+		p := n.waitPod("hooked-node1", "Running", 30*time.Second, running)
+		logDir := filepath.Join(n.logs, "default_hooked-node1_"+string(p.UID), "c")
+		readLog := func() string { b, _ := os.ReadFile(filepath.Join(logDir, "0.log")); return string(b) }
+		n.waitFor("postStart seen by the container", 20*time.Second, func() bool { return strings.Contains(readLog(), "saw-poststart") })
+		start := time.Now()
+		n.remove("hooked.yaml")
+		n.waitFor("hooked pod gone", 30*time.Second, func() bool { _, ok := n.pod("hooked-node1"); return !ok })
+		if !strings.Contains(readLog(), "prestop-ran") {
+			t.Fatalf("preStop did not run; log kept after the pod:\n%s", readLog())
+		}
+		// The container ignores SIGTERM (PID 1 sh): the kill comes at the
+		// end of the 5 s grace, not before.
+		if d := time.Since(start); d < 4*time.Second {
+			t.Fatalf("pod gone %s after delete, before its grace period", d)
+		}
 	})
 
 	t.Run("OOM kill is reported as OOMKilled", func(t *testing.T) {
