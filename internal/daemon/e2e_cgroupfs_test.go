@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	v1 "k8s.io/api/core/v1"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,32 @@ func TestDaemonCgroupfs(t *testing.T) {
 	if containerID(&q) != containerID(&p) {
 		t.Fatalf("restart did not adopt the pod: container %s, was %s", containerID(&q), containerID(&p))
 	}
+	// A kubeadm-shaped pod: hostNetwork, probed on 127.0.0.1.
+	n.write("hostnet.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: `+testImage+`
+    command: [sh, -c, "mkdir -p /www; echo ok > /www/healthz; exec httpd -f -p 127.0.0.1:18081 -h /www"]
+    readinessProbe: {httpGet: {host: 127.0.0.1, path: /healthz, port: 18081}, periodSeconds: 1}
+    livenessProbe: {httpGet: {host: 127.0.0.1, path: /healthz, port: 18081}, periodSeconds: 1}
+`)
+	h := n.waitPod("hostnet-node1", "Ready", 30*time.Second, func(p *v1.Pod) bool {
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.PodReady && c.Status == v1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	if h.Status.PodIP == "" || h.Status.PodIP != h.Status.HostIP {
+		t.Fatalf("hostNetwork pod IP %q, host IP %q", h.Status.PodIP, h.Status.HostIP)
+	}
+	n.remove("hostnet.yaml")
 	n.remove("app.yaml")
 	n.waitFor("pod and its cgroups gone", 20*time.Second, func() bool {
 		if _, ok := n.pod("app-node1"); ok {
