@@ -17,7 +17,7 @@ import (
 // cgroups go with it; a restart adopts it.
 func TestDaemonCgroupfs(t *testing.T) {
 	n := newE2ENode(t)
-	n.start("--cgroup-driver", "cgroupfs")
+	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s")
 	n.write("app.yaml", podManifest("app", "Always", 1, `while true; do sleep 1; done`))
 	p := n.waitPod("app-node1", "Running", 60*time.Second, running)
 	rel := systemd.PlanPod(&p, systemd.PlanOptions{}).CgroupfsPath
@@ -43,7 +43,7 @@ func TestDaemonCgroupfs(t *testing.T) {
 		t.Fatalf("describe (%v):\n%s", err, out)
 	}
 	n.stop(syscall.SIGKILL)
-	n.start("--cgroup-driver", "cgroupfs")
+	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s")
 	time.Sleep(time.Second)
 	q := n.waitPod("app-node1", "Running", 30*time.Second, running)
 	if containerID(&q) != containerID(&p) {
@@ -75,6 +75,21 @@ spec:
 		t.Fatalf("hostNetwork pod IP %q, host IP %q", h.Status.PodIP, h.Status.HostIP)
 	}
 	n.remove("hostnet.yaml")
+
+	// A crash loop keeps the last 8 exited instances (their exit records
+	// and lastState), not one per restart.
+	n.write("loop.yaml", podManifest("loop", "Always", 1, `exit 3`))
+	lp := n.waitPod("loop-node1", "11 restarts", 60*time.Second, func(p *v1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 11
+	})
+	if lt := lp.Status.ContainerStatuses[0].LastTerminationState.Terminated; lt == nil || lt.ExitCode != 3 {
+		t.Fatalf("lastState: %+v", lp.Status.ContainerStatuses[0].LastTerminationState)
+	}
+	ents, _ := os.ReadDir(filepath.Join(n.root, "pods", string(lp.UID), "containers"))
+	if len(ents) > 9 {
+		t.Fatalf("%d container records kept after %d restarts, want at most 9", len(ents), lp.Status.ContainerStatuses[0].RestartCount)
+	}
+	n.remove("loop.yaml")
 	n.remove("app.yaml")
 	n.waitFor("pod and its cgroups gone", 20*time.Second, func() bool {
 		if _, ok := n.pod("app-node1"); ok {
