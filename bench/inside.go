@@ -20,6 +20,9 @@ type bench struct {
 	d        *daemon
 	setupErr string
 	deadline time.Time
+	// threadsPerPod, measured by a mass start, sizes the next one against
+	// kernel.pid_max.
+	threadsPerPod float64
 }
 
 func inside(o options, dir string) int {
@@ -50,7 +53,7 @@ func inside(o options, dir string) int {
 	for _, n := range b.o.podCounts {
 		b.guard(t4, func() error { return b.massPhase(n, t4, t5, t6) })
 	}
-	for _, t := range []*table{t4, t5, t6} {
+	for _, t := range []*table{t4, t5, restarts, t6} {
 		b.rep.emit(t.markdown())
 	}
 	if b.d.alive() {

@@ -43,22 +43,23 @@ const (
 	envInside = "MKL_BENCH_INSIDE" // set in the copy re-executed inside the node: its temp dir
 	envSetup  = "MKL_BENCH_SETUP_ERR"
 	envCwd    = "MKL_BENCH_CWD"
+	envPidMax = "MKL_BENCH_HOST_PID_MAX"
 	demoRef   = "localhost/minikubelet-demo:latest"
 )
 
 // options are the sizes of one run.
 type options struct {
-	mode       string // quick, default, large
-	startRuns  int    // scenario 1-3 iterations (each: one minikubelet, one floor, one podman run)
-	restarts   int    // scenario 6a iterations
-	podCounts  []int  // scenarios 4, 5, 6b
-	steady     time.Duration
-	budget     time.Duration // whole run inside the node; later scenarios are skipped past it
-	binDir     string
-	out        string
-	noPodman   bool
-	noGoBench  bool
-	parallel   int
+	mode      string // quick, default, large
+	startRuns int    // scenario 1-3 iterations (each: one minikubelet, one floor, one podman run)
+	restarts  int    // scenario 6a iterations
+	podCounts []int  // scenarios 4, 5, 6b
+	steady    time.Duration
+	budget    time.Duration // whole run inside the node; later scenarios are skipped past it
+	binDir    string
+	out       string
+	noPodman  bool
+	noGoBench bool
+	parallel  int
 }
 
 func parseFlags() options {
@@ -174,7 +175,7 @@ func runNode(o options, dir string) string {
 	in.Env = append(in.Env, envInside+"="+dir, envSetup+"="+setupErr, "PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cwd, _ := os.Getwd()
 	in.Dir = cwd
-	in.Env = append(in.Env, envCwd+"="+cwd)
+	in.Env = append(in.Env, envCwd+"="+cwd, envPidMax+"="+readTrim("/proc/sys/kernel/pid_max"))
 	in.Stdout, in.Stderr = os.Stdout, os.Stderr
 	if err := in.Start(); err != nil {
 		return fmt.Sprintf("**Scenarios 1-6 not run: cannot start inside the node:** %v\n\n", err)

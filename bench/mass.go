@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,14 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 		outs[i] = b.outDir(fmt.Sprintf("mass-%d", n), strconv.Itoa(i))
 		if err := b.d.stageManifest(files[i], podYAML(name, outs[i])); err != nil {
 			return err
+		}
+	}
+	// kernel.pid_max counts threads: a size that would not fit is skipped,
+	// judged by the threads per pod a smaller size measured.
+	threads0 := totalThreads()
+	if b.threadsPerPod > 0 {
+		if need := threads0 + int(b.threadsPerPod*float64(n)); need > pidMax()*8/10 {
+			return fmt.Errorf("%d pods skipped: about %d threads needed (%.1f per pod measured), over 80%% of kernel.pid_max %d", n, need, b.threadsPerPod, pidMax())
 		}
 	}
 	// Every wait is bounded: half a second per pod on top of a minute.
@@ -71,6 +80,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !allRunning.IsZero() {
+		b.threadsPerPod = float64(totalThreads()-threads0) / float64(n)
 		runningT = secs(allRunning.Sub(t0))
 		perUp = ms(allRunning.Sub(t0) / time.Duration(n))
 	}
@@ -152,6 +162,20 @@ func (b *bench) steady(n int, t *table) error {
 		r, s := memOf(p)
 		rss, pss = rss+r, pss+s
 	}
+	exes := map[string]int{}
+	for _, p := range sup {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+		exes[filepath.Base(strings.TrimSuffix(exe, " (deleted)"))]++
+	}
+	var exeList []string
+	for e, c := range exes {
+		exeList = append(exeList, fmt.Sprintf("%s ×%d", e, c))
+	}
+	sort.Strings(exeList)
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	threads, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	t.note("%d pods: supervisor processes: %s; the daemon holds %d fds (nofile hard limit 20000) and %d threads; the node runs %d threads in all (kernel.pid_max %d)",
+		n, strings.Join(exeList, ", "), len(fds), len(threads), totalThreads(), pidMax())
 	window, total := "–", "–"
 	if err0 == nil && err1 == nil {
 		d0, r0 := metricCount(m0, "minikubelet_dbus_call_duration_seconds_count"), metricCount(m0, "minikubelet_reconcile_duration_seconds_count")
@@ -275,4 +299,37 @@ func (b *bench) adoption(n int, t *table) error {
 		return fmt.Errorf("%d pods: only %d Running %s after the restart", n, last, limit)
 	}
 	return nil
+}
+
+// totalThreads is the number of tasks in the node's PID namespace (what
+// kernel.pid_max bounds), from /proc/loadavg.
+func totalThreads() int {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 4 {
+		return 0
+	}
+	i := strings.IndexByte(f[3], '/')
+	n, _ := strconv.Atoi(f[3][i+1:])
+	return n
+}
+
+// pidMax is the smaller of the node's and the host's kernel.pid_max (newer
+// kernels keep one per PID namespace; the host's bounds the machine).
+func pidMax() int {
+	n := 0
+	for _, s := range []string{readTrim("/proc/sys/kernel/pid_max"), os.Getenv(envPidMax)} {
+		if v, err := strconv.Atoi(s); err == nil && v > 0 && (n == 0 || v < n) {
+			n = v
+		}
+	}
+	if n == 0 {
+		n = 32768
+	}
+	return n
+}
+
+func readTrim(p string) string {
+	b, _ := os.ReadFile(p)
+	return strings.TrimSpace(string(b))
 }
