@@ -14,7 +14,9 @@ import (
 
 // TestDaemonCgroupfs: the same daemon with the cgroupfs driver (hosts
 // without systemd): a pod runs in the kubelet's /kubepods tree and its
-// cgroups go with it; a restart adopts it.
+// cgroups go with it; a restart adopts it. The same daemon (with
+// --crashloop-max 1s) also covers a hostNetwork pod probed on 127.0.0.1,
+// native sidecars, activeDeadlineSeconds and the exit-record cap.
 func TestDaemonCgroupfs(t *testing.T) {
 	n := newE2ENode(t)
 	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s")
@@ -75,6 +77,29 @@ spec:
 		t.Fatalf("hostNetwork pod IP %q, host IP %q", h.Status.PodIP, h.Status.HostIP)
 	}
 	n.remove("hostnet.yaml")
+
+	// Native sidecars (restartable init containers) start first and keep
+	// running beside the app; activeDeadlineSeconds fails the pod.
+	n.write("side.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: side}
+spec:
+  terminationGracePeriodSeconds: 1
+  activeDeadlineSeconds: 4
+  initContainers:
+  - {name: proxy, image: `+testImage+`, restartPolicy: Always, command: [sh, -c, "while true; do sleep 1; done"]}
+  containers:
+  - {name: app, image: `+testImage+`, command: [sh, -c, "while true; do sleep 1; done"]}
+`)
+	sp := n.waitPod("side-node1", "Running with its sidecar", 30*time.Second, running)
+	if len(sp.Status.InitContainerStatuses) != 1 || sp.Status.InitContainerStatuses[0].State.Running == nil {
+		t.Fatalf("sidecar status: %+v", sp.Status.InitContainerStatuses)
+	}
+	sp = n.waitPod("side-node1", "Failed by activeDeadlineSeconds", 30*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if sp.Status.Reason != "DeadlineExceeded" {
+		t.Fatalf("reason %q, want DeadlineExceeded", sp.Status.Reason)
+	}
+	n.remove("side.yaml")
 
 	// A crash loop keeps the last 8 exited instances (their exit records
 	// and lastState), not one per restart.
