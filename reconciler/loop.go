@@ -235,6 +235,7 @@ func (l *Loop) Round(ctx context.Context) time.Time {
 	if l.opt.Report != nil {
 		l.opt.Report(&res, &desired, &observed)
 	}
+	l.forgetRetries(&res)
 	next := res.NextWake
 	for i := range res.Pods {
 		pp := &res.Pods[i]
@@ -366,4 +367,22 @@ func (l *Loop) failed(uid types.UID) {
 	}
 	r.until = l.opt.Now().Add(r.delay)
 	l.retry[uid] = r
+}
+
+// forgetRetries drops the retry state of pods that no longer exist.
+func (l *Loop) forgetRetries(res *Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.retry) == 0 {
+		return
+	}
+	live := make(map[types.UID]bool, len(res.Pods))
+	for i := range res.Pods {
+		live[res.Pods[i].UID] = true
+	}
+	for uid := range l.retry {
+		if !live[uid] {
+			delete(l.retry, uid)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -129,6 +130,7 @@ func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reco
 	}
 	r.metrics.SetPods(all)
 	r.events(res.Events, now)
+	r.forget(res)
 	r.updateQOS(d)
 }
 
@@ -363,4 +365,38 @@ func (r *reporter) toUsage(key string, u systemd.Usage, now time.Time) *api.Usag
 	}
 	r.usage[key] = sample{at: now, cpu: u.CPUUsageNanos}
 	return out
+}
+
+// forget drops per-pod bookkeeping of pods that are gone.
+func (r *reporter) forget(res *reconciler.Result) {
+	live := make(map[string]bool, len(res.Pods))
+	for i := range res.Pods {
+		live[string(res.Pods[i].UID)] = true
+	}
+	uidOf := func(k string) string {
+		if i := strings.IndexByte(k, '/'); i >= 0 {
+			return k[:i]
+		}
+		return k
+	}
+	for k := range r.restarts {
+		if !live[uidOf(k)] {
+			delete(r.restarts, k)
+		}
+	}
+	for k := range r.usage {
+		if !live[uidOf(k)] {
+			delete(r.usage, k)
+		}
+	}
+	for uid := range r.started {
+		if !live[string(uid)] {
+			delete(r.started, uid)
+		}
+	}
+	for uid := range r.extras {
+		if !live[string(uid)] {
+			delete(r.extras, uid)
+		}
+	}
 }
