@@ -214,6 +214,12 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 	}
 	n.mu.Lock()
 	n.podOfContainer = running
+	for uid := range n.prev {
+		if obs.Pods[uid] == nil && desired.Pods[uid] == nil {
+			delete(n.prev, uid)
+			delete(n.written, uid)
+		}
+	}
 	n.mu.Unlock()
 	n.probes.sync(&obs, desired, n.opt.HostIP)
 	return obs, nil
