@@ -204,6 +204,9 @@ func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) e
 	} else if pod.Spec.HostNetwork {
 		sb.IPs = []string{n.opt.HostIP}
 	}
+	n.mu.Lock()
+	n.netChecked[sb.ID] = false // set up by this process: no CHECK needed
+	n.mu.Unlock()
 	return writeJSON(n.state.sandboxFile(a.UID), sb)
 }
 

@@ -73,6 +73,9 @@ type NodeShell struct {
 	probes *probers
 	// podOfContainer maps running container IDs to their pod (exec probes).
 	podOfContainer map[string]types.UID
+	// netChecked: sandbox ID -> whether its network was found broken
+	// (CNI CHECK on adoption, once; sandboxes set up here are trusted).
+	netChecked map[string]bool
 }
 
 // NewNodeShell returns a shell; Close stops its watchers (pods keep running).
@@ -98,7 +101,7 @@ func NewNodeShell(opt NodeOptions) *NodeShell {
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := opt.Wake
 	n := &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
-		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{},
+		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{},
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*ImageState{}, pulling: map[string]int{},
 		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}}
@@ -284,7 +287,7 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 				// replaced like a dead one. Younger ones may be being placed
 				// right now.
 				op.Sandbox.State = SandboxExited
-			} else if err == nil && st.PID != 0 {
+			} else if err == nil && st.PID != 0 && !n.networkBroken(ctx, op, desired, sb, st) {
 				op.Sandbox.State = SandboxRunning
 				op.Sandbox.PID = st.PID
 				sbRunning = true
@@ -357,6 +360,45 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 		}
 	}
 	return nil
+}
+
+// networkBroken runs CNI CHECK once for a sandbox this daemon process did
+// not create (adopted after a restart). A broken or unknown attachment
+// makes the sandbox count as dead, so it is released and recreated (the
+// network package's contract); a sandbox this process set up is trusted.
+func (n *NodeShell) networkBroken(ctx context.Context, op *ObservedPod, desired *Desired, sb sandboxRecord, st mklrt.SandboxStatus) bool {
+	if n.opt.Network == nil {
+		return false
+	}
+	n.mu.Lock()
+	verdict, known := n.netChecked[sb.ID]
+	n.mu.Unlock()
+	if known {
+		return verdict
+	}
+	pod := op.Pod
+	if dp := desired.Pods[op.UID]; dp != nil && dp.Pod != nil {
+		pod = dp.Pod
+	}
+	if pod == nil || pod.Spec.HostNetwork || st.NetNSPath == "" {
+		return false
+	}
+	n.netMu.Lock()
+	_, err := n.opt.Network.Check(ctx, network.PodNetwork{UID: string(op.UID), Namespace: pod.Namespace, Name: pod.Name,
+		NetnsPath: st.NetNSPath, PortMappings: hostPorts(pod)})
+	n.netMu.Unlock()
+	if ctx.Err() != nil {
+		return false // not a verdict
+	}
+	broken := err != nil
+	if broken {
+		n.opt.Log.Warn("adopted pod's network is broken; its sandbox is recreated", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		n.opt.Event(pod, "", v1.EventTypeWarning, "NetworkNotReady", "network check failed, sandbox will be recreated: "+err.Error())
+	}
+	n.mu.Lock()
+	n.netChecked[sb.ID] = broken
+	n.mu.Unlock()
+	return broken
 }
 
 // unplacedAfter: a pause still outside its scope this long after its

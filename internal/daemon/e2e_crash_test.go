@@ -3,7 +3,9 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,6 +91,8 @@ func TestDaemonCrashSafety(t *testing.T) {
 	exiter := n.waitPod("exiter-node1", "Running", 60*time.Second, running)
 	keep := n.waitPod("keep-node1", "Running", 60*time.Second, running)
 	n.waitPod("gone-node1", "Running", 60*time.Second, running)
+	n.write("netpod.yaml", podManifest("netpod", "Always", 1, `while true; do sleep 1; done`))
+	netpod := n.waitPod("netpod-node1", "Running", 60*time.Second, running)
 	keepPID := n.sandboxPID(string(keep.UID))
 
 	t.Run("SIGTERM leaves pods running; restart adopts and reconciles", func(t *testing.T) {
@@ -98,6 +102,12 @@ func TestDaemonCrashSafety(t *testing.T) {
 		}
 		// While the daemon is down: a file goes, one comes, a container exits.
 		n.remove("gone.yaml")
+		// Someone breaks a pod's network meanwhile: CNI CHECK on adoption
+		// finds it and the sandbox is recreated.
+		netPID := n.sandboxPID(string(netpod.UID))
+		if out, err := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(netPID)+"/ns/net", "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+			t.Fatalf("break netpod's eth0: %v: %s", err, out)
+		}
 		n.write("fresh.yaml", podManifest("fresh", "Always", 1, `while true; do sleep 1; done`))
 		n.waitFor("the exiter's exit recorded while the daemon is down", 20*time.Second, func() bool {
 			m, _ := filepath.Glob(filepath.Join(n.root, "pods", string(exiter.UID), "containers", "*", "exit.json"))
@@ -113,6 +123,12 @@ func TestDaemonCrashSafety(t *testing.T) {
 		p, _ = n.pod("keep-node1")
 		if p.UID != keep.UID || containerID(&p) != containerID(&keep) || p.Status.ContainerStatuses[0].RestartCount != 0 || n.sandboxPID(string(p.UID)) != keepPID {
 			t.Fatalf("keep was not adopted: uid %s/%s container %s/%s restarts %d", p.UID, keep.UID, containerID(&p), containerID(&keep), p.Status.ContainerStatuses[0].RestartCount)
+		}
+		np := n.waitPod("netpod-node1", "Running in a new sandbox", 30*time.Second, func(p *v1.Pod) bool {
+			return running(p) && n.sandboxPID(string(p.UID)) != netPID && p.Status.PodIP != ""
+		})
+		if np.UID != netpod.UID {
+			t.Fatalf("netpod replaced instead of repaired")
 		}
 		n.checkConsistent(t)
 	})
