@@ -47,7 +47,7 @@ func inside(o options, dir string) int {
 	t4 := newTable("4. Mass start/stop (files renamed in / removed at once, grace 0)",
 		"pods", "all Running (API)", "all clients answered", "per pod", "all gone (API, processes, mounts, units)", "per pod")
 	t5 := newTable("5. Steady state (pods running, idle)",
-		"pods", "daemon CPU", "daemon RSS", "daemon PSS", "supervisor procs/pod", "overhead RSS/pod", "overhead PSS/pod", "supervisor CPU", "D-Bus calls/reconcile (window)", "D-Bus calls/reconcile (since start)")
+		"pods", "daemon CPU", "daemon RSS", "daemon PSS", "supervisor procs/pod", "overhead RSS/pod", "overhead PSS/pod", "supervisor CPU", "reconciles in window", "D-Bus calls/reconcile (window)", "D-Bus calls/reconcile (since start)")
 	t6 := newTable("6b. Crash-restart reaction: daemon SIGKILL'd and restarted with pods running → adoption",
 		"pods", "API answers", "all Running again", "restarts during adoption", "workloads replaced")
 	for _, n := range b.o.podCounts {
@@ -142,6 +142,9 @@ func (b *bench) startLatency() {
 	mklOK := b.setupErr == ""
 	// Run -1 warms every path up (podman builds its infra image then) and is not counted.
 	for i := -1; i < runs && time.Now().Before(b.deadline); i++ {
+		if i >= 0 && i%10 == 0 {
+			progress("pod start runs %d/%d", i, runs)
+		}
 		if mklOK {
 			s, err := b.mklStart(i)
 			if err != nil {
@@ -416,4 +419,9 @@ func (b *bench) restartOnce(i int) (time.Duration, time.Duration, error) {
 		return 0, 0, fmt.Errorf("pod %s: web not running again within 30s of SIGKILL (marker seen: %v, API: %v)", name, ok, !apiAt.IsZero())
 	}
 	return got["web"].Sub(t0), apiAt.Sub(t0), nil
+}
+
+// progress goes to stderr, so stdout stays the Markdown report.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }

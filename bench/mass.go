@@ -41,6 +41,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 	}
 	// Every wait is bounded: half a second per pod on top of a minute.
 	limit := time.Minute + time.Duration(n)*500*time.Millisecond
+	progress("mass start of %d pods", n)
 	t0 := time.Now()
 	for _, f := range files {
 		if err := b.d.put(f); err != nil {
@@ -95,6 +96,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 		b.guard(t6, func() error { return b.adoption(n, t6) })
 	}
 	// Stop: every file removed at once.
+	progress("mass stop of %d pods", n)
 	t1 := time.Now()
 	for _, f := range files {
 		os.Remove(filepath.Join(b.d.manifests, f))
@@ -142,6 +144,7 @@ func (b *bench) steady(n int, t *table) error {
 		supTicks0 += cpuTicks(p)
 	}
 	t0 := time.Now()
+	progress("steady state with %d pods for %s", n, b.o.steady)
 	time.Sleep(b.o.steady)
 	ticks1 := cpuTicks(pid)
 	wall := time.Since(t0)
@@ -174,12 +177,13 @@ func (b *bench) steady(n int, t *table) error {
 	sort.Strings(exeList)
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	threads, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	t.note("%d pods: supervisor processes: %s; the daemon holds %d fds (nofile hard limit 20000) and %d threads; the node runs %d threads in all (kernel.pid_max %d)",
+	t.note("%d pods: supervisor processes: %s; the daemon holds %d fds (nofile hard limit 20000) and %d threads; the machine runs %d threads in all (kernel.pid_max %d)",
 		n, strings.Join(exeList, ", "), len(fds), len(threads), totalThreads(), pidMax())
-	window, total := "–", "–"
+	window, total, reconciles := "–", "–", "–"
 	if err0 == nil && err1 == nil {
 		d0, r0 := metricCount(m0, "minikubelet_dbus_call_duration_seconds_count"), metricCount(m0, "minikubelet_reconcile_duration_seconds_count")
 		d1, r1 := metricCount(m1, "minikubelet_dbus_call_duration_seconds_count"), metricCount(m1, "minikubelet_reconcile_duration_seconds_count")
+		reconciles = fmt.Sprintf("%.0f (%.2f/s)", r1-r0, (r1-r0)/wall.Seconds())
 		if d1 == 0 {
 			window, total = "not exported", "not exported"
 			t.note("D-Bus calls per reconcile: the daemon's /metrics has %.0f reconciles but counts no %s sample (the systemd driver does not report its calls yet)", r1, "minikubelet_dbus_call_duration_seconds")
@@ -195,7 +199,7 @@ func (b *bench) steady(n int, t *table) error {
 		t.note("/metrics unreadable: %v %v", err0, err1)
 	}
 	t.row(strconv.Itoa(n), fmt.Sprintf("%.2f %%", cpu), mib(drss), mib(dpss),
-		fmt.Sprintf("%.2f", float64(len(sup))/float64(n)), mib(rss/int64(n)), mib(pss/int64(n)), fmt.Sprintf("%.2f %% (all)", supCPU), window, total)
+		fmt.Sprintf("%.2f", float64(len(sup))/float64(n)), mib(rss/int64(n)), mib(pss/int64(n)), fmt.Sprintf("%.2f %% (all)", supCPU), reconciles, window, total)
 	t.note("%d pods: window %s after %s settling; CPU = utime+stime of the process over wall time (100 %% = one core); overhead = every process in the kubepods tree that is not a workload (the image's busybox), summed and divided by the pod count; PSS shares a binary's pages among the processes mapping it", n, wall.Round(time.Second), settle)
 	return nil
 }

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/minikubelet/minikubelet/manifests"
-
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minikubelet/minikubelet/manifests"
 )
 
 func TestPercentilesNearestRank(t *testing.T) {
