@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -298,7 +299,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		imageRef = img.RepoTags[0]
 	}
 	cr := containerRecord{ID: cc.ID, Name: a.Name, Attempt: a.Attempt, SandboxID: sb.ID, Image: c.Image,
-		ImageRef: imageRef, ImageID: img.ImageID(), RootfsID: rid, RootfsDir: rdir}
+		ImageRef: imageRef, ImageID: img.ImageID(), RootfsID: rid, RootfsDir: rdir, StopSignal: ic.StopSignal}
 	if err := writeJSON(n.state.containerFile(a.UID, cc.ID), cr); err != nil {
 		return err
 	}
@@ -396,7 +397,9 @@ func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.
 	if grace < 0 {
 		grace = 0
 	}
-	err := n.opt.Runtime.StopContainer(ctx, a.UID, a.ID, grace)
+	var cr containerRecord
+	readJSON(n.state.containerFile(a.UID, a.ID), &cr)
+	err := n.opt.Runtime.StopContainerSignal(ctx, a.UID, a.ID, stopSignal(cr.StopSignal), grace)
 	if err != nil {
 		// A supervisor that is gone took its containers with it.
 		if st, serr := n.opt.Runtime.ContainerStatus(ctx, a.UID, a.ID); serr == nil && st.State != mklrt.ContainerRunning && st.State != mklrt.ContainerCreated {
@@ -658,4 +661,23 @@ func (e shellExecer) exec(ctx context.Context, uid types.UID, id string, cmd []s
 		return code, out.Bytes(), fmt.Errorf("exec %q: %w", strings.Join(cmd, " "), ctx.Err())
 	}
 	return code, out.Bytes(), err
+}
+
+// stopSignal parses an image's StopSignal ("SIGQUIT", "QUIT", "3");
+// SIGTERM when unset or unknown, as containerd does.
+func stopSignal(s string) syscall.Signal {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if s == "" {
+		return syscall.SIGTERM
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n)
+	}
+	if !strings.HasPrefix(s, "SIG") {
+		s = "SIG" + s
+	}
+	if sig := unix.SignalNum(s); sig != 0 {
+		return sig
+	}
+	return syscall.SIGTERM
 }

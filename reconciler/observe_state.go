@@ -53,6 +53,8 @@ type containerRecord struct {
 	RootfsID  string    `json:"rootfsID,omitempty"`
 	RootfsDir string    `json:"rootfsDir,omitempty"`
 	PreStop   HookState `json:"preStop,omitempty"`
+	// StopSignal is the image's StopSignal ("" = SIGTERM).
+	StopSignal string `json:"stopSignal,omitempty"`
 }
 
 type stateDir struct{ root string }
