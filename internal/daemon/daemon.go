@@ -87,6 +87,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer driver.Close()
 	log.Debug("cgroup driver connected", "driver", driverName)
+	metrics := api.NewMetrics()
+	if driverName == "systemd" {
+		driver = timedDriver{Driver: driver, m: metrics}
+	}
 	if err := driver.Init(ctx); err != nil {
 		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
 	}
@@ -120,7 +124,6 @@ func Run(ctx context.Context, o Options) error {
 	go func() { srcDone <- src.Run(ctx) }()
 
 	apiStore := api.NewStore(0)
-	metrics := api.NewMetrics()
 	server := api.NewServer(apiStore, metrics, log.With("component", "api"))
 
 	var pidsLimit *int64

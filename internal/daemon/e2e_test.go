@@ -111,7 +111,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, want := range []string{`minikubelet_pods{phase="Running"} 1`, `minikubelet_reconcile_duration_seconds_count{result="success"}`, "minikubelet_pod_start_duration_seconds_count 1"} {
+		for _, want := range []string{`minikubelet_pods{phase="Running"} 1`, `minikubelet_reconcile_duration_seconds_count{result="success"}`, "minikubelet_pod_start_duration_seconds_count 1", `minikubelet_dbus_call_duration_seconds_count{method="StartScope",result="success"}`} {
 			if !strings.Contains(string(b), want) {
 				t.Fatalf("metrics lack %q", want)
 			}
