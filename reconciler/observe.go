@@ -26,6 +26,13 @@ import (
 	"github.com/minikubelet/minikubelet/systemd"
 )
 
+// observeParallel pods are read at once; observePodTimeout bounds the
+// supervisor calls made to read one pod.
+const (
+	observeParallel   = 16
+	observePodTimeout = 3 * time.Second
+)
+
 // NodeOptions wire a NodeShell to the node's components.
 type NodeOptions struct {
 	RootDir  string
@@ -183,10 +190,33 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 		}
 	}
 	mounts := mountPointsUnder(n.state.podsDir())
+	// Pods are read in parallel, each bounded in time: a supervisor that
+	// does not answer costs its own pod a timeout, not every pod one.
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, observeParallel)
 	for uid, op := range obs.Pods {
-		if err := n.observePod(ctx, op, desired, scopes[uid], mounts); err != nil {
-			return obs, err
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(uid types.UID, op *ObservedPod) {
+			defer func() { <-sem; wg.Done() }()
+			pctx, cancel := context.WithTimeout(ctx, observePodTimeout)
+			defer cancel()
+			if err := n.observePod(pctx, op, desired, scopes[uid], mounts); err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+			}
+		}(uid, op)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return obs, firstErr
+	}
+	for uid, op := range obs.Pods {
 		if st := n.prevStatus(uid, op.StateExists); st != nil {
 			obs.PrevStatus[uid] = st
 		}
