@@ -13,10 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -68,6 +72,14 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
+	// One daemon per root dir: two would adopt the same pods and each start
+	// what the other is starting. The lock dies with the process (SIGKILL
+	// included) and is not inherited by the pods (close-on-exec).
+	unlock, err := lockRoot(o.RootDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -286,4 +298,22 @@ func actionFailureReason(a reconciler.Action) (reason, container string) {
 		return "FailedPull", ""
 	}
 	return "Failed", ""
+}
+
+// lockRoot takes <root-dir>/minikubelet.lock (flock, exclusive) and writes
+// our PID into it for the error message of the next one.
+func lockRoot(root string) (func(), error) {
+	path := filepath.Join(root, "minikubelet.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("another minikubelet (pid %s) is running with --root-dir %s (%s is locked)", strings.TrimSpace(string(b)), root, path)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
 }

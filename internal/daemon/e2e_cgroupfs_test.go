@@ -3,6 +3,7 @@ package daemon
 import (
 	v1 "k8s.io/api/core/v1"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -77,6 +78,14 @@ spec:
 		t.Fatalf("hostNetwork pod IP %q, host IP %q", h.Status.PodIP, h.Status.HostIP)
 	}
 	n.remove("hostnet.yaml")
+
+	// A second daemon on the same root dir refuses to start.
+	second := exec.Command(n.bin, "run", "--node-name", "node1", "--root-dir", n.root, "--manifest-dir", n.manifests,
+		"--log-dir", n.logs, "--socket", filepath.Join(n.dir, "second.sock"), "--cgroup-driver", "cgroupfs")
+	secondOut, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(secondOut), "another minikubelet") {
+		t.Fatalf("second daemon on the same root: err %v, output:\n%s", err, secondOut)
+	}
 
 	// Native sidecars (restartable init containers) start first and keep
 	// running beside the app; activeDeadlineSeconds fails the pod.
