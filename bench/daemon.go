@@ -177,6 +177,12 @@ func (d *daemon) podDirs() int {
 // waitGone waits until the API lists no pod, no pod dir is left, nothing is
 // mounted below the root dir and no pod process or unit remains.
 func (d *daemon) waitGone(timeout time.Duration) error {
+	return d.waitGoneEvery(timeout, 20*time.Millisecond)
+}
+
+// waitGoneEvery polls at interval: listing hundreds of pods costs the
+// daemon time, so mass scenarios poll less often.
+func (d *daemon) waitGoneEvery(timeout, interval time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var why string
 	for {
@@ -187,7 +193,7 @@ func (d *daemon) waitGone(timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %s still present: %s", timeout, why)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

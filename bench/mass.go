@@ -42,6 +42,8 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 	// Every wait is bounded: half a second per pod on top of a minute.
 	limit := time.Minute + time.Duration(n)*500*time.Millisecond
 	progress("mass start of %d pods", n)
+	// Listing n pods costs the daemon work: poll every n ms (at least 50).
+	every := max(50*time.Millisecond, time.Duration(n)*time.Millisecond)
 	t0 := time.Now()
 	for _, f := range files {
 		if err := b.d.put(f); err != nil {
@@ -78,7 +80,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 				}
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
 	}
 	if !allRunning.IsZero() {
 		b.threadsPerPod = float64(totalThreads()-threads0) / float64(n)
@@ -106,13 +108,13 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 			return fmt.Errorf("daemon down before the mass stop and does not restart: %v", err)
 		}
 	}
-	if err := b.d.waitGone(limit); err != nil {
+	if err := b.d.waitGoneEvery(limit, every); err != nil {
 		errs = append(errs, fmt.Sprintf("%d pods: stop: %v", n, err))
 	} else {
 		goneT = secs(time.Since(t1))
 		perDown = ms(time.Since(t1) / time.Duration(n))
 	}
-	t4.note("%d pods: started and stopped by %s parallel workers (--parallel-pods); polled every 50 ms (API list, marker files, /proc, mountinfo, systemctl list-units)", n, parallelName(b.o.parallel))
+	t4.note("%d pods: started and stopped by %s parallel workers (--parallel-pods); polled every %s (API list, marker files, /proc, mountinfo, systemctl list-units)", n, parallelName(b.o.parallel), every)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
@@ -179,6 +181,7 @@ func (b *bench) steady(n int, t *table) error {
 	threads, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	t.note("%d pods: supervisor processes: %s; the daemon holds %d fds (nofile hard limit 20000) and %d threads; the machine runs %d threads in all (kernel.pid_max %d)",
 		n, strings.Join(exeList, ", "), len(fds), len(threads), totalThreads(), pidMax())
+	t.note("%d pods: the daemon's threads by the syscall they sit in at the end of the window: %s", n, threadSyscalls(pid))
 	window, total, reconciles := "–", "–", "–"
 	if err0 == nil && err1 == nil {
 		d0, r0 := metricCount(m0, "minikubelet_dbus_call_duration_seconds_count"), metricCount(m0, "minikubelet_reconcile_duration_seconds_count")
@@ -336,4 +339,40 @@ func pidMax() int {
 func readTrim(p string) string {
 	b, _ := os.ReadFile(p)
 	return strings.TrimSpace(string(b))
+}
+
+// syscallNames are the x86-64 numbers a Go daemon's threads usually sit in.
+var syscallNames = map[string]string{"0": "read", "1": "write", "7": "poll", "17": "pread64", "23": "select", "35": "nanosleep",
+	"45": "recvfrom", "47": "recvmsg", "61": "wait4", "202": "futex", "230": "clock_nanosleep", "232": "epoll_wait",
+	"247": "waitid", "270": "pselect6", "271": "ppoll", "281": "epoll_pwait", "-1": "running (no syscall)", "running": "running"}
+
+// threadSyscalls is a histogram of the current syscall of every thread of
+// pid (/proc/<pid>/task/*/syscall): a thread per pod blocked in read, say,
+// points at a blocking per-pod watcher.
+func threadSyscalls(pid int) string {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	hist := map[string]int{}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		name, ok := syscallNames[f[0]]
+		if !ok {
+			name = "syscall " + f[0]
+		}
+		hist[name]++
+	}
+	var parts []string
+	for k, v := range hist {
+		parts = append(parts, fmt.Sprintf("%s ×%d", k, v))
+	}
+	sort.Slice(parts, func(i, j int) bool {
+		return hist[strings.SplitN(parts[i], " ×", 2)[0]] > hist[strings.SplitN(parts[j], " ×", 2)[0]]
+	})
+	return strings.Join(parts, ", ")
 }
