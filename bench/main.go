@@ -215,6 +215,13 @@ func reportHeader(o options) string {
 	fmt.Fprintf(&b, "Mode **%s** (%d start runs, pods %v, steady window %s). Machine: %s, %d cores, %s RAM, kernel %s, %s, commit %s.\n\n",
 		o.mode, o.startRuns, o.podCounts, o.steady, cpuModel(), runtime.NumCPU(), memTotal(), strings.TrimSpace(string(kernel)),
 		runtime.Version(), strings.TrimSpace(string(commit)))
+	built := "missing"
+	if fi, err := os.Stat(filepath.Join(o.binDir, "minikubelet")); err == nil {
+		built = "built " + fi.ModTime().UTC().Format("15:04:05 MST")
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&b, "%s/minikubelet %s; load average at start %s (the machine is shared: compare ratios, not absolute times).\n\n",
+		o.binDir, built, strings.Join(strings.Fields(string(load))[:3], " "))
 	return b.String()
 }
 
