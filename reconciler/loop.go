@@ -279,9 +279,9 @@ func (l *Loop) retryUntil(uid types.UID) time.Time {
 	return l.retry[uid].until
 }
 
-// dispatch runs one pod's chain on a worker: in order, stopping at the
-// first failure. Waiting for a worker slot happens off the loop goroutine,
-// so a full pool never stalls planning.
+// dispatch runs one pod's chain: in order, stopping at the first failure.
+// Each action but kills waits for one of Parallel slots; the waiting
+// happens off the loop goroutine, so a full pool never stalls planning.
 func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, pod *v1.Pod) {
 	l.mu.Lock()
 	l.busy[uid] = true
@@ -295,20 +295,28 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 			l.wg.Done()
 			l.Wake()
 		}()
-		select {
-		case l.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		defer func() { <-l.sem }()
 		for _, a := range actions {
 			if ctx.Err() != nil {
 				return
+			}
+			// The bound is on work (cgroups, pulls, processes, mounts), not
+			// on waiting: a kill mostly waits out a grace period, so a
+			// hundred pods being deleted do not queue behind each other.
+			slot := needsSlot(a)
+			if slot {
+				select {
+				case l.sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
 			}
 			key := a.Key()
 			l.begin(key)
 			err := l.shell.Execute(ctx, a, pod)
 			l.end(key)
+			if slot {
+				<-l.sem
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -326,6 +334,14 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 		delete(l.retry, uid)
 		l.mu.Unlock()
 	}()
+}
+
+func needsSlot(a Action) bool {
+	switch a.(type) {
+	case KillContainer, MarkTerminating:
+		return false
+	}
+	return true
 }
 
 func podName(pod *v1.Pod, uid types.UID) string {
