@@ -129,7 +129,26 @@ func (n *NodeShell) Units() []systemd.UnitState {
 	return append([]systemd.UnitState(nil), n.lastUnits...)
 }
 
+// hostIPv4 is the node's address as kubelet picks it: the IPv4 of the
+// interface holding the default route, else the first global IPv4, else
+// 127.0.0.1.
 func hostIPv4() string {
+	if b, err := os.ReadFile("/proc/net/route"); err == nil {
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 2 && f[1] == "00000000" {
+				if ifc, err := net.InterfaceByName(f[0]); err == nil {
+					if addrs, err := ifc.Addrs(); err == nil {
+						for _, a := range addrs {
+							if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+								return ipn.IP.String()
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 	addrs, err := net.InterfaceAddrs()
 	if err == nil {
 		for _, a := range addrs {
