@@ -622,6 +622,11 @@ func (n *NodeShell) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) e
 	if err := n.opt.Runtime.RemoveSandbox(ctx, uid); err != nil {
 		return fmt.Errorf("pod %s: remove state: %w", uid, err)
 	}
+	if pod != nil && n.opt.LogDir != "" {
+		// The logs' retention counts from the pod's removal.
+		now := n.opt.Now()
+		os.Chtimes(filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(uid)), now, now)
+	}
 	n.forget(uid)
 	return nil
 }

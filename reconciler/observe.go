@@ -9,9 +9,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +45,10 @@ type NodeOptions struct {
 	Images   *images.Store
 	Network  *network.Manager // nil: pods get loopback only
 	Plan     systemd.PlanOptions
+	// LogDir and LogRetention: the log folders of pods that are gone are
+	// removed once untouched for LogRetention (0: kept forever).
+	LogDir       string
+	LogRetention time.Duration
 	// KeepExited is how many exited instances are kept per container name
 	// (their exit records feed CrashLoopBackOff and lastState); default 8.
 	KeepExited int
@@ -80,6 +86,7 @@ type NodeShell struct {
 	probes *probers
 	// podOfContainer maps running container IDs to their pod (exec probes).
 	podOfContainer map[string]types.UID
+	lastLogSweep   time.Time
 	// netChecked: sandbox ID -> whether its network was found broken
 	// (CNI CHECK on adoption, once; sandboxes set up here are trusted).
 	netChecked map[string]bool
@@ -274,6 +281,7 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 	}
 	n.mu.Unlock()
 	n.probes.sync(&obs, desired, n.opt.HostIP)
+	n.sweepLogs(&obs, desired)
 	return obs, nil
 }
 
@@ -616,4 +624,59 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// sweepLogs removes, at most once a minute (or retention), the log folders
+// (<ns>_<pod>_<uid>) of pods neither desired nor on the node, once
+// LogRetention passed since the pod's removal and the last write: logs
+// outlive their pod (for a look after a delete or an edit), not forever.
+func (n *NodeShell) sweepLogs(obs *Observed, desired *Desired) {
+	if n.opt.LogDir == "" || n.opt.LogRetention <= 0 {
+		return
+	}
+	now := n.opt.Now()
+	every := time.Minute
+	if n.opt.LogRetention < every {
+		every = n.opt.LogRetention
+	}
+	if now.Sub(n.lastLogSweep) < every {
+		return
+	}
+	n.lastLogSweep = now
+	ents, err := os.ReadDir(n.opt.LogDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		i := strings.LastIndexByte(e.Name(), '_')
+		if !e.IsDir() || i < 0 || strings.Count(e.Name(), "_") < 2 {
+			continue
+		}
+		uid := types.UID(e.Name()[i+1:])
+		if obs.Pods[uid] != nil || desired.Pods[uid] != nil {
+			continue
+		}
+		dir := filepath.Join(n.opt.LogDir, e.Name())
+		if newestMod(dir).Add(n.opt.LogRetention).After(now) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err == nil {
+			n.opt.Log.Info("removed the logs of a pod gone since "+n.opt.LogRetention.String(), "dir", dir)
+		}
+	}
+}
+
+// newestMod is the latest modification time in a pod's log folder.
+func newestMod(dir string) time.Time {
+	var t time.Time
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.ModTime().After(t) {
+			t = fi.ModTime()
+		}
+		return nil
+	})
+	return t
 }

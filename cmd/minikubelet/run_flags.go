@@ -19,6 +19,7 @@ type runExtraOptions struct {
 	readOnlyPort       int
 	insecureRegistries []string
 	parallelPods       int
+	podLogRetention    time.Duration
 	network            network.Config
 }
 
@@ -28,6 +29,7 @@ func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.readOnlyPort, "read-only-port", 0, "TCP port of the read-only API (0: off, the default; the kubelet's was 10255)")
 	fs.StringSliceVar(&o.insecureRegistries, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (repeatable)")
 	fs.IntVar(&o.parallelPods, "parallel-pods", 8, "how many pods are started or stopped at once")
+	fs.DurationVar(&o.podLogRetention, "pod-log-retention", 24*time.Hour, "how long the logs of a deleted or replaced pod are kept after their last write (0: forever)")
 	o.network.AddFlags(fs)
 }
 
@@ -37,7 +39,7 @@ func (o *runExtraOptions) daemonOptions(base *daemonOptions) daemon.Options {
 		NodeName: base.nodeName, RootDir: base.rootDir, ManifestDir: base.manifestDir, LogDir: base.logDir,
 		Socket: base.socket, CgroupDriver: base.cgroupDriver, CgroupRoot: base.cgroupRoot, Resync: base.resync,
 		CrashLoopMax: o.crashLoopMax, PodPidsLimit: o.podPidsLimit, InsecureRegistries: o.insecureRegistries,
-		Parallel: o.parallelPods, Network: o.network,
+		Parallel: o.parallelPods, Network: o.network, PodLogRetention: o.podLogRetention,
 	}
 	if o.readOnlyPort > 0 {
 		d.ReadOnlyAddr = ":" + strconv.Itoa(o.readOnlyPort)

@@ -56,6 +56,9 @@ type Options struct {
 	InsecureRegistries []string
 	// Parallel bounds how many pods are worked on at once (default 8).
 	Parallel int
+	// PodLogRetention: logs of pods that are gone are removed after this
+	// long without writes (0: kept forever).
+	PodLogRetention time.Duration
 	// RuntimeExe overrides the binary re-executed as pod supervisor.
 	RuntimeExe string
 	Log        *slog.Logger
@@ -169,6 +172,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	shell := reconciler.NewNodeShell(reconciler.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
 		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake, Event: podEvent,
+		LogDir: o.LogDir, LogRetention: o.PodLogRetention,
 		Log: log.With("component", "node")})
 	defer shell.Close()
 	rep := newReporter(apiStore, metrics, shell, driver, planOpts, cfg, o.NodeName)

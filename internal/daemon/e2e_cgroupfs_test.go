@@ -20,7 +20,7 @@ import (
 // native sidecars, activeDeadlineSeconds and the exit-record cap.
 func TestDaemonCgroupfs(t *testing.T) {
 	n := newE2ENode(t)
-	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s")
+	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s", "--pod-log-retention", "3s")
 	n.write("app.yaml", podManifest("app", "Always", 1, `while true; do sleep 1; done`))
 	p := n.waitPod("app-node1", "Running", 60*time.Second, running)
 	rel := systemd.PlanPod(&p, systemd.PlanOptions{}).CgroupfsPath
@@ -46,7 +46,7 @@ func TestDaemonCgroupfs(t *testing.T) {
 		t.Fatalf("describe (%v):\n%s", err, out)
 	}
 	n.stop(syscall.SIGKILL)
-	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s")
+	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s", "--pod-log-retention", "3s")
 	time.Sleep(time.Second)
 	q := n.waitPod("app-node1", "Running", 30*time.Second, running)
 	if containerID(&q) != containerID(&p) {
@@ -135,5 +135,14 @@ spec:
 			}
 		}
 		return true
+	})
+	// Its logs outlive it by --pod-log-retention (3s here), then go.
+	logDir := filepath.Join(n.logs, "default_app-node1_"+string(p.UID))
+	if _, err := os.Stat(logDir); err != nil {
+		t.Fatalf("logs removed with the pod: %v", err)
+	}
+	n.waitFor("the gone pod's logs removed after the retention", 20*time.Second, func() bool {
+		_, err := os.Stat(logDir)
+		return os.IsNotExist(err)
 	})
 }
