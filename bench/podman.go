@@ -43,6 +43,9 @@ for p in "$old"/*; do
 done
 for n in net_cls net_prio perf_event hugetlb; do [ -e "/sys/fs/cgroup/$n" ] || mkdir "/sys/fs/cgroup/$n"; done
 umount -l "$old"; rmdir "$old"
+# podman 4.3 keeps its blob-info cache in /var/lib/containers/cache whatever
+# --root says: a tmpfs over /var/lib keeps it off the host.
+mount -t tmpfs -o mode=755 tmpfs /var/lib
 echo ready
 exec sleep 1000000
 `

@@ -19,4 +19,8 @@ fi
 echo "bench-deps: apt-get install ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The podman package ships /etc/cni/net.d/87-podman-bridge.conflist; with it
+# there, a minikubelet using the default --cni-conf-dir would pick podman's
+# bridge (first config in lexical order) instead of writing its own. The
+# benchmark runs podman with --network none and needs none of it.
+apt-get install -y -qq --no-install-recommends -o 'Dpkg::Options::=--path-exclude=/etc/cni/net.d/*' "${missing[@]}" >/dev/null
