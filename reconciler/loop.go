@@ -279,7 +279,8 @@ func (l *Loop) retryUntil(uid types.UID) time.Time {
 	return l.retry[uid].until
 }
 
-// dispatch runs one pod's chain: in order, stopping at the first failure.
+// dispatch runs one pod's chain: in order (consecutive kills side by side),
+// stopping at the first failure.
 // Each action but kills waits for one of Parallel slots; the waiting
 // happens off the loop goroutine, so a full pool never stalls planning.
 func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, pod *v1.Pod) {
@@ -295,45 +296,78 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 			l.wg.Done()
 			l.Wake()
 		}()
-		for _, a := range actions {
+		for i := 0; i < len(actions); {
 			if ctx.Err() != nil {
 				return
 			}
-			// The bound is on work (cgroups, pulls, processes, mounts), not
-			// on waiting: a kill mostly waits out a grace period, so a
-			// hundred pods being deleted do not queue behind each other.
-			slot := needsSlot(a)
-			if slot {
-				select {
-				case l.sem <- struct{}{}:
-				case <-ctx.Done():
-					return
+			// A run of kills is one step, its kills side by side: the plan
+			// emits together only the containers that stop together, and
+			// each waits out its own grace period (kubelet kills a pod's
+			// containers in parallel; in a row, graces would add up).
+			j := i + 1
+			if _, kill := actions[i].(KillContainer); kill {
+				for j < len(actions) {
+					if _, k := actions[j].(KillContainer); !k {
+						break
+					}
+					j++
 				}
 			}
-			key := a.Key()
-			l.begin(key)
-			err := l.shell.Execute(ctx, a, pod)
-			l.end(key)
-			if slot {
-				<-l.sem
+			step := actions[i:j]
+			i = j
+			errs := make([]error, len(step))
+			var steps sync.WaitGroup
+			for k, a := range step {
+				steps.Add(1)
+				go func() {
+					defer steps.Done()
+					errs[k] = l.execute(ctx, a, pod)
+				}()
 			}
-			if err != nil {
+			steps.Wait()
+			for k, err := range errs {
+				if err == nil {
+					continue
+				}
 				if ctx.Err() != nil {
 					return
 				}
 				l.failed(uid)
-				l.opt.Log.Warn("action failed", "pod", podName(pod, uid), "action", key, "err", err)
+				l.opt.Log.Warn("action failed", "pod", podName(pod, uid), "action", step[k].Key(), "err", err)
 				if l.opt.OnActionError != nil {
-					l.opt.OnActionError(uid, pod, a, err)
+					l.opt.OnActionError(uid, pod, step[k], err)
 				}
 				return
 			}
-			l.opt.Log.Debug("action done", "pod", podName(pod, uid), "action", key)
 		}
 		l.mu.Lock()
 		delete(l.retry, uid)
 		l.mu.Unlock()
 	}()
+}
+
+// execute runs one action, holding a worker slot when it needs one.
+func (l *Loop) execute(ctx context.Context, a Action, pod *v1.Pod) error {
+	// The bound is on work (cgroups, pulls, processes, mounts), not on
+	// waiting: a kill mostly waits out a grace period, so a hundred pods
+	// being deleted do not queue behind each other.
+	slot := needsSlot(a)
+	if slot {
+		select {
+		case l.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-l.sem }()
+	}
+	key := a.Key()
+	l.begin(key)
+	defer l.end(key)
+	err := l.shell.Execute(ctx, a, pod)
+	if err == nil {
+		l.opt.Log.Debug("action done", "pod", podName(pod, a.Pod()), "action", key)
+	}
+	return err
 }
 
 func needsSlot(a Action) bool {

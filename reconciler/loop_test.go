@@ -374,3 +374,53 @@ func TestStopSignal(t *testing.T) {
 		}
 	}
 }
+
+// Deleting a pod kills its containers side by side, each with the whole grace
+// period (kubelet's killContainersWithSyncResult): two containers that ignore
+// SIGTERM take one grace period, not two. The fake kills wait for each other:
+// run one after the other, the first never returns and the test fails.
+func TestLoopKillsAPodsContainersTogether(t *testing.T) {
+	p := mkPod("u1", "p1", "a", "b")
+	f := newFakeShell(t, p)
+	l, stop := startLoop(t, f, 4)
+	defer stop()
+	waitFor(t, "pod running", func() bool { return f.allRunning("u1") })
+
+	var mu sync.Mutex
+	entered, serialized := 0, false
+	both := make(chan struct{})
+	f.hook = func(a Action) error {
+		if _, ok := a.(KillContainer); !ok {
+			return nil
+		}
+		mu.Lock()
+		entered++
+		if entered == 2 {
+			close(both)
+		}
+		mu.Unlock()
+		select {
+		case <-both:
+			return nil
+		case <-time.After(10 * time.Second):
+			mu.Lock()
+			serialized = true
+			mu.Unlock()
+			return errors.New("the other container's kill never started: kills ran one after the other")
+		}
+	}
+	f.mu.Lock()
+	delete(f.s.d.Pods, "u1")
+	f.mu.Unlock()
+	l.Wake()
+	select {
+	case <-both:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second kill never started")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if serialized {
+		t.Fatal("the second kill started only after the first gave up: kills ran one after the other")
+	}
+}
