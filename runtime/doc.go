@@ -66,7 +66,8 @@
 //	  sandbox/daemon.json    its PID in the daemon's namespace + start time (daemon)
 //	  sandbox/state.json     its own view: pid, startedAt (supervisor)
 //	  sandbox/sup.sock       the control socket;  sandbox/supervisor.log
-//	  sandbox/netns          bind mount of the pod's netns (CNI; outlives the pause)
+//	  sandbox/netns          bind of the pod's netns (CNI DEL; outlives the pause and
+//	                         StopSandbox; replaced by the next RunSandbox, gone at RemoveSandbox)
 //	  containers/<id>/daemon.json   name, attempt, log path (daemon)
 //	  containers/<id>/spec.json     the ContainerSpec given to the init (daemon)
 //	  containers/<id>/state.json    pid, createdAt, startedAt (supervisor)

@@ -157,17 +157,20 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	}
 	podDir := r.PodDir(pod.UID)
 	sbDir := r.sandboxDir(pod.UID)
-	if err := os.MkdirAll(sbDir, 0o750); err != nil {
-		return SandboxStatus{}, err
-	}
-	// A sandbox that fails half-way leaves no mount or folder behind.
+	// A sandbox that fails half-way leaves no mount or folder of its own
+	// behind, and nothing else: when it replaces a dead sandbox, the pod
+	// dir holds earlier state (exit records, the reconciler's records,
+	// status.json) that restart counts are made of.
+	undo := r.noteSandboxState(pod)
 	started := false
 	defer func() {
 		if !started {
-			unmountUnder(podDir)
-			os.RemoveAll(podDir)
+			undo.rollback()
 		}
 	}()
+	if err := os.MkdirAll(sbDir, 0o750); err != nil {
+		return SandboxStatus{}, err
+	}
 	os.MkdirAll(filepath.Join(podDir, "containers"), 0o750)
 	hostname, err := podHostname(pod)
 	if err != nil {
@@ -257,6 +260,15 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		// A bind of the pod's netns outlives the pause, so that CNI DEL can
 		// still enter it after a crash; RemoveSandbox unmounts it.
 		nsFile := filepath.Join(sbDir, netnsFile)
+		// A previous sandbox of this pod left its pin (StopSandbox keeps
+		// it for CNI DEL); its pause is dead, so it is replaced. Writing
+		// over the nsfs bind would fail with EPERM.
+		if mounted(nsFile) {
+			if err := unix.Unmount(nsFile, unix.MNT_DETACH); err != nil {
+				cmd.Process.Kill()
+				return SandboxStatus{}, fmt.Errorf("unpin the previous network namespace %s: %w", nsFile, err)
+			}
+		}
 		if err := os.WriteFile(nsFile, nil, 0o444); err != nil {
 			cmd.Process.Kill()
 			return SandboxStatus{}, err
@@ -264,6 +276,9 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/net", meta.PID), nsFile, "", unix.MS_BIND, ""); err != nil {
 			cmd.Process.Kill()
 			return SandboxStatus{}, fmt.Errorf("pin network namespace of %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		if undo.mountsBefore[nsFile] {
+			undo.bound = append(undo.bound, nsFile) // same path as the stale pin: the diff cannot see it
 		}
 	}
 	if err := shim.WriteJSONAtomic(filepath.Join(sbDir, sandboxMetaFile), meta); err != nil {
