@@ -512,9 +512,12 @@ func (n *NodeShell) stopSandbox(ctx context.Context, uid types.UID, id string, p
 	if err := n.teardownNetwork(ctx, uid, pod); err != nil {
 		return err
 	}
-	// Adapter: the runtime pins the netns at <pod>/sandbox/netns until
-	// RemoveSandbox, and a new sandbox in the same pod dir fails on that
-	// mount (EPERM). Once CNI DEL is done the pin has served its purpose.
+	// The runtime keeps the netns pin (<pod>/sandbox/netns) past
+	// StopSandbox so that CNI DEL can still enter it; the next RunSandbox
+	// replaces it and RemoveSandbox drops it. Once CNI DEL is done it has
+	// served its purpose: unpinning here frees the dead namespace now
+	// rather than when the pod is recreated or removed (a pod that is
+	// never recreated would keep it).
 	nsPin := filepath.Join(n.opt.Runtime.PodDir(uid), "sandbox", "netns")
 	if err := unix.Unmount(nsPin, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unpin network namespace %s: %w", nsPin, err)
