@@ -355,47 +355,28 @@ type watchJSON struct {
 // watchPods streams ADDED for every current pod, then each change, one JSON
 // object per line, until the client goes away or the source drops us.
 func (s *Server) watchPods(w http.ResponseWriter, r *http.Request, keep func(*v1.Pod) bool) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	ch := s.src.Subscribe(ctx) // before listing, so no change falls in between
-	stream := newStream(w)
-	for _, p := range s.src.Pods() {
-		if keep(&p) {
-			p.TypeMeta = podTypeMeta
-			if !stream.send(watch.Added, &p) {
-				return
-			}
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-ch:
-			if !ok {
-				return
-			}
-			if ev.Pod == nil || !keep(ev.Pod) {
-				continue
-			}
-			p := *ev.Pod
-			p.TypeMeta = podTypeMeta
-			if !stream.send(ev.Type, &p) {
-				return
-			}
-		}
-	}
+	serveWatch(w, r, s.src, s.src.Pods, func(ev WatchEvent) *v1.Pod { return ev.Pod }, keep,
+		func(p *v1.Pod) { p.TypeMeta = podTypeMeta })
 }
 
 func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request, keep func(*v1.Event) bool) {
+	serveWatch(w, r, s.src, s.src.Events, func(ev WatchEvent) *v1.Event { return ev.Event }, keep,
+		func(e *v1.Event) { e.TypeMeta = eventTypeMeta })
+}
+
+// serveWatch is the API server's watch for one kind: subscribe first (so no
+// change falls between the listing and the stream), send ADDED for what is
+// kept of the current list, then every kept change of that kind.
+func serveWatch[T any](w http.ResponseWriter, r *http.Request, src Source, list func() []T,
+	pick func(WatchEvent) *T, keep func(*T) bool, setMeta func(*T)) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	ch := s.src.Subscribe(ctx)
+	ch := src.Subscribe(ctx)
 	stream := newStream(w)
-	for _, e := range s.src.Events() {
-		if keep(&e) {
-			e.TypeMeta = eventTypeMeta
-			if !stream.send(watch.Added, &e) {
+	for _, item := range list() {
+		if keep(&item) {
+			setMeta(&item)
+			if !stream.send(watch.Added, &item) {
 				return
 			}
 		}
@@ -408,12 +389,13 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request, keep func(*
 			if !ok {
 				return
 			}
-			if ev.Event == nil || !keep(ev.Event) {
+			got := pick(ev)
+			if got == nil || !keep(got) {
 				continue
 			}
-			e := *ev.Event
-			e.TypeMeta = eventTypeMeta
-			if !stream.send(ev.Type, &e) {
+			item := *got
+			setMeta(&item)
+			if !stream.send(ev.Type, &item) {
 				return
 			}
 		}

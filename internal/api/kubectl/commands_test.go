@@ -138,7 +138,9 @@ func TestGetWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuf
 	done := make(chan error, 1)
-	go func() { done <- Get(ctx, c, GetOptions{Namespace: "default", Watch: true, Now: fixedNow}, nil, &out, &out) }()
+	go func() {
+		done <- Get(ctx, c, GetOptions{Namespace: "default", Watch: true, Now: fixedNow}, nil, &out, &out)
+	}()
 	eventually(t, "initial row", func() bool { return strings.Contains(out.String(), "web-node1") })
 	p := runningPod()
 	p.Status.ContainerStatuses[0].Ready = false
