@@ -42,7 +42,8 @@
 //     already ran is not recreated;
 //   - status: phase as kubelet's getPhase, conditions, container statuses
 //     with the waiting reasons (ContainerCreating, PodInitializing,
-//     CrashLoopBackOff, ErrImagePull, ImagePullBackOff ...), and the
+//     CrashLoopBackOff, ErrImagePull, ImagePullBackOff,
+//     CreateContainerConfigError, CreateContainerError ...), and the
 //     kubectl READY/STATUS/RESTARTS columns (KubectlStatus).
 //
 // minikubelet goes beyond the kubelet in two places, by design (issue 2 and

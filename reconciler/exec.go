@@ -276,10 +276,14 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 	if !isMountPoint(merged) {
 		rf, err := n.opt.Images.PrepareRootfs(ctx, rid, img, rdir, readOnly)
 		if err != nil {
-			return fmt.Errorf("container %s: %w", a.Name, err)
+			err = fmt.Errorf("container %s: %w", a.Name, err)
+			n.recordCreateError(a.UID, a.Name, a.Attempt, ReasonCreateContainerError, err)
+			return err
 		}
 		if err := rf.Mount(merged); err != nil {
-			return fmt.Errorf("container %s: mount root %s: %w", a.Name, merged, err)
+			err = fmt.Errorf("container %s: mount root %s: %w", a.Name, merged, err)
+			n.recordCreateError(a.UID, a.Name, a.Attempt, ReasonCreateContainerError, err)
+			return err
 		}
 	}
 	podIP := ""
@@ -292,8 +296,12 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		Image:  mklrt.ImageConfig{Entrypoint: ic.Entrypoint, Cmd: ic.Cmd, Env: ic.Env, WorkingDir: ic.WorkingDir, User: ic.User},
 		PodIP:  podIP, HostIP: n.opt.HostIP})
 	if err != nil {
+		if ctx.Err() == nil {
+			n.recordCreateError(a.UID, a.Name, a.Attempt, createErrorReason(err), err)
+		}
 		return fmt.Errorf("create container %s: %w", a.Name, err)
 	}
+	n.clearCreateError(a.UID, a.Name)
 	imageRef := c.Image
 	if len(img.RepoTags) > 0 {
 		imageRef = img.RepoTags[0]

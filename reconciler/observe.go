@@ -90,6 +90,9 @@ type NodeShell struct {
 	// netChecked: sandbox ID -> whether its network was found broken
 	// (CNI CHECK on adoption, once; sandboxes set up here are trusted).
 	netChecked map[string]bool
+	// createErrs: pod -> container name -> latest failed create (see
+	// create_errors.go).
+	createErrs map[types.UID]map[string]CreateError
 }
 
 // NewNodeShell returns a shell; Close stops its watchers (pods keep running).
@@ -273,6 +276,7 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 	}
 	n.mu.Lock()
 	n.podOfContainer = running
+	n.observeCreateErrorsLocked(&obs, desired)
 	for uid := range n.prev {
 		if obs.Pods[uid] == nil && desired.Pods[uid] == nil {
 			delete(n.prev, uid)
@@ -583,6 +587,7 @@ func (n *NodeShell) forget(uid types.UID) {
 	defer n.mu.Unlock()
 	delete(n.prev, uid)
 	delete(n.written, uid)
+	delete(n.createErrs, uid)
 }
 
 // mountPointsUnder lists mount points below dir (from /proc/self/mountinfo).

@@ -813,6 +813,11 @@ func (p *planner) start(pc *podCtx, c *ctr, sandboxAttempt uint32) {
 	}
 	a := CreateAndStartContainer{UID: pc.uid, Name: c.spec.Name, Attempt: c.nextAttempt(),
 		Init: c.init, Sidecar: c.sidecar, Image: c.spec.Image, SandboxAttempt: sandboxAttempt}
+	if ce, ok := pc.op.CreateErrors[c.spec.Name]; ok && ce.Attempt == a.Attempt && c.waitReason == "" {
+		// The same attempt failed to be created before: it is asked for
+		// again, and waits with the kubelet's reason meanwhile.
+		c.waitReason, c.waitMessage = ce.Reason, ce.Message
+	}
 	if p.add(pc, a) && c.waitReason == "" {
 		if st := p.o.Images[c.spec.Image]; st != nil && st.Presence == ImagePresent {
 			// kubelet reports the image on every container start.

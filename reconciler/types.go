@@ -204,6 +204,12 @@ type ObservedPod struct {
 
 	Termination *Termination // nil: not terminating
 	StartTime   time.Time    // when the pod was first started on this node
+
+	// CreateErrors is, by container name, the latest failure to create
+	// the container (the executor's; forgotten once a create succeeds).
+	// The status shows it as the container's waiting reason while the
+	// plan keeps asking for that same attempt.
+	CreateErrors map[string]CreateError
 }
 
 // Config holds the knobs of the plan.

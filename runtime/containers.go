@@ -139,7 +139,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (Cre
 	spec, err := r.buildSpec(&cfg, &meta, id, dir)
 	if err != nil {
 		cleanup()
-		return CreatedContainer{}, err
+		return CreatedContainer{}, &ConfigError{Err: err}
 	}
 	cm := containerMeta{ID: id, PodUID: cfg.Pod.UID, Name: cfg.Container.Name, Attempt: cfg.Attempt, LogPath: spec.LogPath,
 		FallbackToLogs: cfg.Container.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError}
@@ -421,3 +421,13 @@ func logTail(path string, lines, maxBytes int) string {
 	}
 	return s
 }
+
+// ConfigError is a container configuration CreateContainer refused before
+// creating anything (runAsNonRoot with a root user, a bad subPath or
+// volume mount, an environment reference that cannot be resolved, a
+// seccomp profile): the kubelet's CreateContainerConfigError class, as
+// opposed to a failure while creating.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
