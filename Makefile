@@ -42,6 +42,18 @@ run: deps build
 	hack/build-demo-image.sh --root-dir /var/lib/minikubelet-demo
 	hack/run-demo.sh
 
+# A real systemd host (root). examples/minikubelet.service runs
+# /usr/local/bin/minikubelet, which uses minikubelet-shim beside it for the pods.
+# install(1) replaces files by a new inode, so a running daemon and the pods'
+# supervisors keep their binaries through an upgrade. DESTDIR stages a package.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)/usr/local/bin/minikubelet
+	install -D -m 0755 bin/minikubelet-shim $(DESTDIR)/usr/local/bin/minikubelet-shim
+	install -D -m 0644 examples/minikubelet.service $(DESTDIR)/etc/systemd/system/minikubelet.service
+	install -d -m 0755 $(DESTDIR)/etc/kubernetes/manifests
+	@echo "installed. Next: systemctl daemon-reload && systemctl enable --now minikubelet"
+	@echo "(upgrade: systemctl daemon-reload && systemctl restart minikubelet; pods keep running)"
+
 clean:
 	rm -rf bin
 
