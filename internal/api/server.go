@@ -152,7 +152,7 @@ func (s *Server) ListenAndServe(ctx context.Context, socket, tcpAddr string) err
 	defer cancel()
 	errs := make(chan error, 2)
 	n := 1
-	go func() { errs <- s.Serve(ctx, ul) }()
+	go func() { errs <- s.serve(ctx, ul, debugHandler(s.Handler())) }()
 	if tcpAddr != "" {
 		tl, err := net.Listen("tcp", tcpAddr)
 		if err != nil {
@@ -176,8 +176,12 @@ func (s *Server) ListenAndServe(ctx context.Context, socket, tcpAddr string) err
 
 // Serve serves on l until ctx ends, then shuts down (open watches end).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, s.Handler())
+}
+
+func (s *Server) serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	hs := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
