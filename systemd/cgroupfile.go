@@ -50,15 +50,11 @@ type cgroupMount struct {
 // the absolute directory of that cgroup in every mounted hierarchy.
 // Controllers listed in /proc/cgroups but not mounted are simply absent.
 func cgroupDirs(cgroupPath string) (map[string]string, error) {
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := currentCgroupMounts()
 	if err != nil {
 		return nil, err
 	}
-	known, err := os.ReadFile("/proc/cgroups")
-	if err != nil {
-		return nil, err
-	}
-	return cgroupDirsFrom(parseCgroupMounts(mi, parseProcCgroups(known)), cgroupPath)
+	return cgroupDirsFrom(mounts, cgroupPath)
 }
 
 // parseProcCgroups returns the controller names /proc/cgroups lists
