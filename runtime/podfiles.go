@@ -220,12 +220,28 @@ func mountPoints(dir string) []string {
 	return out
 }
 
+// mountEscapes undoes mountinfo's octal escapes; built once (a Replacer per
+// line made reading the mount table allocate megabytes per call).
+var mountEscapes = strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+
 func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	return mountEscapes.Replace(s)
 }
 
+// mounted reports whether dir is a mount point. statx answers for the path
+// alone (STATX_ATTR_MOUNT_ROOT, Linux 5.8+); the mount table, which lists
+// every mount of every pod, is read only on kernels that do not say.
 func mounted(dir string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err == nil &&
+		stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	} else if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false
+	}
 	for _, m := range mountPoints(dir) {
 		if m == dir {
 			return true
