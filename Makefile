@@ -23,6 +23,7 @@ build:
 
 vet:
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 # Every test. As root, integration tests boot a real systemd (internal/testnode);
 # as non-root they are skipped and listed with the reason.

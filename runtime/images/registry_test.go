@@ -401,4 +401,3 @@ func TestConcurrentPullsAreShared(t *testing.T) {
 		t.Fatalf("%d manifest requests, %d fetches for %d concurrent pulls; want 1", m, s.Fetches(), n)
 	}
 }
-

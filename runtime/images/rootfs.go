@@ -319,4 +319,3 @@ func UnmountRootfs(target string) error {
 		}
 	}
 }
-
