@@ -236,7 +236,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	}
 	readyW.Close()
 	// Reap it if it exits while we live; after a daemon restart init does.
-	go cmd.Wait()
+	reapWhenExits(cmd)
 	// Bounded wait: a supervisor that neither reports nor dies is killed.
 	dl := time.Now().Add(30 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
