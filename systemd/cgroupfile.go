@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -497,6 +498,14 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 					return
 				}
 			case <-tick.C:
+				// The walk is only for kills below the cgroup; one without
+				// child cgroups (a container's scope) has its own kills and
+				// its removal signalled on the eventfd. A stat says which
+				// (kernfs counts a directory's subdirectories in its link
+				// count), so hundreds of watched scopes cost no walk.
+				if fi, err := os.Lstat(dir); err == nil && !hasChildDirs(fi) {
+					continue
+				}
 				if !report() {
 					return
 				}
@@ -530,6 +539,14 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 		}
 	}()
 	return out, nil
+}
+
+// hasChildDirs reports whether a directory has subdirectories, from its
+// link count (2 + subdirectories on kernfs, as on most filesystems); a
+// count it cannot read says yes.
+func hasChildDirs(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.Nlink != 2
 }
 
 func watchOOMV2(ctx context.Context, dir string, base uint64) (<-chan struct{}, error) {
