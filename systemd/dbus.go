@@ -76,6 +76,9 @@ type DBusDriver struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]UnitState // last known state of our units, for events
+	// scopeFacts: scope unit -> properties List read, with the state they
+	// were read in (guarded by cacheMu; see dbus_facts.go).
+	scopeFacts map[string]scopeFacts
 
 	// The Burstable slice's weight: until UpdateQOS gives the exact value,
 	// the sum of the Burstable pods' shares (each floored, so within one
@@ -799,6 +802,8 @@ func (d *DBusDriver) List(ctx context.Context) ([]UnitState, error) {
 	}
 	rootPath := "/" + ExpandSlice(d.names.RootSlice()) + "/"
 	var out []UnitState
+	listed := map[string]bool{}
+	defer d.pruneScopeFacts(listed)
 	for _, u := range units {
 		if !strings.HasPrefix(u.Description, OwnerPrefix) {
 			continue
@@ -819,24 +824,36 @@ func (d *DBusDriver) List(ctx context.Context) ([]UnitState, error) {
 			continue // the root or a QoS slice
 		}
 		st.ID = id
-		var props map[string]any
-		err := d.call(ctx, func(c *sd.Conn) error {
-			var err error
-			props, err = c.GetUnitTypePropertiesContext(ctx, u.Name, "Scope")
-			return err
-		})
-		if err != nil {
-			if dbusErrorName(err) == errNoSuchUnit {
-				continue // gone meanwhile
+		listed[u.Name] = true
+		// A scope's cgroup and slice are fixed for its life and its Result
+		// changes only with its state: its properties are read again only
+		// when ListUnits shows another state (one call per scope and round
+		// was most of a round's D-Bus traffic).
+		facts, ok := d.scopeFactsOf(u.Name)
+		if !ok || facts.active != u.ActiveState || facts.sub != u.SubState {
+			var props map[string]any
+			err := d.call(ctx, func(c *sd.Conn) error {
+				var err error
+				props, err = c.GetUnitTypePropertiesContext(ctx, u.Name, "Scope")
+				return err
+			})
+			if err != nil {
+				if dbusErrorName(err) == errNoSuchUnit {
+					continue // gone meanwhile
+				}
+				return nil, fmt.Errorf("read %s: %w", u.Name, err)
 			}
-			return nil, fmt.Errorf("read %s: %w", u.Name, err)
+			facts = scopeFacts{active: u.ActiveState, sub: u.SubState}
+			facts.cgroup, _ = props["ControlGroup"].(string)
+			slice, _ := props["Slice"].(string)
+			facts.result, _ = props["Result"].(string)
+			if facts.cgroup == "" && slice != "" {
+				facts.cgroup = "/" + path.Join(ExpandSlice(slice), u.Name) // an inactive scope has no cgroup
+			}
+			d.setScopeFacts(u.Name, facts)
 		}
-		cg, _ := props["ControlGroup"].(string)
-		slice, _ := props["Slice"].(string)
-		st.Result, _ = props["Result"].(string)
-		if cg == "" && slice != "" {
-			cg = "/" + path.Join(ExpandSlice(slice), u.Name) // an inactive scope has no cgroup
-		}
+		cg := facts.cgroup
+		st.Result = facts.result
 		if !strings.HasPrefix(cg, rootPath) {
 			continue // another root's scope
 		}
@@ -855,6 +872,9 @@ func (d *DBusDriver) List(ctx context.Context) ([]UnitState, error) {
 // unitCgroup resolves a scope (id) or a pod slice (id "") to its
 // ControlGroup path.
 func (d *DBusDriver) unitCgroup(ctx context.Context, uid types.UID, id string) (string, string, error) {
+	if unit, cg, ok := d.cachedCgroup(uid, id); ok {
+		return unit, cg, nil
+	}
 	var unit, iface string
 	if id != "" {
 		unit, iface = ScopeUnitName(id), "Scope"
