@@ -306,6 +306,29 @@ func validID(id string) bool {
 // ContainerStatus reads a container's records (no call to the supervisor
 // unless it must know whether a recorded PID still runs).
 func (r *Runtime) ContainerStatus(ctx context.Context, uid types.UID, id string) (ContainerStatus, error) {
+	return r.containerStatus(ctx, uid, id, r.supervisorList(ctx, uid))
+}
+
+// supervisorList returns a function asking a pod's supervisor, at most
+// once, which containers it runs: a pod's containers listed together cost
+// one round trip, not one each.
+func (r *Runtime) supervisorList(ctx context.Context, uid types.UID) func() ([]string, error) {
+	var ids []string
+	var err error
+	asked := false
+	return func() ([]string, error) {
+		if !asked {
+			asked = true
+			var resp *shim.Response
+			if resp, err = call(ctx, r.sandboxDir(uid), shim.Request{Op: "list"}); err == nil {
+				ids = resp.Containers
+			}
+		}
+		return ids, err
+	}
+}
+
+func (r *Runtime) containerStatus(ctx context.Context, uid types.UID, id string, supervised func() ([]string, error)) (ContainerStatus, error) {
 	dir := r.containerDir(uid, id)
 	var cm containerMeta
 	if err := shim.ReadJSON(filepath.Join(dir, containerMetaFile), &cm); err != nil {
@@ -333,11 +356,11 @@ func (r *Runtime) ContainerStatus(ctx context.Context, uid types.UID, id string)
 		return st, nil
 	}
 	// No exit record: running if the supervisor still knows it.
-	resp, err := call(ctx, r.sandboxDir(uid), shim.Request{Op: "list"})
+	running, err := supervised()
 	if err != nil {
 		return st, nil // supervisor gone: Unknown
 	}
-	for _, c := range resp.Containers {
+	for _, c := range running {
 		if c == id {
 			if cs.StartedAt.IsZero() {
 				st.State = ContainerCreated
@@ -359,8 +382,9 @@ func (r *Runtime) ListContainers(ctx context.Context, uid types.UID) ([]Containe
 		return nil, err
 	}
 	var out []ContainerStatus
+	supervised := r.supervisorList(ctx, uid)
 	for _, e := range ents {
-		if st, err := r.ContainerStatus(ctx, uid, e.Name()); err == nil {
+		if st, err := r.containerStatus(ctx, uid, e.Name(), supervised); err == nil {
 			out = append(out, st)
 		}
 	}
