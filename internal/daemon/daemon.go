@@ -139,7 +139,9 @@ func Run(ctx context.Context, o Options) error {
 	go func() { srcDone <- src.Run(ctx) }()
 
 	apiStore := api.NewStore(0)
-	server := api.NewServer(apiStore, metrics, log.With("component", "api"))
+	// describe's cgroup usage is read when asked for (usage.go).
+	sampler := newUsageSampler(driver)
+	server := api.NewServer(usageSource{apiStore, sampler}, metrics, log.With("component", "api"))
 
 	var pidsLimit *int64
 	if o.PodPidsLimit > 0 {
@@ -175,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 		LogDir: o.LogDir, LogRetention: o.PodLogRetention,
 		Log: log.With("component", "node")})
 	defer shell.Close()
-	rep := newReporter(apiStore, metrics, shell, driver, planOpts, cfg, o.NodeName)
+	rep := newReporter(apiStore, metrics, shell, driver, sampler, planOpts, cfg, o.NodeName)
 	var lastRound atomic.Int64
 	loop = reconciler.NewLoop(shell, func() (reconciler.Desired, bool) {
 		snap := src.Snapshot()

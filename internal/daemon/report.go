@@ -34,7 +34,7 @@ type reporter struct {
 	shown    map[string]types.UID // namespace/name -> UID in the store
 	restarts map[string]int32     // uid/container -> restartCount last seen
 	started  map[types.UID]bool
-	usage    map[string]sample // uid/container ("" = pod) -> last sample
+	sampler  *usageSampler // describe's usage, read on demand (usage.go)
 	extras   map[types.UID]api.PodExtra
 	qosKey   string // QoS values last applied
 }
@@ -45,14 +45,14 @@ type sample struct {
 }
 
 func newReporter(store *api.Store, metrics *api.Metrics, shell *reconciler.NodeShell, driver systemd.Driver,
-	planOpts systemd.PlanOptions, cfg reconciler.Config, node string) *reporter {
+	sampler *usageSampler, planOpts systemd.PlanOptions, cfg reconciler.Config, node string) *reporter {
 	return &reporter{store: store, metrics: metrics, shell: shell, driver: driver, planOpts: planOpts, cfg: cfg,
 		node: node, now: time.Now,
 		seen: map[string]time.Time{}, shown: map[string]types.UID{}, restarts: map[string]int32{},
-		started: map[types.UID]bool{}, usage: map[string]sample{}, extras: map[types.UID]api.PodExtra{}}
+		started: map[types.UID]bool{}, sampler: sampler, extras: map[types.UID]api.PodExtra{}}
 }
 
-// usageEvery bounds how often cgroup usage is read for describe.
+// usageEvery bounds how often a pod's cgroup usage is read for describe.
 const usageEvery = 10 * time.Second
 
 func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reconciler.Observed) {
@@ -337,34 +337,7 @@ func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod,
 			}
 		}
 	}
-	if op != nil && op.SliceExists && (ex.Usage == nil || now.Sub(ex.Usage.SampledAt) >= usageEvery) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if u, err := r.driver.Usage(ctx, uid, ""); err == nil {
-			ex.Usage = r.toUsage(string(uid), u, now)
-		}
-		ex.ContainerUsage = map[string]api.Usage{}
-		for _, s := range ex.Scopes {
-			if s.Container == "" || s.ActiveState != "active" {
-				continue
-			}
-			if u, err := r.driver.Usage(ctx, uid, s.ID); err == nil {
-				ex.ContainerUsage[s.Container] = *r.toUsage(string(uid)+"/"+s.ID, u, now)
-			}
-		}
-		cancel()
-	}
 	r.extras[uid] = ex
-}
-
-func (r *reporter) toUsage(key string, u systemd.Usage, now time.Time) *api.Usage {
-	out := &api.Usage{SampledAt: now, UsageCoreNanoSeconds: u.CPUUsageNanos, WorkingSetBytes: u.MemoryBytes,
-		PIDs: u.PIDs, OOMKills: u.OOMKills}
-	if prev, ok := r.usage[key]; ok && now.After(prev.at) && u.CPUUsageNanos >= prev.cpu {
-		rate := uint64(float64(u.CPUUsageNanos-prev.cpu) / now.Sub(prev.at).Seconds())
-		out.UsageNanoCores = &rate
-	}
-	r.usage[key] = sample{at: now, cpu: u.CPUUsageNanos}
-	return out
 }
 
 // forget drops per-pod bookkeeping of pods that are gone.
@@ -384,11 +357,7 @@ func (r *reporter) forget(res *reconciler.Result) {
 			delete(r.restarts, k)
 		}
 	}
-	for k := range r.usage {
-		if !live[uidOf(k)] {
-			delete(r.usage, k)
-		}
-	}
+	r.sampler.forget(live)
 	for uid := range r.started {
 		if !live[string(uid)] {
 			delete(r.started, uid)
