@@ -425,6 +425,9 @@ func watchOOM(ctx context.Context, dirs map[string]string) (<-chan struct{}, err
 
 func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-chan struct{}, error) {
 	dir := dirs["memory"]
+	// The watch lives as long as the container: keep only what it reads,
+	// not the path of every hierarchy.
+	dirs = map[string]string{"memory": dir}
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd for %s: %w", dir, err)

@@ -152,6 +152,7 @@ func (d *DBusDriver) known(unit string) bool {
 }
 
 func (d *DBusDriver) remember(st UnitState) {
+	st = ownStrings(st)
 	d.cacheMu.Lock()
 	d.cache[st.Unit] = st
 	d.cacheMu.Unlock()
@@ -215,7 +216,8 @@ func (d *DBusDriver) handleSignal(sig *dbus.Signal) {
 				st.CgroupPath = cg
 			}
 		}
-		d.cache[unit] = st
+		st = ownStrings(st)
+		d.cache[st.Unit] = st // st.Unit == unit, held as a copy
 		d.cacheMu.Unlock()
 		if st.ActiveState != before.ActiveState || st.SubState != before.SubState || st.Result != before.Result || !ok {
 			d.send(Event{Unit: unit, State: st})
