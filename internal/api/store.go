@@ -74,7 +74,6 @@ func (s *Store) ResourceVersion() string {
 // SetPod adds or replaces a pod (by namespace and name). A pod equal to the
 // stored one apart from resourceVersion is not a change and notifies nobody.
 func (s *Store) SetPod(pod v1.Pod) {
-	pod = *pod.DeepCopy()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := podKey(pod.Namespace, pod.Name)
@@ -82,10 +81,15 @@ func (s *Store) SetPod(pod v1.Pod) {
 	typ := watch.Added
 	if existed {
 		typ = watch.Modified
-		pod.ResourceVersion = old.ResourceVersion
+		pod.ResourceVersion = old.ResourceVersion // on our shallow copy
 		if equality.Semantic.DeepEqual(old, pod) {
 			return
 		}
+	}
+	// Copied only when it is a change: the daemon sets every pod on every
+	// round, and nearly all of them are unchanged.
+	pod = *pod.DeepCopy()
+	if existed {
 		if old.UID != pod.UID {
 			// A replaced pod (new UID) is another object, as the API server
 			// shows a recreated mirror pod: DELETED for the old, ADDED for
