@@ -521,9 +521,23 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 			// scopes) soon after that: read at once and poll tightly, then
 			// more slowly. A read that fails means the cgroup is gone (the
 			// eventfd also fires on rmdir).
+			// An rmdir removes the directory before it signals the eventfd, so
+			// a notification while the directory is still there is an OOM.
+			_, statErr := os.Lstat(dir)
+			oomNotified := statErr == nil
 			before := seen
 			for i := 0; i < 100 && seen == before; i++ {
 				if !report() {
+					if oomNotified && seen == before && ctx.Err() == nil {
+						// The kill emptied the cgroup and it was removed
+						// (systemd collects empty scopes) before the kernel's
+						// counter could be read: count the kill the
+						// notification announced.
+						select {
+						case out <- struct{}{}:
+						case <-ctx.Done():
+						}
+					}
 					return
 				}
 				if seen != before {
