@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/cgroups"
+	devconfig "github.com/opencontainers/cgroups/devices/config"
 	cgfs "github.com/opencontainers/cgroups/fs"
 	"github.com/opencontainers/cgroups/fs2"
 	"golang.org/x/sys/unix"
@@ -378,7 +379,8 @@ func validName(kind, s string) error {
 // weight, so an update that drops a limit really lifts it. On v2 the weight
 // is the plan's CPUSharesToWeight (the same value the systemd driver sets
 // as CPUWeight), and a limited memory gets no swap (memory.swap.max 0, the
-// kubelet's default). Devices are left to the runtime (SkipDevices).
+// kubelet's default). Devices are skipped here; createOnce sets a scope's
+// device rules.
 func cgroupfsResources(r Resources, v2 bool) *cgroups.Resources {
 	out := &cgroups.Resources{SkipDevices: true, Memory: -1, CpuQuota: -1}
 	shares := uint64(SharesPerCPU)
@@ -446,7 +448,7 @@ func (d *CgroupfsDriver) apply(cgroupPath string, r Resources, onlyCPU bool) err
 }
 
 func (d *CgroupfsDriver) create(cgroupPath string, r Resources, onlyCPU bool) (cgroups.Manager, error) {
-	return retryVanished(func() (cgroups.Manager, error) { return d.createOnce(cgroupPath, r, onlyCPU) })
+	return retryVanished(func() (cgroups.Manager, error) { return d.createOnce(cgroupPath, r, onlyCPU, nil) })
 }
 
 // retryVanished retries an operation that failed because a directory
@@ -463,13 +465,18 @@ func retryVanished[T any](op func() (T, error)) (T, error) {
 	}
 }
 
-func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool) (cgroups.Manager, error) {
+// createOnce creates and sets one cgroup. devices, when not nil, are its
+// device rules (scopes); slices leave the device cgroup alone.
+func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool, devices []*devconfig.Rule) (cgroups.Manager, error) {
 	dirs, err := cgroupDirs(cgroupPath)
 	if err != nil {
 		return nil, err
 	}
 	v2 := isV2Dirs(dirs)
 	res := cgroupfsResources(r, v2)
+	if devices != nil {
+		res.SkipDevices, res.Devices = false, devices
+	}
 	if onlyCPU {
 		res.Memory, res.MemorySwap, res.CpuQuota, res.PidsLimit = 0, 0, 0, nil
 		if r.CPUShares == nil {
@@ -486,8 +493,9 @@ func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool
 	if err := m.Apply(-1); err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", cgroupPath, err)
 	}
-	// SkipDevices makes the v1 manager skip the devices directory, but the
-	// runtime applies each container's device allowlist there: create it.
+	// Slices skip devices (SkipDevices), which makes the v1 manager skip
+	// the devices directory too; create it so the tree exists there and a
+	// scope below can have its allowlist.
 	if dev, ok := dirs["devices"]; ok && !v2 {
 		if err := os.MkdirAll(dev, 0o755); err != nil {
 			return nil, fmt.Errorf("create cgroup %s: %w", dev, err)
@@ -758,7 +766,7 @@ func (d *CgroupfsDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
 	}
 	p := d.scopePath(m)
 	_, err := retryVanished(func() (struct{}, error) {
-		mgr, err := d.createOnce(p, spec.Resources, false)
+		mgr, err := d.createOnce(p, spec.Resources, false, cgroupfsDeviceRules(spec.Privileged))
 		if err != nil {
 			return struct{}{}, err
 		}

@@ -161,5 +161,6 @@ func ScopeProperties(spec ScopeSpec, slice string, unified bool) []sd.Property {
 		props = append(props, sdProp("TimeoutStopUSec", uint64((spec.StopTimeout+stopTimeoutSlack)/time.Microsecond)))
 	}
 	props = append(props, accountingProperties()...)
+	props = append(props, deviceProperties(spec.Privileged)...)
 	return append(props, ResourceProperties(spec.Resources, unified, true)...)
 }

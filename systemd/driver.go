@@ -51,6 +51,11 @@ type ScopeSpec struct {
 	PIDs        []int         // live processes to move in (held stopped by the caller)
 	Resources   Resources     // the container's own limits
 	StopTimeout time.Duration // how long a stop waits before SIGKILL (grace period)
+	// Privileged lifts the device cgroup restriction (a privileged
+	// container gets the host's devices). Otherwise the scope allows only
+	// runc's default devices (ScopeDeviceRules): the sandbox and every
+	// unprivileged container.
+	Privileged bool
 }
 
 // UnitState is what the driver observed of one slice or scope.
