@@ -314,7 +314,9 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 	plan := n.cgroupPlan(pod)
 	if err := n.opt.Driver.StartScope(ctx, systemd.ScopeSpec{Pod: plan.PodCgroup(), ID: cc.ID,
 		Description: "minikubelet container " + pod.Namespace + "/" + pod.Name + "/" + a.Name,
-		PIDs:        []int{cc.PID}, Resources: plan.Containers[a.Name], StopTimeout: podGraceOf(pod)}); err != nil {
+		PIDs:        []int{cc.PID}, Resources: plan.Containers[a.Name], StopTimeout: podGraceOf(pod),
+		// A privileged container has the host's /dev: no device allowlist.
+		Privileged: c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged}); err != nil {
 		return fmt.Errorf("container %s: scope: %w", a.Name, err)
 	}
 	// Count OOM kills from before the workload runs.
