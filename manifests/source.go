@@ -135,6 +135,7 @@ type Source struct {
 
 type fileState struct {
 	path         string
+	seen         time.Time // first event since the last read (debug timing only)
 	due          time.Time // next examination; zero when nothing pending
 	missingSince time.Time
 	busySince    time.Time
@@ -371,6 +372,11 @@ func (s *Source) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 		}
 		return
 	}
+	if f := s.files[name]; f == nil || f.seen.IsZero() {
+		s.schedule(name, time.Now().Add(s.cfg.Settle))
+		s.files[name].seen = time.Now()
+		return
+	}
 	s.schedule(name, time.Now().Add(s.cfg.Settle))
 }
 
@@ -520,6 +526,10 @@ func (s *Source) examine(f *fileState, now time.Time) {
 	}
 	f.candidate = pods
 	s.dirty = true
+	if !f.seen.IsZero() {
+		log.Debug("manifest read", "file", f.path, "sinceEvent", time.Since(f.seen))
+		f.seen = time.Time{}
+	}
 }
 
 // failRead reports a file that could not be read. The last good spec stays

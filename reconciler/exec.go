@@ -164,8 +164,12 @@ func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) e
 	if err := writeJSON(n.state.sandboxFile(a.UID), sb); err != nil {
 		return err
 	}
+	sp := n.newSpans("sandbox running", "pod", pod.Namespace+"/"+pod.Name)
+	defer sp.done()
 	plan := n.cgroupPlan(pod)
 	place := func(ctx context.Context, pids []int) error {
+		sp.mark("spawn")
+		defer sp.mark("scope")
 		return n.opt.Driver.StartScope(ctx, systemd.ScopeSpec{Pod: plan.PodCgroup(), ID: sb.ID,
 			Description: "minikubelet sandbox " + pod.Namespace + "/" + pod.Name,
 			PIDs:        pids, Resources: plan.Sandbox})
@@ -183,6 +187,7 @@ func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) e
 	if err != nil {
 		return fail(err)
 	}
+	sp.mark("ready")
 	if !pod.Spec.HostNetwork && n.opt.Network != nil {
 		n.netMu.Lock()
 		res, err := n.opt.Network.Setup(ctx, network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace,
@@ -267,6 +272,8 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		return fmt.Errorf("container %s: image %s is not in the store", a.Name, c.Image)
 	}
 	readOnly := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
+	sp := n.newSpans("container started", "pod", pod.Namespace+"/"+pod.Name, "container", a.Name)
+	defer sp.done()
 	rid := string(a.UID) + "_" + a.Name + "_" + strconv.FormatUint(uint64(a.Attempt), 10)
 	rdir := n.state.rootfsDir(a.UID, a.Name, a.Attempt)
 	merged := filepath.Join(rdir, "merged")
@@ -286,6 +293,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 			return err
 		}
 	}
+	sp.mark("rootfs")
 	podIP := ""
 	if len(sb.IPs) > 0 {
 		podIP = sb.IPs[0]
@@ -301,6 +309,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		}
 		return fmt.Errorf("create container %s: %w", a.Name, err)
 	}
+	sp.mark("create")
 	n.clearCreateError(a.UID, a.Name)
 	imageRef := c.Image
 	if len(img.RepoTags) > 0 {
@@ -319,6 +328,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		Privileged: c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged}); err != nil {
 		return fmt.Errorf("container %s: scope: %w", a.Name, err)
 	}
+	sp.mark("scope")
 	// Count OOM kills from before the workload runs.
 	n.mu.Lock()
 	armed := n.oomWatch[cc.ID]
@@ -340,9 +350,11 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 			}()
 		}
 	}
+	sp.mark("oomwatch")
 	if err := n.opt.Runtime.StartContainer(ctx, a.UID, cc.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", a.Name, err)
 	}
+	sp.mark("start")
 	n.watchContainer(a.UID, cc.ID)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		if err := n.runHook(ctx, a.UID, cc.ID, c, c.Lifecycle.PostStart, 2*time.Minute); err != nil {

@@ -207,6 +207,7 @@ func (l *Loop) Round(ctx context.Context) time.Time {
 		return l.opt.Now().Add(l.opt.RetryMin)
 	}
 	observed.InFlight = inFlight
+	observedAt := time.Now()
 	now := l.opt.Now()
 	res := Plan(desired, observed, now, l.opt.Config)
 	for i := range res.Pods {
@@ -261,6 +262,7 @@ func (l *Loop) Round(ctx context.Context) time.Time {
 		}
 		l.dispatch(ctx, pp.UID, pp.Actions, pod)
 	}
+	l.opt.Log.Debug("round", "observe", observedAt.Sub(start), "planReportDispatch", time.Since(observedAt), "pods", len(res.Pods))
 	if l.opt.OnRound != nil {
 		l.opt.OnRound(time.Since(start), nil)
 	}
@@ -363,9 +365,10 @@ func (l *Loop) execute(ctx context.Context, a Action, pod *v1.Pod) error {
 	key := a.Key()
 	l.begin(key)
 	defer l.end(key)
+	began := time.Now()
 	err := l.shell.Execute(ctx, a, pod)
 	if err == nil {
-		l.opt.Log.Debug("action done", "pod", podName(pod, a.Pod()), "action", key)
+		l.opt.Log.Debug("action done", "pod", podName(pod, a.Pod()), "action", key, "took", time.Since(began))
 	}
 	return err
 }
