@@ -269,6 +269,12 @@ func (l *Loop) Round(ctx context.Context) time.Time {
 	return next
 }
 
+// Busy reports whether the pod's chain of actions is running. A round then
+// changes nothing for it (its status is kept, its events held back, no new
+// chain starts) and the chain's end wakes the loop, so news about the pod
+// alone need not wake the loop.
+func (l *Loop) Busy(uid types.UID) bool { return l.isBusy(uid) }
+
 func (l *Loop) isBusy(uid types.UID) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

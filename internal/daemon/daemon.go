@@ -208,9 +208,16 @@ func Run(ctx context.Context, o Options) error {
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-driver.Events():
+			case ev, ok := <-driver.Events():
 				if !ok {
 					return
+				}
+				// A pod being started or stopped makes a burst of unit
+				// events; rounds they would wake change nothing for it (it
+				// is busy: see Loop.Busy) and only compete with its chain
+				// for the CPU. The chain's end wakes the loop.
+				if ev.State.PodUID != "" && loop.Busy(ev.State.PodUID) {
+					continue
 				}
 				loop.Wake()
 			}
