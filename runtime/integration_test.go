@@ -779,7 +779,13 @@ func TestPauseDeathKillsContainers(t *testing.T) {
 		if procAlive(pid) {
 			t.Errorf("shared=%v: container %d survived its pause", shared, pid)
 		}
+		// The container can be gone while the pause is still in its exit
+		// path (signals to children go out before it becomes a zombie).
 		st, _ := f.rt.SandboxStatus(ctx, pod.UID)
+		for (st.PID != 0 || st.Ready) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			st, _ = f.rt.SandboxStatus(ctx, pod.UID)
+		}
 		if st.PID != 0 || st.Ready {
 			t.Errorf("shared=%v: sandbox still reported alive: %+v", shared, st)
 		}
