@@ -6,9 +6,9 @@ package reconciler
 // reconciler's own records, the image store and the pulls it runs.
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"github.com/moby/sys/mountinfo"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -590,45 +590,19 @@ func (n *NodeShell) forget(uid types.UID) {
 	delete(n.createErrs, uid)
 }
 
-// mountPointsUnder lists mount points below dir (from /proc/self/mountinfo).
+// mountPointsUnder lists mount points strictly below dir.
 func mountPointsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []string
-	prefix := dir + "/"
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 4 {
-			mp := unescapeMount(fs[4])
-			if strings.HasPrefix(mp, prefix) {
-				out = append(out, mp)
-			}
+	for _, m := range ms {
+		if m.Mountpoint != dir {
+			out = append(out, m.Mountpoint)
 		}
 	}
 	return out
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			v := (int(s[i+1]-'0') << 6) | (int(s[i+2]-'0') << 3) | int(s[i+3]-'0')
-			b.WriteByte(byte(v))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // sweepLogs removes, at most once a minute (or retention), the log folders
