@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -147,12 +148,13 @@ func (s *Store) rootfsRecords() ([]RootfsRecord, error) {
 // useMountSyscall forces the mount(2) path (tests cover both).
 var useMountSyscall = false
 
-// Mount mounts the overlay on target (an existing directory). With the new
-// mount API (Linux ≥ 6.8) every lowerdir is passed on its own ("lowerdir+"),
-// so there is no option-length limit; otherwise mount(2) is used, with short
-// relative symlink names when the option string would exceed a page.
+// Mount mounts the overlay on target (an existing directory). Where the
+// kernel's overlay takes "lowerdir+" through the new mount API (Linux ≥ 6.8)
+// every lowerdir is passed on its own, so there is no option-length limit;
+// otherwise mount(2) is used, with short relative symlink names when the
+// option string would exceed a page.
 func (rf *Rootfs) Mount(target string) error {
-	if !useMountSyscall {
+	if !useMountSyscall && lowerdirPlusSupported() {
 		err := rf.mountFsconfig(target)
 		if err == nil {
 			return nil
@@ -168,6 +170,25 @@ func (rf *Rootfs) Mount(target string) error {
 }
 
 var errNoNewMountAPI = errors.New("new mount API or lowerdir+ unsupported")
+
+// lowerdirPlusSupported tells, once per process, whether overlayfs parses
+// its options natively through fsconfig and knows "lowerdir+". Kernels
+// before 6.5 give overlay the VFS's legacy context, which accepts any key
+// (it only appends "key=value" to a mount(2)-style string) and fails at
+// FSCONFIG_CMD_CREATE, or earlier with "Cumulative options too large"; 6.5
+// to 6.7 parse natively but reject "lowerdir+". So: a key no filesystem
+// has must be refused (native parser), and "lowerdir+" accepted.
+var lowerdirPlusSupported = sync.OnceValue(func() bool {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if unix.FsconfigSetString(fd, "minikubelet-probe", "1") == nil {
+		return false // the legacy context: anything goes until create
+	}
+	return unix.FsconfigSetString(fd, "lowerdir+", "/") == nil
+})
 
 func (rf *Rootfs) mountFsconfig(target string) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
@@ -187,10 +208,13 @@ func (rf *Rootfs) mountFsconfig(target string) error {
 	if err := set("source", "overlay"); err != nil {
 		return err
 	}
-	for i, l := range rf.Lower {
+	for _, l := range rf.Lower {
 		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
-			if i == 0 && errors.Is(err, unix.EINVAL) {
-				return errNoNewMountAPI // a kernel before 6.8
+			if errors.Is(err, unix.EINVAL) {
+				// A kernel whose overlay lacks lowerdir+ (see
+				// lowerdirPlusSupported): on the legacy context this
+				// can come at any layer, when the options outgrow a page.
+				return fmt.Errorf("%w: lowerdir+=%s: %v%s", errNoNewMountAPI, l, err, fsLog(fd))
 			}
 			return fmt.Errorf("lowerdir+=%s: %w%s", l, err, fsLog(fd))
 		}
