@@ -359,7 +359,7 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 	if err := unix.Setresuid(int(spec.UID), int(spec.UID), int(spec.UID)); err != nil {
 		return fmt.Errorf("setuid %d: %w", spec.UID, err)
 	}
-	if err := caps.Apply(capability.CAPS); err != nil {
+	if err := caps.Apply(capability.CAPS | capability.AMBS); err != nil {
 		return fmt.Errorf("capabilities: %w", err)
 	}
 	unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
@@ -398,7 +398,10 @@ func buildCaps(names []string) (capability.Capabilities, error) {
 		if !ok {
 			continue // unknown to this kernel/library: skip, as containerd does
 		}
-		c.Set(capability.BOUNDING|capability.PERMITTED|capability.EFFECTIVE|capability.INHERITABLE, k)
+		// Never inheritable (nor ambient, cleared above and applied with
+		// CAPS): a set inheritable set lets an exec'd file with inheritable
+		// file capabilities gain them (CVE-2022-24769; runc >= 1.1.2).
+		c.Set(capability.BOUNDING|capability.PERMITTED|capability.EFFECTIVE, k)
 	}
 	return c, nil
 }

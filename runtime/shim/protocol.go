@@ -117,7 +117,7 @@ type ContainerSpec struct {
 	GID            uint32   `json:"gid"`
 	AdditionalGIDs []uint32 `json:"additionalGids,omitempty"`
 
-	Capabilities    []string `json:"capabilities"` // bounding = permitted = effective (= inheritable), names like CAP_CHOWN
+	Capabilities    []string `json:"capabilities"` // bounding = permitted = effective; inheritable and ambient stay empty. Names like CAP_CHOWN
 	NoNewPrivileges bool     `json:"noNewPrivileges"`
 	Privileged      bool     `json:"privileged"`
 	Seccomp         string   `json:"seccomp,omitempty"` // profile name, for the record: unconfined, runtime/default, localhost/<name>
