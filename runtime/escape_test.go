@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 )
@@ -96,5 +97,52 @@ func TestEscapeInheritableCapabilities(t *testing.T) {
 		}
 		escapeOutcome(t, "inheritable-capabilities", "to keep inheritable/ambient capabilities in an exec'd process of "+name,
 			out.String() != zero, strings.ReplaceAll(strings.TrimSuffix(out.String(), "\n"), "\n", ", "))
+	}
+}
+
+// Another container of the pod swaps a subPath component for a symlink to
+// / while the pod's other container is created again and again
+// (CVE-2017-1002101, CVE-2021-25741): the victim must never get the node's
+// root mounted.
+func TestEscapeSubPathSymlinkSwap(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.root = busyboxImage(t, f.base)
+	swapper := sh("swapper", `cd /shared && echo swapping && while :; do rmdir x; ln -s / x; rm x; mkdir x; done 2>/dev/null`)
+	swapper.VolumeMounts = []v1.VolumeMount{{Name: "shared", MountPath: "/shared"}}
+	pod := testPod("subpathrace", swapper)
+	pod.Spec.Volumes = []v1.Volume{{Name: "shared", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+	_, ccs := f.run(ctx, pod, nil)
+	f.waitLog(ccs["swapper"], "swapping")
+	host := statDevIno(t, "/")
+	vol := statDevIno(t, f.rt.emptyDirPath(pod, "shared"))
+	victim := sh("victim", `exec sleep 1000`)
+	victim.VolumeMounts = []v1.VolumeMount{{Name: "shared", MountPath: "/sub", SubPath: "x"}}
+	var attempts, created, escapes int
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); {
+		attempts++
+		cc, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &victim, Rootfs: Rootfs{Path: f.root}})
+		if err != nil {
+			escapeOutcome(t, "subpath-symlink-swap", fmt.Sprintf("#%d to mount subPath x while x flips between a dir and a symlink to /", attempts), false, "create failed: "+err.Error())
+			continue
+		}
+		created++
+		got := statDevIno(t, fmt.Sprintf("/proc/%d/root/sub", cc.PID))
+		what := "a directory inside the volume"
+		if got == vol {
+			what = "the volume's root (the symlink resolved inside the volume)"
+		}
+		if got == host {
+			escapes++
+			what = "the node's root filesystem"
+		}
+		escapeOutcome(t, "subpath-symlink-swap", fmt.Sprintf("#%d to mount subPath x while x flips between a dir and a symlink to /", attempts), got == host, "/sub is "+what)
+		if err := f.rt.RemoveContainer(ctx, pod.UID, cc.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d attempts, %d created, %d got the node's root", attempts, created, escapes)
+	if created == 0 {
+		t.Errorf("no victim was ever created: the race was not tried")
 	}
 }

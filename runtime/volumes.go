@@ -161,16 +161,6 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 			if filepath.IsAbs(vm.SubPath) || strings.HasPrefix(filepath.Clean(vm.SubPath), "..") {
 				return nil, fmt.Errorf("container %s: volumeMount %s: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
 			}
-			p, err := securejoin.SecureJoin(src, vm.SubPath)
-			if err != nil {
-				return nil, fmt.Errorf("container %s: subPath %q: %w", c.Name, vm.SubPath, err)
-			}
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				if err := os.MkdirAll(p, 0o777); err != nil { // kubelet creates a missing subPath as a directory
-					return nil, err
-				}
-			}
-			src = p
 		}
 		st, err := os.Stat(src)
 		if err != nil {
@@ -180,7 +170,11 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 		if vm.ReadOnly {
 			flags |= unix.MS_RDONLY
 		}
-		m := shim.Mount{Source: src, Destination: vm.MountPath, Type: "bind", Flags: flags, File: !st.IsDir(),
+		// A subPath is not resolved here: a path string checked now could
+		// be a symlink by the time it is mounted (another container shares
+		// the volume). The init opens it inside the volume and mounts that
+		// handle (shim.Mount.SubPath).
+		m := shim.Mount{Source: src, SubPath: vm.SubPath, Destination: vm.MountPath, Type: "bind", Flags: flags, File: !st.IsDir(),
 			Propagation: unix.MS_REC | unix.MS_PRIVATE} // None (the default): nothing crosses
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {

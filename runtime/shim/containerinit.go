@@ -172,6 +172,16 @@ func openInRoot(root, dest string, file bool) (*os.File, error) {
 func procFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 func mountInRoot(root string, m *Mount) error {
+	if m.SubPath != "" {
+		src, err := openSubPath(m)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		bind := *m
+		bind.Source, bind.SubPath = procFD(src), ""
+		m = &bind
+	}
 	target, err := openInRoot(root, m.Destination, m.File)
 	if err != nil {
 		return err

@@ -81,14 +81,18 @@ type SandboxState struct {
 
 // Mount is one mount inside the container's root, applied in order.
 type Mount struct {
-	Source      string   `json:"source"`
-	Destination string   `json:"destination"` // absolute, inside the root
-	Type        string   `json:"type"`        // "bind", "tmpfs", "proc", ...
-	Flags       uintptr  `json:"flags"`       // MS_* flags (MS_BIND, MS_REC, MS_RDONLY ...)
-	Data        string   `json:"data,omitempty"`
-	File        bool     `json:"file,omitempty"` // bind target is a file (create an empty file, not a dir)
-	Propagation uintptr  `json:"propagation,omitempty"`
-	Extra       []string `json:"extra,omitempty"`
+	Source      string  `json:"source"`
+	Destination string  `json:"destination"` // absolute, inside the root
+	Type        string  `json:"type"`        // "bind", "tmpfs", "proc", ...
+	Flags       uintptr `json:"flags"`       // MS_* flags (MS_BIND, MS_REC, MS_RDONLY ...)
+	Data        string  `json:"data,omitempty"`
+	File        bool    `json:"file,omitempty"` // bind target is a file (create an empty file, not a dir)
+	Propagation uintptr `json:"propagation,omitempty"`
+	// SubPath, when set, makes Source a volume's root and the bind source
+	// SubPath inside it, resolved and opened by the init where it mounts
+	// (see openSubPath); File is then decided there.
+	SubPath string   `json:"subPath,omitempty"`
+	Extra   []string `json:"extra,omitempty"`
 }
 
 // Rlimit is one resource limit (best effort: clamped to the hard limit the node has).
