@@ -146,3 +146,129 @@ func TestEscapeSubPathSymlinkSwap(t *testing.T) {
 		t.Errorf("no victim was ever created: the race was not tried")
 	}
 }
+
+// attackerScan runs in a container with CAP_SYS_PTRACE: it looks at every
+// process and thread it can see for a root that holds a path only the node
+// has, and prints the identity of every executable that is not its own.
+const attackerScan = `mark=$1
+echo scanning
+while :; do
+  for t in /proc/[0-9]*/task/[0-9]*; do
+    [ -d "$t/root$mark" ] && echo "ROOT $t"
+    [ -d "$t/cwd$mark" ] && echo "CWD $t"
+  done
+  for p in /proc/[0-9]*; do
+    [ "$p/exe" -ef /proc/self/exe ] && continue
+    { stat -L -c "EXE $p %d:%i" /proc/self/fd/7; } 7<"$p/exe" 2>/dev/null
+  done
+done`
+
+// The exec helper lives in the container's PID namespace while it sets the
+// process up: with CAP_SYS_PTRACE a container process must reach neither
+// the node's binary through /proc/<pid>/exe nor the node's root through
+// /proc/<pid>/task/<tid>/root of any helper thread.
+func TestEscapeExecHelper(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.root = busyboxImage(t, f.base)
+	attacker := v1.Container{Name: "attacker", Command: []string{"sh", "-c", attackerScan, "sh", f.base},
+		SecurityContext: &v1.SecurityContext{Capabilities: &v1.Capabilities{Add: []v1.Capability{"SYS_PTRACE"}}}}
+	pod := testPod("exechelper", attacker)
+	_, ccs := f.run(ctx, pod, nil)
+	cc := ccs["attacker"]
+	f.waitLog(cc, "scanning")
+	exe, _ := os.Executable()
+	hostExe := statDevIno(t, exe)
+	for i := 0; i < 40; i++ {
+		var errb strings.Builder
+		if code, err := f.rt.Exec(ctx, pod.UID, cc.ID, ExecConfig{Cmd: []string{"true"}, Stderr: &errb}); err != nil || code != 0 {
+			t.Fatalf("exec: %d %v %s", code, err, errb.String())
+		}
+	}
+	if err := f.rt.StopContainer(ctx, pod.UID, cc.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(cc.LogPath)
+	var roots, exes, foreign []string
+	for _, l := range strings.Split(string(b), "\n") {
+		_, rest, ok := strings.Cut(l, " stdout F ")
+		switch {
+		case !ok:
+		case strings.HasPrefix(rest, "ROOT "), strings.HasPrefix(rest, "CWD "):
+			roots = append(roots, rest)
+		case strings.HasPrefix(rest, "EXE ") && strings.HasSuffix(rest, " "+hostExe):
+			exes = append(exes, rest)
+		case strings.HasPrefix(rest, "EXE "):
+			foreign = append(foreign, rest)
+		}
+	}
+	escapeOutcome(t, "exec-helper-thread-root", "40 execs while scanning /proc/<pid>/task/<tid>/root and cwd for a path only the node has", len(roots) > 0,
+		fmt.Sprintf("node paths reached: %d %v", len(roots), first(roots, 3)))
+	escapeOutcome(t, "exec-helper-exe", "40 execs while opening /proc/<pid>/exe of every process not running the image's binary", len(exes) > 0,
+		fmt.Sprintf("node binary %s (%s) reached %d times %v; other executables seen: %d %v", exe, hostExe, len(exes), first(exes, 3), len(foreign), first(foreign, 3)))
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// With a shared PID namespace the supervisor (the pause) is PID 1 of the
+// pod: /proc/1/exe must not lead to the node's binary.
+func TestEscapeSupervisorExe(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.root = busyboxImage(t, f.base)
+	c := sh("attacker", `stat -L -c "EXE %d:%i" /proc/1/exe 2>&1; echo done; exec sleep 1000`)
+	c.SecurityContext = &v1.SecurityContext{Capabilities: &v1.Capabilities{Add: []v1.Capability{"SYS_PTRACE"}}}
+	pod := testPod("supexe", c)
+	share := true
+	pod.Spec.ShareProcessNamespace = &share
+	_, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["attacker"], "done")
+	exe, _ := os.Executable()
+	hostExe := statDevIno(t, exe)
+	got, _, _ := strings.Cut(strings.TrimPrefix(log, "EXE "), "\n")
+	escapeOutcome(t, "supervisor-exe", "to open /proc/1/exe (the pause) with CAP_SYS_PTRACE", got == hostExe,
+		fmt.Sprintf("node binary is %s, /proc/1/exe is %s", hostExe, got))
+}
+
+// A container's terminal (tty: true, exec -t) is a pty of the container's
+// own devpts instance, never one of the node's.
+func TestEscapeHostDevpts(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.root = busyboxImage(t, f.base)
+	const probe = `echo "fd0=$(stat -L -c %d /proc/self/fd/0) pts=$(stat -c %d /dev/pts) tty=$(tty)"`
+	term := sh("term", probe+`; echo done; exec sleep 1000`)
+	term.Stdin, term.TTY = true, true
+	pod := testPod("devpts", term)
+	_, ccs := f.run(ctx, pod, nil)
+	hostPts := statDevIno(t, "/dev/pts")
+	hostDev, _, _ := strings.Cut(hostPts, ":")
+	check := func(how, out string) {
+		var fd0, pts, tty string
+		for _, w := range strings.Fields(out) {
+			k, v, _ := strings.Cut(w, "=")
+			switch k {
+			case "fd0":
+				fd0 = v
+			case "pts":
+				pts = v
+			case "tty":
+				tty = v
+			}
+		}
+		escapeOutcome(t, "host-devpts", how, fd0 == "" || fd0 == hostDev || fd0 != pts,
+			fmt.Sprintf("terminal on device %s, the container's /dev/pts is %s, the node's %s, tty %s", fd0, pts, hostDev, tty))
+	}
+	check("to get a terminal of the node's devpts with tty: true", f.waitLog(ccs["term"], "done"))
+	var out strings.Builder
+	code, err := f.rt.Exec(ctx, pod.UID, ccs["term"].ID, ExecConfig{Cmd: []string{"sh", "-c", probe}, TTY: true, Stdout: &out})
+	if err != nil || code != 0 {
+		t.Fatalf("exec -t: %d %v %q", code, err, out.String())
+	}
+	check("to get a terminal of the node's devpts with exec -t", out.String())
+}

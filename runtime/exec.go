@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,7 +62,18 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 			return 0, err
 		}
 	}
-	b, err := json.Marshal(shim.ExecSpec{PID: pid, Spec: &spec, Args: cfg.Cmd, Env: cfg.Env, TTY: cfg.TTY})
+	es := shim.ExecSpec{PID: pid, Spec: &spec, Args: cfg.Cmd, Env: cfg.Env, TTY: cfg.TTY}
+	if cfg.TTY {
+		// An initial size already queued is set before the command starts.
+		select {
+		case ws, ok := <-cfg.Resize:
+			if ok {
+				es.Rows, es.Cols = ws.Rows, ws.Cols
+			}
+		default:
+		}
+	}
+	b, err := json.Marshal(es)
 	if err != nil {
 		return 0, err
 	}
@@ -69,43 +81,55 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.CommandContext(ctx, r.opt.Exe, shim.ExecCommand)
+	cmd, err := r.command(ctx, shim.ExecCommand)
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
+	}
+	// Cancelled: the helper kills the command and exits with its status.
+	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
 	cmd.Dir = "/"
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = []*os.File{specR}
-	var pty, tty *os.File
+	// With TTY the terminal is opened by the helper on the container's own
+	// devpts and its master handed to us over a socket (shim.ExecPTYFD);
+	// the helper's own errors are kept and written after the terminal's
+	// output, so that one writer at a time touches Stdout.
+	var sock, sockChild *os.File
+	var helperErr strings.Builder
 	if cfg.TTY {
-		if pty, tty, err = shim.OpenPTY(true); err != nil {
+		if sock, sockChild, err = shim.SocketPair(); err != nil {
 			specR.Close()
 			specW.Close()
 			return 0, fmt.Errorf("exec in container %s: terminal: %w", st.Name, err)
 		}
-		defer pty.Close()
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-		// An initial size already queued is set before the command starts.
-		select {
-		case ws, ok := <-cfg.Resize:
-			if ok {
-				unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ws.Rows, Col: ws.Cols})
-			}
-		default:
-		}
+		defer sock.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, &helperErr
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sockChild)
 	}
-	if err := cmd.Start(); err != nil {
-		specR.Close()
+	err = cmd.Start()
+	specR.Close()
+	if sockChild != nil {
+		sockChild.Close()
+	}
+	if err != nil {
 		specW.Close()
-		if tty != nil {
-			tty.Close()
-		}
 		return 0, fmt.Errorf("exec in container %s: %w", st.Name, err)
 	}
-	specR.Close()
 	_, werr := specW.Write(b)
 	specW.Close()
 	outDone := make(chan struct{})
+	var pty *os.File
 	if cfg.TTY {
-		tty.Close() // only the command holds the terminal now: EIO on the pty when it is done
+		// nil when the helper failed before it had a terminal.
+		if pty, err = shim.RecvFD(sock, true); err != nil {
+			pty = nil
+		}
+	}
+	if pty != nil {
+		defer pty.Close()
 		if cfg.Stdin != nil {
 			go io.Copy(pty, cfg.Stdin)
 		}
@@ -134,6 +158,9 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 		// A background process of the command still holds the terminal.
 		pty.Close()
 		<-outDone
+	}
+	if helperErr.Len() > 0 && cfg.Stdout != nil {
+		io.WriteString(cfg.Stdout, helperErr.String())
 	}
 	var ee *exec.ExitError
 	switch {

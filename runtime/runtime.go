@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,6 +59,7 @@ func fileIsExecutable(p string) bool {
 // to each pod's supervisor and read the records it persists.
 type Runtime struct {
 	opt Options
+	exe sealedExe // what supervisors and exec helpers run (helperexe.go)
 }
 
 // New returns a Runtime; it creates <root-dir>/pods.
@@ -224,7 +224,11 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		return SandboxStatus{}, err
 	}
 	defer readyR.Close()
-	cmd := exec.Command(r.opt.Exe, shim.SupervisorCommand, sbDir)
+	cmd, err := r.command(context.Background(), shim.SupervisorCommand, sbDir)
+	if err != nil {
+		readyW.Close()
+		return SandboxStatus{}, fmt.Errorf("start pod supervisor for %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
 	cmd.Dir = "/"
 	cmd.Env = []string{"GOMAXPROCS=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout, cmd.Stderr = logf, logf

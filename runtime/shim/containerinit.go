@@ -21,6 +21,7 @@ const (
 	initSpecFD   = 3 // JSON ContainerSpec, then EOF
 	initGoFD     = 4 // one byte once the daemon has placed us in our scope
 	initStatusFD = 5 // "ready\n" after setup; then EOF on exec or "error: ...\n"
+	initPTYFD    = 6 // tty: true only: a unix socket to send the terminal's master on
 )
 
 // ContainerInitMain runs in a process born in fresh mount (and PID)
@@ -46,6 +47,11 @@ func ContainerInitMain() int {
 	unix.Close(initSpecFD)
 	if err := setupRoot(&spec); err != nil {
 		return fail(err)
+	}
+	if spec.TTY {
+		if err := takeContainerTerminal(); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := status.Write([]byte("ready\n")); err != nil {
 		return 1
@@ -388,6 +394,9 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 		if err := loadSeccomp(spec.SeccompFilter); err != nil {
 			return err
 		}
+	}
+	if spec.forkExec != nil {
+		return spec.forkExec(path) // the exec helper: fork the command from this thread
 	}
 	err = unix.Exec(path, spec.Args, spec.Env)
 	return fmt.Errorf("exec %q: %w", spec.Args[0], err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -16,51 +17,67 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Exec into a running container, in two stages, because Go cannot setns
-// into a mount namespace from a multithreaded process unless the thread
-// has its own fs_struct:
+// Exec into a running container is one short-lived helper
+// (__container-exec), started by the daemon in the node's namespaces from
+// its sealed in-memory copy of the binary. It joins the container's cgroups,
+// then on its one locked thread — after unshare(CLONE_FS), so that no other
+// thread's root moves — setns()es into the container's cgroup, ipc, uts,
+// net, pid and mount namespaces, applies the container's process security
+// there exactly as the container init does (user, groups, capabilities,
+// no_new_privs, seccomp), and forks the command from that thread.
 //
-//	stage 1 (__container-exec, started by the daemon in the node's namespaces)
-//	  joins the container's cgroups, then on one locked thread
-//	  setns(cgroup, ipc, uts, net, pid) and forks stage 2 from that thread;
-//	stage 2 (__container-exec-2) is born in those namespaces (the container's
-//	  PID namespace included), enters the mount namespace on its locked
-//	  thread after unshare(CLONE_FS), applies the container's process
-//	  security exactly as the container init did, and execs from that thread.
+// Why from that thread. setns(CLONE_NEWPID) only places children, so what
+// a container can see in its PID namespace is the forked command alone: the
+// helper itself stays in the node's PID namespace, where no container can
+// name it, and the command is born from a thread that is already in the
+// container's mount namespace, under the container's root, with the
+// container's credentials. No process visible to the container ever has a
+// thread rooted on the node (/proc/<pid>/task/<tid>/root) or runs the node's
+// binary (/proc/<pid>/exe: between fork and exec the child shares the
+// helper's image, the sealed copy). The command's path is found inside the
+// container (its PATH) and exec'd there.
 //
-// The mount namespace is entered last, by stage 2, so that the binary
-// started is found on the node's filesystem and never through a path the
-// container controls.
-//
-// Stage 1 waits and exits with stage 2's status.
+// The helper waits and exits with the command's status. SIGTERM, SIGINT or
+// SIGHUP to the helper (the daemon cancelling) kills the command.
 const (
-	ExecCommand       = "__container-exec"
-	execStage2Command = "__container-exec-2"
-	execSpecFD        = 3
-	execMntFD         = 4
+	ExecCommand = "__container-exec"
+	execSpecFD  = 3
+	// ExecPTYFD carries, with TTY, a unix socket on which the helper sends
+	// the master of the terminal it opened on the container's devpts.
+	ExecPTYFD = 4
 )
 
-// ExecSpec is stage 1's input (fd 3): the container's process settings and
-// the command to run.
+// ExecSpec is the helper's input (fd 3): the container's process settings
+// and the command to run.
 type ExecSpec struct {
 	PID  int            `json:"pid"` // the container's process, in the caller's PID namespace
 	Spec *ContainerSpec `json:"spec"`
 	Args []string       `json:"args"`
 	Env  []string       `json:"env,omitempty"` // added to the container's
-	TTY  bool           `json:"tty,omitempty"` // stdio is a terminal: make it stage 2's controlling tty
+	// TTY: open a terminal on the container's devpts, send its master on
+	// ExecPTYFD and make it the command's stdio and controlling terminal.
+	TTY  bool   `json:"tty,omitempty"`
+	Rows uint16 `json:"rows,omitempty"` // the terminal's initial size
+	Cols uint16 `json:"cols,omitempty"`
 }
 
 // ExecStatusNotFound is the exit status when the command cannot be run (as
 // containerd reports for kubectl exec).
 const ExecStatusNotFound = 126
 
-// ContainerExecMain is stage 1.
+// ContainerExecMain is the exec helper.
 func ContainerExecMain() int {
+	// The main goroutine keeps the main thread: it is the one that enters
+	// the container, and it is never given back.
+	runtime.LockOSThread()
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "exec: %v\n", err)
 		return ExecStatusNotFound
 	}
+	// Before anything is forked: a cancel must reach the command.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	raw, err := readAll(os.NewFile(execSpecFD, "exec-spec"))
 	if err != nil {
 		return fail(err)
@@ -93,34 +110,70 @@ func ContainerExecMain() int {
 		}
 		nsFiles = append(nsFiles, f)
 	}
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
+	// This thread only gets an fs_struct of its own, so that entering the
+	// mount namespace (which moves the caller's root and cwd) moves no
+	// other thread; the Go runtime starts new threads from a clean one.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fail(fmt.Errorf("unshare CLONE_FS: %w", err))
 	}
-	runtime.LockOSThread() // never unlocked: this thread is in the container now
 	for _, f := range nsFiles {
 		if err := unix.Setns(int(f.Fd()), 0); err != nil {
 			return fail(fmt.Errorf("setns %s: %w", f.Name(), err))
 		}
 		f.Close()
 	}
-	attr := &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{"GOMAXPROCS=1"},
-		Files: []uintptr{0, 1, 2, specR.Fd(), mnt.Fd()},
-		// No Pdeathsig here: Go's child checks getppid() against our PID,
-		// which reads 0 across the PID namespace boundary, and kills
-		// itself. Stage 2 sets it first thing instead.
-		Sys: &syscall.SysProcAttr{Setsid: es.TTY, Setctty: es.TTY, Ctty: 0},
+	if err := unix.Setns(int(mnt.Fd()), unix.CLONE_NEWNS); err != nil {
+		return fail(fmt.Errorf("enter the container's mount namespace: %w", err))
 	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"exec", execStage2Command}, attr)
-	specR.Close()
 	mnt.Close()
-	if err != nil {
-		return fail(fmt.Errorf("start in the container: %w", err))
+	if err := unix.Chdir("/"); err != nil {
+		return fail(err)
 	}
-	specW.Write(raw)
-	specW.Close()
+	stdio := []uintptr{0, 1, 2}
+	var slave *os.File
+	if es.TTY {
+		master, s, err := openContainerPTY(es.Rows, es.Cols)
+		if err != nil {
+			return fail(err)
+		}
+		err = sendFD(os.NewFile(ExecPTYFD, "pty-socket"), master)
+		master.Close()
+		unix.Close(ExecPTYFD)
+		if err != nil {
+			return fail(fmt.Errorf("hand the terminal over: %w", err))
+		}
+		slave = s
+		stdio = []uintptr{s.Fd(), s.Fd(), s.Fd()}
+	}
+	p := *es.Spec
+	p.Args = es.Args
+	p.Env = append(append([]string{}, p.Env...), es.Env...)
+	p.CgroupNS = false  // joined by setns above
+	p.OOMScoreAdj = nil // inherited from nothing of ours: keep the node's default
+	pid := 0
+	p.forkExec = func(path string) error {
+		attr := &syscall.ProcAttr{Env: p.Env, Files: stdio,
+			// No Pdeathsig: Go's child compares getppid() with our PID,
+			// which reads 0 across the PID namespace boundary, and would
+			// kill itself. A cancel reaches it through our signal handler.
+			Sys: &syscall.SysProcAttr{Setsid: es.TTY, Setctty: es.TTY, Ctty: 0}}
+		var err error
+		pid, err = syscall.ForkExec(path, p.Args, attr)
+		if err != nil {
+			return fmt.Errorf("exec %q: %w", p.Args[0], err)
+		}
+		return nil
+	}
+	if err := finishAndExec(&p, nil); err != nil {
+		return fail(err)
+	}
+	if slave != nil {
+		slave.Close()
+	}
+	go func() {
+		<-sigs
+		unix.Kill(pid, unix.SIGKILL)
+	}()
 	for {
 		var ws unix.WaitStatus
 		_, err := unix.Wait4(pid, &ws, 0, nil)
@@ -135,45 +188,6 @@ func ContainerExecMain() int {
 		}
 		return ws.ExitStatus()
 	}
-}
-
-// containerExecStage2 runs inside the container's namespaces.
-func containerExecStage2() int {
-	runtime.LockOSThread()
-	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	// Enter the container's mount namespace on this thread only (it needs
-	// an fs_struct of its own); this thread execs.
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		fmt.Fprintf(os.Stderr, "exec: unshare CLONE_FS: %v\n", err)
-		return ExecStatusNotFound
-	}
-	if err := unix.Setns(execMntFD, unix.CLONE_NEWNS); err != nil {
-		fmt.Fprintf(os.Stderr, "exec: enter the container's mount namespace: %v\n", err)
-		return ExecStatusNotFound
-	}
-	unix.Close(execMntFD)
-	if err := unix.Chdir("/"); err != nil {
-		return ExecStatusNotFound
-	}
-	raw, err := readAll(os.NewFile(execSpecFD, "exec-spec"))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "exec: %v\n", err)
-		return ExecStatusNotFound
-	}
-	var es ExecSpec
-	if err := json.Unmarshal(raw, &es); err != nil {
-		fmt.Fprintf(os.Stderr, "exec: %v\n", err)
-		return ExecStatusNotFound
-	}
-	p := *es.Spec
-	p.Args = es.Args
-	p.Env = append(append([]string{}, p.Env...), es.Env...)
-	p.CgroupNS = false  // joined by setns in stage 1
-	p.OOMScoreAdj = nil // inherited from nothing of ours: keep the node's default
-	err = finishAndExec(&p, nil)
-	fmt.Fprintf(os.Stderr, "exec: %v\n", err)
-	return ExecStatusNotFound
 }
 
 func readAll(f *os.File) ([]byte, error) {

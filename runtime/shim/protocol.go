@@ -39,8 +39,6 @@ func Main(args []string) (status int, ok bool) {
 		return ContainerInitMain(), true
 	case ExecCommand:
 		return ContainerExecMain(), true
-	case execStage2Command:
-		return containerExecStage2(), true
 	}
 	return 0, false
 }
@@ -142,6 +140,10 @@ type ContainerSpec struct {
 	LogPath     string `json:"logPath"`
 	LogMaxSize  int64  `json:"logMaxSize"`
 	LogMaxFiles int    `json:"logMaxFiles"`
+
+	// forkExec, set by the exec helper, forks the command from the
+	// prepared thread instead of exec'ing over the caller.
+	forkExec func(path string) error
 }
 
 // ContainerState is written by the supervisor at create and at start.

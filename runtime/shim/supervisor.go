@@ -318,18 +318,22 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 		return 0, err
 	}
 	defer func() { stdin.Close() }()
-	var holdStdin, pty *os.File
+	var holdStdin, pty, ptySock, ptySockChild *os.File
 	stdout, stderr := outW, errW
 	switch {
 	case spec.TTY:
-		p, t, perr := OpenPTY(false)
-		if perr != nil {
+		// The init opens the terminal on the container's own devpts once
+		// it is mounted and sends us the master (initPTYFD); until then
+		// its stdio is /dev/null.
+		var perr error
+		if ptySock, ptySockChild, perr = SocketPair(); perr != nil {
 			closeAll()
 			lw.Close(0)
 			return 0, fmt.Errorf("terminal for %s: %w", spec.Name, perr)
 		}
-		stdin.Close()
-		stdin, stdout, stderr, pty = t, t, t, p
+		defer ptySock.Close()
+		closers = append(closers, ptySockChild)
+		stdout, stderr = stdin, stdin
 	case spec.Stdin:
 		r, w, perr := os.Pipe()
 		if perr != nil {
@@ -351,14 +355,15 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 		Files: []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd(), specR.Fd(), goR.Fd(), statusW.Fd()},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
-			Setctty:    spec.TTY,
-			Ctty:       0,
 			Cloneflags: flags,
 			Pdeathsig:  syscall.SIGKILL, // "if pause dies, the pod dies"
 		},
 	}
+	if ptySockChild != nil {
+		attr.Files = append(attr.Files, ptySockChild.Fd()) // initPTYFD
+	}
 	c := &container{spec: spec, dir: dir, goW: goW, statusR: statusR, log: lw, exited: make(chan struct{}), startDone: make(chan struct{}),
-		stdinW: holdStdin, pty: pty}
+		stdinW: holdStdin}
 	// Hold the lock across fork and registration so the reaper cannot see
 	// the PID before we know it is ours.
 	s.mu.Lock()
@@ -373,10 +378,10 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 	for _, f := range []*os.File{outW, errW, specR, goR, statusW} {
 		f.Close()
 	}
+	if ptySockChild != nil {
+		ptySockChild.Close()
+	}
 	if ferr != nil {
-		if pty != nil {
-			pty.Close()
-		}
 		if holdStdin != nil {
 			holdStdin.Close()
 		}
@@ -388,11 +393,10 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 		lw.Close(0)
 		return 0, fmt.Errorf("start container init: %w", ferr)
 	}
-	if pty != nil {
+	if spec.TTY {
 		// A terminal has one output stream; the CRI log calls it stdout.
 		outR.Close()
 		errR.Close()
-		lw.Follow("stdout", pty)
 	} else {
 		lw.Follow("stdout", outR)
 		lw.Follow("stderr", errR)
@@ -401,6 +405,15 @@ func (s *supervisor) create(spec *ContainerSpec, dir string) (int, error) {
 	b, _ := json.Marshal(spec)
 	_, werr := specW.Write(b)
 	specW.Close()
+	if ptySock != nil {
+		// nil when the init failed before it had a terminal: its status says why.
+		if pty, _ = RecvFD(ptySock, false); pty != nil {
+			s.mu.Lock()
+			c.pty = pty
+			s.mu.Unlock()
+			lw.Follow("stdout", pty)
+		}
+	}
 	line, rerr := bufio.NewReader(statusR).ReadString('\n')
 	if werr != nil || rerr != nil || line != "ready\n" {
 		msg := strings.TrimSpace(strings.TrimPrefix(line, "error: "))
@@ -611,32 +624,4 @@ func setOOMScoreAdj(v int) {
 		cur, _ := os.ReadFile("/proc/self/oom_score_adj")
 		fmt.Fprintf(os.Stderr, "oom_score_adj %d refused (%v); keeping %s", v, err, cur)
 	}
-}
-
-// OpenPTY opens a terminal pair on the node's devpts. A non-blocking master
-// is served by Go's poller, so that Close interrupts a pending read.
-func OpenPTY(nonblock bool) (pty, tty *os.File, err error) {
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	if nonblock {
-		unix.SetNonblock(fd, true)
-	}
-	pty = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		pty.Close()
-		return nil, nil, err
-	}
-	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-	if err != nil {
-		pty.Close()
-		return nil, nil, err
-	}
-	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		pty.Close()
-		return nil, nil, err
-	}
-	return pty, tty, nil
 }
