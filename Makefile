@@ -8,7 +8,7 @@ BIN := bin/minikubelet
 FUZZTIME ?= 20s
 TESTTIMEOUT ?= 14m
 
-.PHONY: all build deps test unit vet fuzz run bench install clean
+.PHONY: all build deps test unit vet fuzz escapes run bench install clean
 
 all: build
 
@@ -35,6 +35,11 @@ test: deps vet build
 # Bounded fuzzing of the manifest parser (the seed corpus runs in `go test` too).
 fuzz:
 	@if grep -rqs 'func Fuzz' manifests/; then $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x ./manifests/; fi
+
+# The escape suite alone (also part of make test): one line per attempted way
+# out of a container, "escape <name>: attempted <how>: blocked (<what happened>)".
+escapes: build
+	set -o pipefail; $(GO) test -count=1 -timeout $(TESTTIMEOUT) -v -run Escape ./... | grep -E '(escape .*: attempted |^(ok|FAIL|---|panic))'
 
 unit:
 	MKL_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...

@@ -45,9 +45,13 @@
 // code, so its memory is the pod's whole overhead. With shareProcessNamespace
 // it is PID 1 of the pod and reaps orphans like pause does; otherwise it is a
 // child subreaper. It sets itself non-dumpable, so a container that sees it
-// (shared PID namespace) cannot open /proc/<pid>/exe — the host's binary —
-// nor its fds (the CVE-2019-5736 class); the container init does the same
-// until it execs.
+// (shared PID namespace) cannot open /proc/<pid>/exe nor its fds without
+// CAP_SYS_PTRACE; the container init does the same until it execs. And the
+// daemon starts every supervisor and exec helper from one sealed memfd
+// copy of its helper binary (helperexe.go; made once per daemon, shared by
+// every pod), so that even with CAP_SYS_PTRACE /proc/<pid>/exe is a file
+// nobody can write, never the node's binary (runc's answer to
+// CVE-2019-5736).
 //
 // # Surviving the daemon
 //
@@ -109,12 +113,19 @@
 // Every mount target is resolved inside the root without following a
 // symlink out of it (filepath-securejoin's pathrs-lite), then mounted
 // through /proc/self/fd/<O_PATH handle> so it cannot be swapped for a
-// symlink between check and mount (CVE-2021-30465). Privileged containers
+// symlink between check and mount (CVE-2021-30465). A volume's subPath is
+// the same on the source side: the daemon passes the volume's root and the
+// subPath, and the init resolves it inside the volume (created as a
+// directory when missing, MkdirAllHandle), and bind-mounts the handle it
+// opened, so another container sharing the volume cannot swap a component
+// for a symlink to / in between (CVE-2017-1002101, CVE-2021-25741). Privileged containers
 // get the host's /dev, a writable /sys, no masks and every capability the
 // node holds.
 //
 // # Security on the exec thread
 //
+// The inheritable and ambient sets are always empty (CVE-2022-24769; runc
+// >= 1.1.2): bounding = permitted = effective = what the container asks.
 // Capabilities, no_new_privs and seccomp are per thread; the init locks its
 // main goroutine to its OS thread and does them all there, then execs from
 // that thread. Seccomp profiles are compiled in the daemon to classic BPF in
@@ -134,16 +145,99 @@
 //
 // # Exec, attach, terminals
 //
-// Exec (kubectl exec) is two short-lived helpers (shim/exec.go): stage 1
-// joins the container's cgroups and, on a locked thread, setns()es into its
-// cgroup, ipc, uts, net and pid namespaces and forks stage 2, which enters
-// the mount namespace on its own locked thread after unshare(CLONE_FS),
-// applies the container's user, capabilities, no_new_privs and seccomp
-// filter like the init did, and execs. With TTY the daemon allocates the
-// terminal. Containers with stdin: true get a pipe the supervisor keeps
+// Exec (kubectl exec) is one short-lived helper (shim/exec.go), started by
+// the daemon from the sealed copy of the binary, in the node's namespaces.
+// It joins the container's cgroups and, on its one locked thread after
+// unshare(CLONE_FS), setns()es into the container's cgroup, ipc, uts, net,
+// pid and mount namespaces, applies the container's user, capabilities,
+// no_new_privs and seccomp filter like the init did, and forks the command
+// from that thread. So the helper itself never appears in the container's
+// PID namespace, and what does appear was born in the container's mount
+// namespace, under its root, with its credentials: no thread of ours rooted
+// on the node is ever reachable through /proc/<pid>/task/<tid>/root. A
+// cancelled exec (SIGTERM to the helper) kills the command. With TTY the
+// helper opens the terminal on the container's own devpts (/dev/pts/ptmx,
+// checked to be devpts; the slave from the master with TIOCGPTPEER) and
+// passes the master to the daemon over a socket (SCM_RIGHTS); a tty: true
+// container's init does the same for the supervisor once its /dev/pts is
+// mounted. No container ever holds a terminal of the node's devpts.
+// Containers with stdin: true get a pipe the supervisor keeps
 // open; with tty: true a terminal whose master the supervisor reads as the
 // log's stdout. Attach writes into that pipe or terminal through the
 // supervisor's socket (the output is the log); ResizeTerminal sets its size.
+//
+// # Threat model
+//
+// The node's root user and the daemon are trusted; so is whoever can
+// write the manifest folder (root, as for the kubelet's static pods).
+// Three parties are not, and this is what each can and cannot do.
+//
+// A pod author (the manifest's content) gets what the spec asks for and
+// nothing more — but the spec can ask for the node: there is no admission
+// control here (no Pod Security), so privileged, hostPath (of /), hostPID,
+// hostNetwork, hostIPC, added capabilities such as CAP_SYS_ADMIN or
+// CAP_SYS_PTRACE, seccomp Unconfined (the kubelet's default) and the
+// unsafe sysctls that --allowed-unsafe-sysctls lists are each granted as
+// written, exactly as the kubelet with containerd would. What a spec that
+// asks for none of these cannot get: another pod's namespaces, files or
+// cgroup; a mount whose source leaves its volume (subPath is resolved and
+// opened inside the volume where it is mounted); a mount target, working
+// directory or /etc file outside the container's root; a namespaced sysctl
+// outside the safe set; the node's network (its own network namespace)
+// or the node's terminals.
+//
+// An image author (the layers' content) can ship any file: absolute and
+// relative symlinks, setuid binaries and file capabilities, device nodes,
+// FIFOs, a USER that names anyone. They cannot make a mount land outside
+// the root (targets are resolved inside it and mounted through handles),
+// nor turn file capabilities into more than the container's bounding set
+// (inheritable and ambient sets are empty; no_new_privs when the pod sets
+// allowPrivilegeEscalation: false). See Known gaps for the image's
+// /etc/passwd and /etc/group.
+//
+// A container process — any code running in a container, root inside it
+// included — has the container's capabilities (containerd's 14 by
+// default: no CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE ...), its
+// seccomp filter, a read-only /sys and /sys/fs/cgroup, a masked and
+// partly read-only /proc, a /dev of the six standard devices and its own
+// devpts, and the device cgroup allowlist of runc. It cannot: see or
+// signal processes outside its pod (its own PID namespace, or the pod's
+// with shareProcessNamespace); reach the node's binary through any
+// /proc/<pid>/exe it can see (sealed memfd copy); reach the node's root
+// through /proc/<pid>/root, cwd or a task of an exec helper (the helper is
+// not in its PID namespace; the command is born inside); race a subPath
+// or a mount target into a symlink out; get a file descriptor of ours
+// (every fd above 2 is close-on-exec, CVE-2024-21626); open a node disk
+// (device cgroup). Even with CAP_SYS_PTRACE, no /proc/<pid>/exe it can
+// open is the node's binary and no exec helper thread is within reach
+// (TestEscapeExecHelper, TestEscapeSupervisorExe) — but see Known gaps
+// for pods that share their PID namespace.
+//
+// The escape suite (go test -run Escape ./...) tries each of these and
+// logs "escape <name>: attempted <how>: blocked (<what happened>)".
+//
+// Known gaps (not closed; do not rely on them):
+//
+//   - There are no user namespaces: root in a container is uid 0 of the
+//     node's kernel, confined by capabilities, seccomp and mounts only (as
+//     containerd without hostUsers: false).
+//   - In a pod with shareProcessNamespace, the pause is the supervisor, a
+//     root process of the node's root filesystem, and a container init is
+//     visible there while it builds the root: a container of such a pod
+//     given CAP_SYS_PTRACE (or privileged) can ptrace them or open their
+//     /proc/<pid>/root, and is root on the node. Grant CAP_SYS_PTRACE only
+//     in pods that do not share their PID namespace, or that you would
+//     trust with the node.
+//   - Between fork and exec (microseconds) an exec's child shares the
+//     helper's memory (Go's vfork): a container with CAP_SYS_PTRACE that
+//     wins that race could write into the helper.
+//   - The daemon reads the image's /etc/passwd and /etc/group (USER by
+//     name) through the node's path of the root: an absolute symlink there
+//     is followed on the node (issue 12, hole 3).
+//   - metadata.uid becomes a path component of the pod's state without
+//     validation (issue 12, hole 4): a crafted UID can point the pod's
+//     directory at another's.
+//   - AppArmor is not applied (issue 12, hole 7).
 //
 // # API for the reconciler (CRI-shaped)
 //
@@ -176,7 +270,8 @@
 //	test binary (k8s.io/api linked)  ~11.4 MB ~1.7 MB             ~3.4 MB
 //	minikubelet (product, 15 MB)     ~16.8 MB ~2.8 MB             ~7.1 MB
 //
-// File-backed pages of the binary are shared by every pod, so the marginal
+// Pages of the binary (the daemon's sealed memfd copy, shmem charged to the
+// daemon's cgroup once) are shared by every pod, so the marginal
 // cost of a pod tends to RssAnon: about 1 MiB with minikubelet-shim, which
 // New() uses when it is installed beside the daemon's executable (build it
 // with `go build -o bin/minikubelet-shim ./runtime/shimbin`). Ideas to go

@@ -272,3 +272,46 @@ func TestEscapeHostDevpts(t *testing.T) {
 	}
 	check("to get a terminal of the node's devpts with exec -t", out.String())
 }
+
+// isolationProbe tries, as root with the default capabilities and seccomp,
+// the classic ways out that the mounts and capabilities close; a check
+// succeeds (exit 0) only when the way out works.
+const isolationProbe = `try() {
+  if out=$(sh -c "$3" 2>&1); then r=OUT; else r=blocked; fi
+  echo "R|$1|$2|$r|$(echo $out)"
+}
+try mount "to mount a tmpfs on /etc (needs CAP_SYS_ADMIN)" 'mount -t tmpfs none /etc'
+try unshare-mount "to unshare a mount namespace of its own" 'unshare -m true'
+try core-pattern "to set /proc/sys/kernel/core_pattern (a pipe there runs as root on the node)" 'echo "|/evil" > /proc/sys/kernel/core_pattern'
+try proc-timer-list "to read /proc/timer_list (masked)" 'n=$(head -c 8 /proc/timer_list | wc -c); echo read $n bytes; [ $n -gt 0 ]'
+try proc-keys "to read the node's keys in /proc/keys (masked)" 'n=$(head -c 8 /proc/keys | wc -c); echo read $n bytes; [ $n -gt 0 ]'
+try proc-kmsg "to read the kernel log through /proc/kmsg" 'timeout 2 head -c 1 /proc/kmsg'
+try uevent-helper "to set /sys/kernel/uevent_helper (runs as root on the node)" 'echo /evil > /sys/kernel/uevent_helper'
+try cgroupfs "to make a cgroup in /sys/fs/cgroup (release_agent class)" 'mkdir /sys/fs/cgroup/escape'
+try node-disk "to find a node disk in /dev" 'ls /dev/sd* /dev/vd* /dev/nvme* /dev/xvd*'
+try hostname "to set the hostname" 'hostname escaped'
+echo done
+exec sleep 1000`
+
+// Rules that other tests check one by one, tried here in one cheap
+// container so that the suite lists them.
+func TestEscapeIsolationRules(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.root = busyboxImage(t, f.base)
+	pod := testPod("isolation", sh("prober", isolationProbe))
+	_, ccs := f.run(ctx, pod, nil)
+	log := f.waitLog(ccs["prober"], "done")
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		p := strings.SplitN(l, "|", 5)
+		if len(p) != 5 || p[0] != "R" {
+			continue
+		}
+		n++
+		escapeOutcome(t, p[1], p[2], p[3] != "blocked", p[4])
+	}
+	if n != 10 {
+		t.Errorf("%d of 10 attempts reported; log:\n%s", n, log)
+	}
+}

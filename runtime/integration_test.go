@@ -653,12 +653,12 @@ func TestVolumesAndEscapes(t *testing.T) {
 			t.Errorf("%q missing; log:\n%s", want, log)
 		}
 	}
+	escapeOutcome(t, "subpath-symlink", "subPath evil/etc where evil is a symlink to / in the emptyDir", !strings.Contains(log, "evil-entries=0\n"), "resolved inside the volume: an empty evil/etc")
 	if b, err := os.ReadFile(filepath.Join(scratch, "sub/dir/file")); err != nil || string(b) != "sub\n" {
 		t.Errorf("subPath write not in the emptyDir: %q %v", b, err)
 	}
-	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
-		t.Errorf("a mount target followed a symlink out of the root: %s has %v", outside, ents)
-	}
+	ents, _ := os.ReadDir(outside)
+	escapeOutcome(t, "mount-target-symlink", "a volume mounted below an image symlink that points out of the root", len(ents) != 0, fmt.Sprintf("%s on the node has %d entries", outside, len(ents)))
 	if _, err := os.Stat(filepath.Join(f.root, outside, "x")); err != nil {
 		t.Errorf("mount target below the symlink should be inside the root: %v", err)
 	}
@@ -673,6 +673,8 @@ func TestVolumesAndEscapes(t *testing.T) {
 	}
 	if err := f.rt.StartContainer(ctx, pod.UID, cc2.ID); err == nil || !strings.Contains(err.Error(), "working directory") {
 		t.Errorf("workingDir /proc/self/fd/5: start error = %v, want a working directory error", err)
+	} else {
+		escapeOutcome(t, "leaked-fd-cwd", "workingDir /proc/self/fd/5 (CVE-2024-21626)", false, err.Error())
 	}
 	// A volume that is not a directory or file the kubelet allows: refused early.
 	sock := v1.HostPathSocket
@@ -942,7 +944,7 @@ func TestSysctls(t *testing.T) {
 // Masking binds /dev/null over files: a /dev/null that is not the null
 // device (here a volume mounted on it) must stop the container, not mask
 // with the wrong file (the "masked paths swapped" class).
-func TestMaskingRefusesAFakeDevNull(t *testing.T) {
+func TestEscapeMaskingRefusesAFakeDevNull(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	fake := filepath.Join(f.base, "fake-null")
@@ -957,6 +959,8 @@ func TestMaskingRefusesAFakeDevNull(t *testing.T) {
 	_, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &pod.Spec.Containers[0], Rootfs: Rootfs{Path: f.root}})
 	if err == nil || !strings.Contains(err.Error(), "not the null device") {
 		t.Errorf("create with a fake /dev/null: %v", err)
+	} else {
+		escapeOutcome(t, "fake-dev-null", "a volume on /dev/null so that masking binds a file of the pod's choice", false, err.Error())
 	}
 	if b, _ := os.ReadFile(fake); string(b) != "not null" {
 		t.Errorf("the fake /dev/null was changed: %q", b)

@@ -186,7 +186,10 @@ func mountInRoot(root string, m *Mount) error {
 		defer src.Close()
 		bind := *m
 		bind.Source, bind.SubPath = procFD(src), ""
-		m = &bind
+		if err := mountInRoot(root, &bind); err != nil {
+			return fmt.Errorf("subPath %q of %s: %w", m.SubPath, m.Source, err)
+		}
+		return nil
 	}
 	target, err := openInRoot(root, m.Destination, m.File)
 	if err != nil {
