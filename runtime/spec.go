@@ -55,13 +55,14 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 	if spec.Rootfs == "" {
 		return nil, fmt.Errorf("container %s: no root filesystem", c.Name)
 	}
-	// Process: env, then command/args with $(VAR) expansion against it.
-	env, err := r.containerEnv(cfg, sb)
+	// Process: env, then command/args with $(VAR) expanded against the
+	// container's own env only (as the kubelet does).
+	env, own, err := r.containerEnv(cfg, sb)
 	if err != nil {
 		return nil, err
 	}
 	spec.Env = env
-	spec.Args = containerArgs(c, cfg.Image, env)
+	spec.Args = containerArgs(c, cfg.Image, own)
 	spec.Cwd = c.WorkingDir
 	if spec.Cwd == "" {
 		spec.Cwd = cfg.Image.WorkingDir

@@ -43,7 +43,7 @@ func TestExpand(t *testing.T) {
 
 func TestContainerArgsMergeWithImage(t *testing.T) {
 	img := ImageConfig{Entrypoint: []string{"/ep"}, Cmd: []string{"$(X)"}}
-	env := []string{"X=expanded"}
+	env := map[string]string{"X": "expanded"}
 	cases := []struct {
 		c    v1.Container
 		want string
@@ -75,7 +75,7 @@ func TestContainerEnvOrderAndFieldRefs(t *testing.T) {
 	}}
 	c.Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}
 	c.Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("250m")}
-	env, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: c, PodIP: "10.0.0.5", Image: ImageConfig{Env: []string{"PATH=/img", "A=image"}}}, &sandboxMeta{Hostname: "p-node1"})
+	env, _, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: c, PodIP: "10.0.0.5", Image: ImageConfig{Env: []string{"PATH=/img", "A=image"}}}, &sandboxMeta{Hostname: "p-node1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +84,12 @@ func TestContainerEnvOrderAndFieldRefs(t *testing.T) {
 	if got != want {
 		t.Errorf("env =\n %s\nwant\n %s", got, want)
 	}
-	env, _ = r.containerEnv(&ContainerConfig{Pod: pod, Container: &v1.Container{Name: "d"}}, &sandboxMeta{Hostname: "h"})
+	env, _, _ = r.containerEnv(&ContainerConfig{Pod: pod, Container: &v1.Container{Name: "d"}}, &sandboxMeta{Hostname: "h"})
 	if strings.Join(env, " ") != "HOSTNAME=h PATH="+defaultPath {
 		t.Errorf("default env = %v", env)
 	}
 	bad := &v1.Container{Name: "s", Env: []v1.EnvVar{{Name: "S", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{Key: "k"}}}}}
-	if _, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: bad}, &sandboxMeta{}); err == nil || !strings.Contains(err.Error(), "env S") {
+	if _, _, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: bad}, &sandboxMeta{}); err == nil || !strings.Contains(err.Error(), "env S") {
 		t.Errorf("secretKeyRef: %v", err)
 	}
 }
