@@ -49,3 +49,29 @@ func TestArgsExpandOnlyTheContainersOwnEnv(t *testing.T) {
 		t.Errorf("argv = %q\nwant   %q", got, want)
 	}
 }
+
+// A hostPath without a type whose path is missing is created as a 0755
+// directory, as containerd does, not refused (issue 12, item 5).
+func TestHostPathWithoutTypeIsCreated(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "not", "there")
+	c := v1.Container{Name: "c", Command: []string{"/x"}, VolumeMounts: []v1.VolumeMount{{Name: "h", MountPath: "/data"}}}
+	pod := unitPod(c)
+	pod.Spec.Volumes = []v1.Volume{{Name: "h", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: missing}}}}
+	spec, err := specFor(t, pod, t.TempDir(), ImageConfig{})
+	if err != nil {
+		t.Fatalf("hostPath without type on a missing path: %v", err)
+	}
+	st, err := os.Stat(missing)
+	if err != nil || !st.IsDir() || st.Mode().Perm() != 0o755 {
+		t.Fatalf("missing hostPath not created as a 0755 directory: %v %v", st, err)
+	}
+	found := false
+	for _, m := range spec.Mounts {
+		if m.Destination == "/data" && m.Source == missing && !m.File {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no bind of %s on /data: %+v", missing, spec.Mounts)
+	}
+}
