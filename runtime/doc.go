@@ -105,13 +105,21 @@
 // hostIPC); /sys read-only; /sys/fs/cgroup read-only through the cgroup
 // namespace; the masked paths (a /dev/null bind for files, an empty
 // read-only tmpfs for folders) and read-only paths; /etc/hosts,
-// /etc/hostname, /etc/resolv.conf; terminationMessagePath; volumes.
-// Every mount target is resolved inside the root without following a
-// symlink out of it (filepath-securejoin's pathrs-lite), then mounted
-// through /proc/self/fd/<O_PATH handle> so it cannot be swapped for a
-// symlink between check and mount (CVE-2021-30465). Privileged containers
-// get the host's /dev, a writable /sys, no masks and every capability the
-// node holds.
+// /etc/hostname, /etc/resolv.conf (read-only with readOnlyRootFilesystem,
+// as containerd mounts them); terminationMessagePath; volumes; the
+// working directory. Every mount target is resolved inside the root
+// without following a symlink out of it: a bind mount's destination as
+// runc resolves it (filepath-securejoin: an image's /etc/resolv.conf ->
+// ../run/systemd/resolve/stub-resolv.conf gets the pod's file at that
+// target), kernel filesystems never through a symlink; missing parts are
+// created (pathrs-lite) and the target is mounted through
+// /proc/self/fd/<O_PATH handle> so it cannot be swapped for a symlink
+// between check and mount (CVE-2021-30465). An image needs none of the
+// targets (a scratch image is one static binary): the root is an overlay
+// with an upper layer even with readOnlyRootFilesystem, the targets are
+// made there, and the root turns read-only last, as runc does. Privileged
+// containers get the host's /dev, a writable /sys and /sys/fs/cgroup, no
+// masks and every capability the node holds.
 //
 // # Security on the exec thread
 //

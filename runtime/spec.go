@@ -103,7 +103,7 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 	adj := containerOOMScoreAdj(pod, c)
 	spec.OOMScoreAdj = &adj
 	// Mounts.
-	mounts, err := r.containerMounts(cfg, sb, spec.Privileged, dir)
+	mounts, err := r.containerMounts(cfg, sb, spec.Privileged, spec.RootfsReadOnly, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func seccompProfile(pod *v1.Pod, c *v1.Container) (string, error) {
 
 // containerMounts lists the mounts in the order they are made: the CRI
 // defaults, the pod's /etc files and /dev/shm, then the volume mounts.
-func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privileged bool, dir string) ([]shim.Mount, error) {
+func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privileged, readOnlyRoot bool, dir string) ([]shim.Mount, error) {
 	pod, c := cfg.Pod, cfg.Container
 	podDir := r.PodDir(pod.UID)
 	const nsd = unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV
@@ -366,11 +366,17 @@ func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privile
 		shm = "/dev/shm"
 	}
 	ms = append(ms, shim.Mount{Source: shm, Destination: "/dev/shm", Type: "bind", Flags: unix.MS_BIND | nsd})
+	// With readOnlyRootFilesystem the pod's /etc files are read-only too,
+	// as containerd mounts them; they are shared by the pod's containers.
+	etcFlags := uintptr(unix.MS_BIND)
+	if readOnlyRoot {
+		etcFlags |= unix.MS_RDONLY
+	}
 	for _, f := range [][2]string{{"etc-hosts", "/etc/hosts"}, {"etc-hostname", "/etc/hostname"}, {"resolv.conf", "/etc/resolv.conf"}} {
 		if hasMountAt(c, f[1]) {
 			continue
 		}
-		ms = append(ms, shim.Mount{Source: filepath.Join(podDir, f[0]), Destination: f[1], Type: "bind", Flags: unix.MS_BIND, File: true})
+		ms = append(ms, shim.Mount{Source: filepath.Join(podDir, f[0]), Destination: f[1], Type: "bind", Flags: etcFlags, File: true})
 	}
 	vms, err := r.volumeMounts(pod, c)
 	if err != nil {
