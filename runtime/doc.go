@@ -121,6 +121,17 @@
 // containers get the host's /dev, a writable /sys and /sys/fs/cgroup, no
 // masks and every capability the node holds.
 //
+// # User
+//
+// The daemon works out the process's uid, gid, supplementary groups and
+// HOME as the kubelet and containerd do together (user.go): the image's
+// USER (its group part dropped, as Kubernetes does), runAsUser and
+// runAsGroup over it, the image's /etc/passwd and /etc/group parsed by
+// moby/sys/user, fsGroup and supplementalGroups. Those files are opened
+// inside the image's root (pathrs-lite: no symlink leads to the host's
+// files) and only when they are regular files (a FIFO cannot block the
+// daemon).
+//
 // # Security on the exec thread
 //
 // Capabilities, no_new_privs and seccomp are per thread; the init locks its

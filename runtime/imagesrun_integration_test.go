@@ -216,3 +216,19 @@ echo done; exec sleep 1000`
 		}
 	}
 }
+
+// An image with USER and its own /etc/passwd and /etc/group runs as the
+// user containerd would pick: gid from passwd, groups from the image's
+// group file plus the pod's, HOME from passwd (issue 12, item 3).
+func TestImageUserWithPasswdAndGroup(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	shape := imageShape{"bin/busybox": "@busybox", "bin/sh": "->busybox", "bin/id": "->busybox",
+		"etc/passwd": testPasswd, "etc/group": testGroup, "home/app/": ""}
+	pod := testPod("userimg", sh("c", `echo "$(id) home=$HOME"; echo done; exec sleep 1000`))
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{SupplementalGroups: []int64{4000}}
+	log := f.waitLog(f.runImage(ctx, pod, shape, imagebuild.Config{User: "1000", Env: []string{"PATH=/bin"}}), "done")
+	if want := "uid=1000(app) gid=1001(app) groups=1001(app),2000(extra),4000 home=/home/app\n"; !strings.Contains(log, want) {
+		t.Errorf("want %q in the log:\n%s", want, log)
+	}
+}

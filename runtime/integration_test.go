@@ -352,7 +352,9 @@ func TestSecurityContextAndMasks(t *testing.T) {
 	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
 	_, ccs := f.run(ctx, pod, nil)
 	log := f.waitLog(ccs["restricted"], "tty")
-	for _, want := range []string{"group=2000\n", "uid=1000(user) gid=3000 groups=2000,4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
+	// The primary gid is among the supplementary groups, as containerd
+	// puts it (ensureAdditionalGids).
+	for _, want := range []string{"group=2000\n", "uid=1000(user) gid=3000 groups=2000,3000,4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
 		"root=ro", "timerlist=0", "keys=0", "firmware=0", "procsys=ro", "sys=1"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("restricted container: %q missing from log:\n%s", want, log)

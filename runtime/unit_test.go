@@ -238,10 +238,14 @@ func TestHostnameAndUser(t *testing.T) {
 	}{
 		{image: "", uid: 0, gid: 0},
 		{image: "www", uid: 33, gid: 44},
-		{image: "www:staff", uid: 33, gid: 50},
-		{image: "1234:5", uid: 1234, gid: 5},
+		// The group part of USER is dropped, as by the kubelet with
+		// containerd (kubernetes#61967, containerd#11607).
+		{image: "www:staff", uid: 33, gid: 44},
+		{image: "1234:5", uid: 1234, gid: 0},
 		{image: "nobody-here", wantErr: "unable to find user"},
-		{image: "www", sc: v1.SecurityContext{RunAsUser: ptr(int64(7))}, uid: 7, gid: 44},
+		// runAsUser replaces the image's user; uid 7 has no passwd entry.
+		{image: "www", sc: v1.SecurityContext{RunAsUser: ptr(int64(7))}, uid: 7, gid: 0},
+		{image: "", sc: v1.SecurityContext{RunAsUser: ptr(int64(33))}, uid: 33, gid: 44},
 		{image: "", sc: v1.SecurityContext{RunAsNonRoot: ptr(true)}, wantErr: "image will run as root"},
 		{image: "www", sc: v1.SecurityContext{RunAsNonRoot: ptr(true)}, wantErr: "non-numeric user (www)"},
 		{image: "1000", sc: v1.SecurityContext{RunAsNonRoot: ptr(true), RunAsGroup: ptr(int64(9))}, uid: 1000, gid: 9},
