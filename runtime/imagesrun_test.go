@@ -178,7 +178,7 @@ func TestUserResolvedLikeContainerd(t *testing.T) {
 // item 3): an absolute symlink /etc/passwd does not read the host's file
 // (a host gid came back before), and a FIFO or a /proc/kmsg target does
 // not block the container's creation.
-func TestImageAccountFilesNeverLeaveTheRoot(t *testing.T) {
+func TestEscapeViaImageAccountFiles(t *testing.T) {
 	host := filepath.Join(t.TempDir(), "host-passwd")
 	if err := os.WriteFile(host, []byte("app:x:1000:4242:host:/host-home:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
