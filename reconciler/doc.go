@@ -21,7 +21,9 @@
 // Actions are idempotent requests. The shell may execute them, fail, and
 // retry; what is still executing is fed back as Observed.InFlight (keyed by
 // Action.Key) so the plan never issues it twice. The actions of one pod form
-// a chain to run in order, stopping at the first failure: Plan only chains
+// a chain to run in order, stopping at the first failure (but a failed app
+// container does not hold back its sibling app containers, as with the
+// kubelet): Plan only chains
 // an action after another when it needs the other's effect (cgroup ->
 // images -> sandbox -> containers), which halves the number of plan rounds
 // a pod start costs.

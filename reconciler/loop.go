@@ -288,7 +288,11 @@ func (l *Loop) retryUntil(uid types.UID) time.Time {
 }
 
 // dispatch runs one pod's chain: in order (consecutive kills side by side),
-// stopping at the first failure.
+// stopping at the first failure — except that a failed app container does
+// not hold back its siblings: the app containers of one wave need nothing
+// of each other, and the kubelet starts every one it can and reports the
+// failing ones alone (kuberuntime SyncPod). The pod is retried after the
+// chain either way.
 // Each action but kills waits for one of Parallel slots; the waiting
 // happens off the loop goroutine, so a full pool never stalls planning.
 func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, pod *v1.Pod) {
@@ -304,6 +308,7 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 			l.wg.Done()
 			l.Wake()
 		}()
+		failed := false // an app container's create failed: only its siblings go on
 		for i := 0; i < len(actions); {
 			if ctx.Err() != nil {
 				return
@@ -323,6 +328,9 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 			}
 			step := actions[i:j]
 			i = j
+			if failed && !appContainer(step[0]) {
+				break
+			}
 			errs := make([]error, len(step))
 			var steps sync.WaitGroup
 			for k, a := range step {
@@ -340,18 +348,32 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 				if ctx.Err() != nil {
 					return
 				}
-				l.failed(uid)
+				failed = true
 				l.opt.Log.Warn("action failed", "pod", podName(pod, uid), "action", step[k].Key(), "err", err)
 				if l.opt.OnActionError != nil {
 					l.opt.OnActionError(uid, pod, step[k], err)
 				}
-				return
+				if !appContainer(step[k]) {
+					l.failed(uid)
+					return
+				}
 			}
+		}
+		if failed {
+			l.failed(uid)
+			return
 		}
 		l.mu.Lock()
 		delete(l.retry, uid)
 		l.mu.Unlock()
 	}()
+}
+
+// appContainer: the create of an app container (not an init container,
+// whose order matters).
+func appContainer(a Action) bool {
+	c, ok := a.(CreateAndStartContainer)
+	return ok && !c.Init
 }
 
 // execute runs one action, holding a worker slot when it needs one.

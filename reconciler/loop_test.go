@@ -424,3 +424,29 @@ func TestLoopKillsAPodsContainersTogether(t *testing.T) {
 		t.Fatal("the second kill started only after the first gave up: kills ran one after the other")
 	}
 }
+
+// One app container that cannot be created does not hold back its
+// siblings (issue 12, item 10): the kubelet starts every app container it
+// can and reports the failing one alone.
+func TestLoopAppContainerFailureDoesNotHoldBackSiblings(t *testing.T) {
+	p := mkPod("u1", "p1", "bad", "good")
+	f := newFakeShell(t, p)
+	f.hook = func(a Action) error {
+		if c, ok := a.(CreateAndStartContainer); ok && c.Name == "bad" {
+			return errors.New("container bad: unable to find user nobody")
+		}
+		return nil
+	}
+	_, stop := startLoop(t, f, 2)
+	defer stop()
+	waitFor(t, "container good running while bad cannot be created", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.s.running("u1", "good") != nil
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.s.running("u1", "bad") != nil {
+		t.Fatal("container bad runs although its create always fails")
+	}
+}

@@ -109,18 +109,37 @@
 // hostIPC); /sys read-only; /sys/fs/cgroup read-only through the cgroup
 // namespace; the masked paths (a /dev/null bind for files, an empty
 // read-only tmpfs for folders) and read-only paths; /etc/hosts,
-// /etc/hostname, /etc/resolv.conf; terminationMessagePath; volumes.
-// Every mount target is resolved inside the root without following a
-// symlink out of it (filepath-securejoin's pathrs-lite), then mounted
-// through /proc/self/fd/<O_PATH handle> so it cannot be swapped for a
-// symlink between check and mount (CVE-2021-30465). A volume's subPath is
+// /etc/hostname, /etc/resolv.conf (read-only with readOnlyRootFilesystem,
+// as containerd mounts them); terminationMessagePath; volumes; the
+// working directory. Every mount target is resolved inside the root
+// without following a symlink out of it: a bind mount's destination as
+// runc resolves it (filepath-securejoin: an image's /etc/resolv.conf ->
+// ../run/systemd/resolve/stub-resolv.conf gets the pod's file at that
+// target), kernel filesystems never through a symlink; missing parts are
+// created (pathrs-lite) and the target is mounted through
+// /proc/self/fd/<O_PATH handle> so it cannot be swapped for a symlink
+// between check and mount (CVE-2021-30465). A volume's subPath is
 // the same on the source side: the daemon passes the volume's root and the
 // subPath, and the init resolves it inside the volume (created as a
 // directory when missing, MkdirAllHandle), and bind-mounts the handle it
 // opened, so another container sharing the volume cannot swap a component
-// for a symlink to / in between (CVE-2017-1002101, CVE-2021-25741). Privileged containers
-// get the host's /dev, a writable /sys, no masks and every capability the
-// node holds.
+// for a symlink to / in between (CVE-2017-1002101, CVE-2021-25741). An image needs none of the
+// targets (a scratch image is one static binary): the root is an overlay
+// with an upper layer even with readOnlyRootFilesystem, the targets are
+// made there, and the root turns read-only last, as runc does. Privileged
+// containers get the host's /dev, a writable /sys and /sys/fs/cgroup, no
+// masks and every capability the node holds.
+//
+// # User
+//
+// The daemon works out the process's uid, gid, supplementary groups and
+// HOME as the kubelet and containerd do together (user.go): the image's
+// USER (its group part dropped, as Kubernetes does), runAsUser and
+// runAsGroup over it, the image's /etc/passwd and /etc/group parsed by
+// moby/sys/user, fsGroup and supplementalGroups. Those files are opened
+// inside the image's root (pathrs-lite: no symlink leads to the host's
+// files) and only when they are regular files (a FIFO cannot block the
+// daemon).
 //
 // # Security on the exec thread
 //

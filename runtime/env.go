@@ -15,7 +15,9 @@ import (
 // containerEnv is what the workload gets, in containerd's order: HOSTNAME,
 // the image's env (with a default PATH), then the container's env with
 // $(VAR) expanded against the container env defined before it, as kubelet does.
-func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) ([]string, error) {
+// own is the container's env alone (the kubelet's view, last definition
+// wins): the only variables $(VAR) in command and args may use.
+func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) (env []string, own map[string]string, err error) {
 	pod, c := cfg.Pod, cfg.Container
 	hostname := sb.Hostname
 	if hostname == "" {
@@ -42,7 +44,7 @@ func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) ([]string,
 		set("PATH", defaultPath)
 	}
 	if len(c.EnvFrom) > 0 {
-		return nil, fmt.Errorf("container %s: envFrom needs ConfigMaps or Secrets, which static pods cannot use", c.Name)
+		return nil, nil, fmt.Errorf("container %s: envFrom needs ConfigMaps or Secrets, which static pods cannot use", c.Name)
 	}
 	// Expansion sees only the container's own variables, not the image's.
 	mine := map[string]string{}
@@ -54,17 +56,17 @@ func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) ([]string,
 		case e.ValueFrom.FieldRef != nil:
 			fv, err := fieldValue(pod, e.ValueFrom.FieldRef.FieldPath, r.opt.NodeName, cfg.PodIP, cfg.HostIP)
 			if err != nil {
-				return nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
+				return nil, nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
 			}
 			v = fv
 		case e.ValueFrom.ResourceFieldRef != nil:
 			rv, err := resourceValue(pod, c, e.ValueFrom.ResourceFieldRef)
 			if err != nil {
-				return nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
+				return nil, nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
 			}
 			v = rv
 		default:
-			return nil, fmt.Errorf("container %s env %s: configMapKeyRef/secretKeyRef need an API server, which static pods cannot use", c.Name, e.Name)
+			return nil, nil, fmt.Errorf("container %s env %s: configMapKeyRef/secretKeyRef need an API server, which static pods cannot use", c.Name, e.Name)
 		}
 		mine[e.Name] = v
 		set(e.Name, v)
@@ -73,17 +75,15 @@ func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) ([]string,
 	for _, k := range order {
 		out = append(out, k+"="+vals[k])
 	}
-	return out, nil
+	return out, mine, nil
 }
 
 // containerArgs merges command/args with the image's Entrypoint/Cmd the
-// Kubernetes way and expands $(VAR) in them.
-func containerArgs(c *v1.Container, img ImageConfig, env []string) []string {
-	vars := map[string]string{}
-	for _, e := range env {
-		k, v, _ := strings.Cut(e, "=")
-		vars[k] = v
-	}
+// Kubernetes way and expands $(VAR) in command and args against vars, the
+// container's own env (never the image's env, HOSTNAME or the default PATH:
+// the kubelet expands before the runtime adds those); the image's
+// Entrypoint and Cmd are taken as they are.
+func containerArgs(c *v1.Container, img ImageConfig, vars map[string]string) []string {
 	exp := func(in []string) []string {
 		out := make([]string, len(in))
 		for i, a := range in {
@@ -104,7 +104,9 @@ func containerArgs(c *v1.Container, img ImageConfig, env []string) []string {
 }
 
 // expand replaces $(VAR) with its value when defined; $$ escapes a $;
-// anything else is left as written (Kubernetes' expansion rules).
+// anything else is left as written: an undefined $(VAR), an unclosed $(,
+// a $ before any other character (the kubelet's
+// third_party/forked/golang/expansion rules).
 func expand(s string, vars map[string]string) string {
 	if !strings.Contains(s, "$") {
 		return s

@@ -352,7 +352,9 @@ func TestSecurityContextAndMasks(t *testing.T) {
 	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
 	_, ccs := f.run(ctx, pod, nil)
 	log := f.waitLog(ccs["restricted"], "tty")
-	for _, want := range []string{"group=2000\n", "uid=1000(user) gid=3000 groups=2000,4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
+	// The primary gid is among the supplementary groups, as containerd
+	// puts it (ensureAdditionalGids).
+	for _, want := range []string{"group=2000\n", "uid=1000(user) gid=3000 groups=2000,3000,4000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1",
 		"root=ro", "timerlist=0", "keys=0", "firmware=0", "procsys=ro", "sys=1"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("restricted container: %q missing from log:\n%s", want, log)
@@ -667,12 +669,11 @@ func TestVolumesAndEscapes(t *testing.T) {
 	}
 	// CVE-2024-21626: a working directory through a leaked fd never leads out.
 	bad := v1.Container{Name: "fdcwd", Command: []string{"pwd"}, WorkingDir: "/proc/self/fd/5"}
-	cc2, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &bad, Rootfs: Rootfs{Path: f.root}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.rt.StartContainer(ctx, pod.UID, cc2.ID); err == nil || !strings.Contains(err.Error(), "working directory") {
-		t.Errorf("workingDir /proc/self/fd/5: start error = %v, want a working directory error", err)
+	// The init makes the working directory with the other mount targets,
+	// before the root may turn read-only (as runc does): refused at create.
+	_, err = f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &bad, Rootfs: Rootfs{Path: f.root}})
+	if err == nil || !strings.Contains(err.Error(), "working directory") {
+		t.Errorf("workingDir /proc/self/fd/5: create error = %v, want a working directory error", err)
 	} else {
 		escapeOutcome(t, "leaked-fd-cwd", "workingDir /proc/self/fd/5 (CVE-2024-21626)", false, err.Error())
 	}

@@ -1,12 +1,10 @@
 package runtime
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/moby/sys/capability"
@@ -55,13 +53,14 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 	if spec.Rootfs == "" {
 		return nil, fmt.Errorf("container %s: no root filesystem", c.Name)
 	}
-	// Process: env, then command/args with $(VAR) expansion against it.
-	env, err := r.containerEnv(cfg, sb)
+	// Process: env, then command/args with $(VAR) expanded against the
+	// container's own env only (as the kubelet does).
+	env, own, err := r.containerEnv(cfg, sb)
 	if err != nil {
 		return nil, err
 	}
 	spec.Env = env
-	spec.Args = containerArgs(c, cfg.Image, env)
+	spec.Args = containerArgs(c, cfg.Image, own)
 	spec.Cwd = c.WorkingDir
 	if spec.Cwd == "" {
 		spec.Cwd = cfg.Image.WorkingDir
@@ -102,7 +101,7 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 	adj := containerOOMScoreAdj(pod, c)
 	spec.OOMScoreAdj = &adj
 	// Mounts.
-	mounts, err := r.containerMounts(cfg, sb, spec.Privileged, dir)
+	mounts, err := r.containerMounts(cfg, sb, spec.Privileged, spec.RootfsReadOnly, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -134,120 +133,6 @@ func effectiveSecurity(pod *v1.Pod, c *v1.Container) v1.SecurityContext {
 		out.AllowPrivilegeEscalation, out.ProcMount = cs.AllowPrivilegeEscalation, cs.ProcMount
 	}
 	return out
-}
-
-// resolveUser sets UID, GID and groups: runAsUser/runAsGroup, else the
-// image's User (numeric or looked up in the root's /etc/passwd), and refuses
-// runAsNonRoot with root the way the kubelet words it.
-func resolveUser(spec *shim.ContainerSpec, pod *v1.Pod, c *v1.Container, sc v1.SecurityContext, imageUser string) error {
-	var uid, gid int64
-	uidKnown, gidKnown := true, false
-	userName := ""
-	if imageUser != "" {
-		u, g, _ := strings.Cut(imageUser, ":")
-		if n, err := strconv.ParseInt(u, 10, 64); err == nil {
-			uid = n
-		} else {
-			userName = u
-			pu, pg, ok := lookupPasswd(spec.Rootfs, u)
-			if !ok {
-				uidKnown = false
-			} else {
-				uid, gid, gidKnown = pu, pg, true
-			}
-		}
-		if g != "" {
-			if n, err := strconv.ParseInt(g, 10, 64); err == nil {
-				gid, gidKnown = n, true
-			} else if n, ok := lookupGroup(spec.Rootfs, g); ok {
-				gid, gidKnown = n, true
-			}
-		}
-	}
-	if sc.RunAsUser != nil {
-		uid, uidKnown = *sc.RunAsUser, true
-		if !gidKnown {
-			if _, pg, ok := lookupPasswdUID(spec.Rootfs, uid); ok {
-				gid, gidKnown = pg, true
-			}
-		}
-	} else if imageUser == "" {
-		if _, pg, ok := lookupPasswdUID(spec.Rootfs, 0); ok {
-			gid = pg
-		}
-	}
-	if sc.RunAsGroup != nil {
-		gid = *sc.RunAsGroup
-	}
-	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot {
-		// Like kubelet: a user name from the image is not trusted to be
-		// non-root even when /etc/passwd maps it to a non-zero uid.
-		if sc.RunAsUser == nil && userName != "" {
-			return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", userName, pod.Name, c.Name)
-		}
-		if uid == 0 {
-			return fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", pod.Name, c.Name)
-		}
-	}
-	if !uidKnown {
-		return fmt.Errorf("container %s: unable to find user %s in the image's /etc/passwd", c.Name, userName)
-	}
-	spec.UID, spec.GID = uint32(uid), uint32(gid)
-	seen := map[int64]bool{}
-	if psc := pod.Spec.SecurityContext; psc != nil {
-		for _, g := range psc.SupplementalGroups {
-			if !seen[g] {
-				seen[g] = true
-				spec.AdditionalGIDs = append(spec.AdditionalGIDs, uint32(g))
-			}
-		}
-		if psc.FSGroup != nil && !seen[*psc.FSGroup] {
-			spec.AdditionalGIDs = append(spec.AdditionalGIDs, uint32(*psc.FSGroup))
-		}
-	}
-	return nil
-}
-
-func lookupPasswd(root, name string) (int64, int64, bool) {
-	return scanPasswd(root, func(f []string) bool { return f[0] == name })
-}
-func lookupPasswdUID(root string, uid int64) (int64, int64, bool) {
-	return scanPasswd(root, func(f []string) bool { return f[2] == strconv.FormatInt(uid, 10) })
-}
-func scanPasswd(root string, match func([]string) bool) (int64, int64, bool) {
-	f, err := os.Open(filepath.Join(root, "etc/passwd"))
-	if err != nil {
-		return 0, 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		p := strings.Split(sc.Text(), ":")
-		if len(p) >= 4 && match(p) {
-			u, e1 := strconv.ParseInt(p[2], 10, 64)
-			g, e2 := strconv.ParseInt(p[3], 10, 64)
-			if e1 == nil && e2 == nil {
-				return u, g, true
-			}
-		}
-	}
-	return 0, 0, false
-}
-func lookupGroup(root, name string) (int64, bool) {
-	f, err := os.Open(filepath.Join(root, "etc/group"))
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		p := strings.Split(sc.Text(), ":")
-		if len(p) >= 3 && p[0] == name {
-			g, err := strconv.ParseInt(p[2], 10, 64)
-			return g, err == nil
-		}
-	}
-	return 0, false
 }
 
 // containerCapabilities applies add/drop over the default set in
@@ -338,7 +223,7 @@ func seccompProfile(pod *v1.Pod, c *v1.Container) (string, error) {
 
 // containerMounts lists the mounts in the order they are made: the CRI
 // defaults, the pod's /etc files and /dev/shm, then the volume mounts.
-func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privileged bool, dir string) ([]shim.Mount, error) {
+func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privileged, readOnlyRoot bool, dir string) ([]shim.Mount, error) {
 	pod, c := cfg.Pod, cfg.Container
 	podDir := r.PodDir(pod.UID)
 	const nsd = unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV
@@ -365,11 +250,17 @@ func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privile
 		shm = "/dev/shm"
 	}
 	ms = append(ms, shim.Mount{Source: shm, Destination: "/dev/shm", Type: "bind", Flags: unix.MS_BIND | nsd})
+	// With readOnlyRootFilesystem the pod's /etc files are read-only too,
+	// as containerd mounts them; they are shared by the pod's containers.
+	etcFlags := uintptr(unix.MS_BIND)
+	if readOnlyRoot {
+		etcFlags |= unix.MS_RDONLY
+	}
 	for _, f := range [][2]string{{"etc-hosts", "/etc/hosts"}, {"etc-hostname", "/etc/hostname"}, {"resolv.conf", "/etc/resolv.conf"}} {
 		if hasMountAt(c, f[1]) {
 			continue
 		}
-		ms = append(ms, shim.Mount{Source: filepath.Join(podDir, f[0]), Destination: f[1], Type: "bind", Flags: unix.MS_BIND, File: true})
+		ms = append(ms, shim.Mount{Source: filepath.Join(podDir, f[0]), Destination: f[1], Type: "bind", Flags: etcFlags, File: true})
 	}
 	vms, err := r.volumeMounts(pod, c)
 	if err != nil {

@@ -43,7 +43,7 @@ func TestExpand(t *testing.T) {
 
 func TestContainerArgsMergeWithImage(t *testing.T) {
 	img := ImageConfig{Entrypoint: []string{"/ep"}, Cmd: []string{"$(X)"}}
-	env := []string{"X=expanded"}
+	env := map[string]string{"X": "expanded"}
 	cases := []struct {
 		c    v1.Container
 		want string
@@ -75,7 +75,7 @@ func TestContainerEnvOrderAndFieldRefs(t *testing.T) {
 	}}
 	c.Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}
 	c.Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("250m")}
-	env, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: c, PodIP: "10.0.0.5", Image: ImageConfig{Env: []string{"PATH=/img", "A=image"}}}, &sandboxMeta{Hostname: "p-node1"})
+	env, _, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: c, PodIP: "10.0.0.5", Image: ImageConfig{Env: []string{"PATH=/img", "A=image"}}}, &sandboxMeta{Hostname: "p-node1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +84,12 @@ func TestContainerEnvOrderAndFieldRefs(t *testing.T) {
 	if got != want {
 		t.Errorf("env =\n %s\nwant\n %s", got, want)
 	}
-	env, _ = r.containerEnv(&ContainerConfig{Pod: pod, Container: &v1.Container{Name: "d"}}, &sandboxMeta{Hostname: "h"})
+	env, _, _ = r.containerEnv(&ContainerConfig{Pod: pod, Container: &v1.Container{Name: "d"}}, &sandboxMeta{Hostname: "h"})
 	if strings.Join(env, " ") != "HOSTNAME=h PATH="+defaultPath {
 		t.Errorf("default env = %v", env)
 	}
 	bad := &v1.Container{Name: "s", Env: []v1.EnvVar{{Name: "S", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{Key: "k"}}}}}
-	if _, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: bad}, &sandboxMeta{}); err == nil || !strings.Contains(err.Error(), "env S") {
+	if _, _, err := r.containerEnv(&ContainerConfig{Pod: pod, Container: bad}, &sandboxMeta{}); err == nil || !strings.Contains(err.Error(), "env S") {
 		t.Errorf("secretKeyRef: %v", err)
 	}
 }
@@ -238,10 +238,14 @@ func TestHostnameAndUser(t *testing.T) {
 	}{
 		{image: "", uid: 0, gid: 0},
 		{image: "www", uid: 33, gid: 44},
-		{image: "www:staff", uid: 33, gid: 50},
-		{image: "1234:5", uid: 1234, gid: 5},
+		// The group part of USER is dropped, as by the kubelet with
+		// containerd (kubernetes#61967, containerd#11607).
+		{image: "www:staff", uid: 33, gid: 44},
+		{image: "1234:5", uid: 1234, gid: 0},
 		{image: "nobody-here", wantErr: "unable to find user"},
-		{image: "www", sc: v1.SecurityContext{RunAsUser: ptr(int64(7))}, uid: 7, gid: 44},
+		// runAsUser replaces the image's user; uid 7 has no passwd entry.
+		{image: "www", sc: v1.SecurityContext{RunAsUser: ptr(int64(7))}, uid: 7, gid: 0},
+		{image: "", sc: v1.SecurityContext{RunAsUser: ptr(int64(33))}, uid: 33, gid: 44},
 		{image: "", sc: v1.SecurityContext{RunAsNonRoot: ptr(true)}, wantErr: "image will run as root"},
 		{image: "www", sc: v1.SecurityContext{RunAsNonRoot: ptr(true)}, wantErr: "non-numeric user (www)"},
 		{image: "1000", sc: v1.SecurityContext{RunAsNonRoot: ptr(true), RunAsGroup: ptr(int64(9))}, uid: 1000, gid: 9},

@@ -129,6 +129,22 @@ func checkHostPath(name string, hp *v1.HostPathVolumeSource) error {
 	return nil
 }
 
+// createUntypedHostPath creates a missing hostPath that has no type as a
+// 0755 directory, as containerd does for a bind source that does not exist
+// (typed ones were checked, or created, by checkHostPath).
+func createUntypedHostPath(hp *v1.HostPathVolumeSource) error {
+	if hp.Type != nil && *hp.Type != v1.HostPathUnset {
+		return nil
+	}
+	if _, err := os.Lstat(hp.Path); !errors.Is(err, os.ErrNotExist) {
+		return nil // there (a dangling symlink fails below, at its stat)
+	}
+	if err := os.MkdirAll(hp.Path, 0o755); err != nil {
+		return fmt.Errorf("create hostPath %s: %w", hp.Path, err)
+	}
+	return nil
+}
+
 // volumeMounts turns volumeMounts into bind mounts; subPath is resolved
 // inside the volume without following symlinks out of it.
 func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, error) {
@@ -148,6 +164,9 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 			src = r.emptyDirPath(pod, vol.Name)
 		case vol.HostPath != nil:
 			src = vol.HostPath.Path
+			if err := createUntypedHostPath(vol.HostPath); err != nil {
+				return nil, fmt.Errorf("container %s: volume %s: %w", c.Name, vm.Name, err)
+			}
 		case vol.DownwardAPI != nil:
 			src = r.downwardAPIPath(pod, vol.Name)
 			vm.ReadOnly = true // as kubelet: the files are the pod's, not the container's

@@ -12,7 +12,7 @@
 //	rootfs/<id>.json        one record per container root filesystem ("in use")
 //	import/                 the airgap folder: archives dropped here are imported
 //	airgap.json             which airgap files were already imported (path, size, mtime, digest)
-//	empty/                  an empty directory (bottom lowerdir of read-only one-layer roots)
+//	empty/                  an empty directory (the lowerdir of an image without layers)
 //	tmp/                    work in progress (unpacks, decompressed archives); never trusted
 //
 // Compressed layer blobs are not kept after unpacking (like containerd's

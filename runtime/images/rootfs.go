@@ -29,14 +29,14 @@ type RootfsRecord struct {
 }
 
 // Rootfs is a container's root filesystem: the image layers as read-only
-// overlay lowerdirs and, unless read-only, an upper/work pair in the
-// container's own directory (kept across restarts of the same container).
+// overlay lowerdirs and an upper/work pair in the container's own directory
+// (kept across restarts of the same container).
 type Rootfs struct {
 	ID       string
 	Lower    []string // absolute lowerdirs, top layer first
-	Upper    string   // "" when read-only
+	Upper    string   // "": no upper layer (then ReadOnly must be set)
 	Work     string
-	ReadOnly bool
+	ReadOnly bool   // mount the overlay read-only (PrepareRootfs never asks for it)
 	linkDir  string // where short symlinks to the lowerdirs go for the mount(2) fallback
 }
 
@@ -45,9 +45,14 @@ var validRootfsID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$`)
 // PrepareRootfs registers container id's use of image img and returns its
 // root filesystem description; Mount it on the container's root. The upper
 // and work dirs are containerDir/upper and containerDir/work (created when
-// missing, kept when present). readOnly (readOnlyRootFilesystem) gives an
-// overlay without upper layer, mounted read-only. Calling it again for the
-// same id (a restart) keeps the upper layer.
+// missing, kept when present). readOnly (readOnlyRootFilesystem) is
+// recorded, but the root still gets its upper layer and is mounted
+// read-write: the runtime creates the mount targets the image lacks in it
+// (/etc/hosts, /proc, /dev, volume mount points, the working directory) and
+// makes the container's root read-only last, as runc does on containerd's
+// snapshot — an overlay without upper layer cannot get a single new mount
+// target. Calling it again for the same id (a restart) keeps the upper
+// layer.
 func (s *Store) PrepareRootfs(ctx context.Context, id string, img Record, containerDir string, readOnly bool) (*Rootfs, error) {
 	if !validRootfsID.MatchString(id) {
 		return nil, fmt.Errorf("rootfs id %q: must match %s", id, validRootfsID)
@@ -55,7 +60,7 @@ func (s *Store) PrepareRootfs(ctx context.Context, id string, img Record, contai
 	if !filepath.IsAbs(containerDir) {
 		return nil, fmt.Errorf("rootfs %s: container dir %q is not absolute", id, containerDir)
 	}
-	rf := &Rootfs{ID: id, ReadOnly: readOnly, linkDir: filepath.Join(containerDir, "l")}
+	rf := &Rootfs{ID: id, linkDir: filepath.Join(containerDir, "l")}
 	rec := RootfsRecord{ID: id, ImageID: img.ID, Image: firstOr(img.RepoTags, img.ID), ContainerDir: containerDir, ReadOnly: readOnly, Created: time.Now().UTC()}
 	for i := len(img.Layers) - 1; i >= 0; i-- {
 		rf.Lower = append(rf.Lower, filepath.Join(s.layerDir(img.Layers[i].DiffID), "diff"))
@@ -63,20 +68,16 @@ func (s *Store) PrepareRootfs(ctx context.Context, id string, img Record, contai
 	for _, l := range img.Layers {
 		rec.Layers = append(rec.Layers, l.DiffID)
 	}
-	// overlayfs without an upper layer needs two lowerdirs; an empty one at
-	// the bottom changes nothing.
-	for len(rf.Lower) == 0 || (readOnly && len(rf.Lower) < 2) {
+	// An image without layers still needs a lowerdir; an empty one changes
+	// nothing.
+	if len(rf.Lower) == 0 {
 		rf.Lower = append(rf.Lower, filepath.Join(s.dir, "empty"))
 	}
-	if !readOnly {
-		rf.Upper, rf.Work = filepath.Join(containerDir, "upper"), filepath.Join(containerDir, "work")
-		for _, d := range []string{rf.Upper, rf.Work} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return nil, fmt.Errorf("rootfs %s: %w", id, err)
-			}
+	rf.Upper, rf.Work = filepath.Join(containerDir, "upper"), filepath.Join(containerDir, "work")
+	for _, d := range []string{rf.Upper, rf.Work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("rootfs %s: %w", id, err)
 		}
-	} else if err := os.MkdirAll(containerDir, 0o755); err != nil {
-		return nil, fmt.Errorf("rootfs %s: %w", id, err)
 	}
 	b, _ := json.MarshalIndent(rec, "", "  ")
 	l, err := s.lock("lock", unix.LOCK_EX)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
@@ -119,6 +120,16 @@ func setupRoot(spec *ContainerSpec) error {
 			return err
 		}
 	}
+	// The working directory is the last target made before the root may
+	// turn read-only (runc creates it in the same place). Inside the new
+	// root nothing of the host is left to reach through a symlink.
+	if spec.Cwd != "" {
+		if err := os.MkdirAll(spec.Cwd, 0o755); err != nil {
+			return fmt.Errorf("working directory %s: %w", spec.Cwd, err)
+		}
+	}
+	// Read-only last, once every mount target exists (runc's order): an
+	// image need not have any of them.
 	if spec.RootfsReadOnly {
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("remount / read-only: %w", err)
@@ -177,6 +188,30 @@ func openInRoot(root, dest string, file bool) (*os.File, error) {
 
 func procFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
+// resolveDest resolves a bind mount's destination inside root the way runc
+// does (filepath-securejoin): a symlink, absolute or relative, is followed
+// as if root were "/", never out of it, and a missing part is taken as
+// written. An image whose /etc/resolv.conf links to
+// ../run/systemd/resolve/stub-resolv.conf gets the pod's file there. The
+// result is opened without following symlinks again (openInRoot), so a
+// swap after this lookup fails the mount instead of redirecting it.
+// Kernel filesystems (/proc, /sys, tmpfs ...) are never mounted through a
+// symlink (runc refuses those too).
+func resolveDest(root string, m *Mount) (string, error) {
+	if m.Type != "bind" {
+		return m.Destination, nil
+	}
+	p, err := securejoin.SecureJoin(root, m.Destination)
+	if err != nil {
+		return "", fmt.Errorf("mount target %s: %w", m.Destination, err)
+	}
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("mount target %s: resolves outside the root (%s)", m.Destination, p)
+	}
+	return "/" + rel, nil
+}
+
 func mountInRoot(root string, m *Mount) error {
 	if m.SubPath != "" {
 		src, err := openSubPath(m)
@@ -191,7 +226,11 @@ func mountInRoot(root string, m *Mount) error {
 		}
 		return nil
 	}
-	target, err := openInRoot(root, m.Destination, m.File)
+	dest, err := resolveDest(root, m)
+	if err != nil {
+		return err
+	}
+	target, err := openInRoot(root, dest, m.File)
 	if err != nil {
 		return err
 	}
@@ -205,7 +244,7 @@ func mountInRoot(root string, m *Mount) error {
 		// Bind mounts ignore other flags until a remount; reopen the
 		// mounted path (the handle still points below the new mount).
 		if rest := m.Flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-			mt, err := openInRoot(root, m.Destination, m.File)
+			mt, err := openInRoot(root, dest, m.File)
 			if err != nil {
 				return err
 			}
@@ -219,7 +258,7 @@ func mountInRoot(root string, m *Mount) error {
 		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
 	}
 	if m.Propagation != 0 {
-		mt, err := openInRoot(root, m.Destination, m.File)
+		mt, err := openInRoot(root, dest, m.File)
 		if err != nil {
 			return err
 		}
@@ -318,7 +357,7 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("cgroup namespace: %w", err)
 		}
-		if err := mountCgroups(); err != nil {
+		if err := mountCgroups(spec.Privileged); err != nil {
 			return err
 		}
 	}
@@ -480,8 +519,13 @@ func applyRlimits(rls []Rlimit) {
 }
 
 // mountCgroups shows the container its own cgroup (the namespace root) at
-// /sys/fs/cgroup, read-only, for v1 hierarchies and cgroup2 alike.
-func mountCgroups() error {
+// /sys/fs/cgroup, for v1 hierarchies and cgroup2 alike: read-only, or
+// writable for a privileged container, as runc mounts it for containerd.
+func mountCgroups(privileged bool) error {
+	ro := uintptr(unix.MS_RDONLY)
+	if privileged {
+		ro = 0
+	}
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return err
@@ -505,7 +549,7 @@ func mountCgroups() error {
 		}
 	}
 	if len(hs) == 1 && hs[0].fstype == "cgroup2" {
-		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", ro|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			return fmt.Errorf("mount cgroup2 on /sys/fs/cgroup: %w", err)
 		}
 		return nil
@@ -519,9 +563,9 @@ func mountCgroups() error {
 			return err
 		}
 		// A hierarchy the node does not mount is skipped, never required.
-		if err := unix.Mount("cgroup", dir, x.fstype, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, x.opts); err != nil {
+		if err := unix.Mount("cgroup", dir, x.fstype, ro|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, x.opts); err != nil {
 			os.Remove(dir)
 		}
 	}
-	return unix.Mount("", "/sys/fs/cgroup", "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755")
+	return unix.Mount("", "/sys/fs/cgroup", "", unix.MS_REMOUNT|ro|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755")
 }
