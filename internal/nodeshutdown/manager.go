@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -150,29 +153,39 @@ func (m *Manager) session(ctx context.Context) error {
 	m.log.Info("graceful node shutdown: holding a logind delay inhibitor lock", "shutdownGracePeriod", m.cfg.GracePeriod,
 		"shutdownGracePeriodCriticalPods", m.cfg.CriticalPodsGracePeriod)
 	events := lg.Shutdowns()
+	// SIGUSR1 is a shutdown event too, as for the kubelet's manager: it
+	// lets a test or an operator run the whole sequence (pods stopped, the
+	// lock released) without powering the node off.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	for {
+		var down, ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case down, ok := <-events:
-			if !ok {
-				return errConnectionLost
+		case <-usr1:
+			m.log.Info("SIGUSR1: handled as a node shutdown event")
+			down, ok = true, true
+		case down, ok = <-events:
+		}
+		if !ok {
+			return errConnectionLost
+		}
+		if down {
+			m.log.Info("node shutting down: stopping pods", "shutdownGracePeriod", m.cfg.GracePeriod)
+			m.Shutdown(ctx)
+			release()
+			m.log.Info("node shutdown: pods stopped, inhibitor lock released")
+			continue
+		}
+		m.log.Info("node shutdown cancelled: pods start again")
+		m.pods.Resume()
+		if lock == nil {
+			if lock, err = lg.Inhibit(ctx); err != nil {
+				return fmt.Errorf("logind Inhibit after a cancelled shutdown: %w", err)
 			}
-			if down {
-				m.log.Info("node shutting down: stopping pods", "shutdownGracePeriod", m.cfg.GracePeriod)
-				m.Shutdown(ctx)
-				release()
-				m.log.Info("node shutdown: pods stopped, inhibitor lock released")
-				continue
-			}
-			m.log.Info("node shutdown cancelled: pods start again")
-			m.pods.Resume()
-			if lock == nil {
-				if lock, err = lg.Inhibit(ctx); err != nil {
-					return fmt.Errorf("logind Inhibit after a cancelled shutdown: %w", err)
-				}
-				m.log.Info("graceful node shutdown: holding a logind delay inhibitor lock again")
-			}
+			m.log.Info("graceful node shutdown: holding a logind delay inhibitor lock again")
 		}
 	}
 }
