@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/minikubelet/minikubelet/internal/nodeshutdown"
+	"github.com/minikubelet/minikubelet/internal/testnode"
 )
 
 // testLogind is a stand-in for systemd-logind on a private bus: the
@@ -282,5 +284,101 @@ spec:
 	n.start()
 	for _, name := range []string{"web-node1", "dns-node1"} {
 		n.waitPod(name, "adopted, not restarted", 30*time.Second, running)
+	}
+}
+
+type logindInhibitor struct {
+	What, Who, Why, Mode string
+	UID, PID             uint32
+}
+
+// realLogindInhibitors lists logind's inhibitors; ok is false where no
+// logind answers on the system bus.
+func realLogindInhibitors(t *testing.T) (list []logindInhibitor, ok bool) {
+	t.Helper()
+	conn, err := dbus.ConnectSystemBus()
+	if err != nil {
+		return nil, false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = conn.Object("org.freedesktop.login1", "/org/freedesktop/login1").
+		CallWithContext(ctx, "org.freedesktop.login1.Manager.ListInhibitors", 0).Store(&list)
+	return list, err == nil
+}
+
+func daemonInhibitor(t *testing.T, pid int) *logindInhibitor {
+	list, _ := realLogindInhibitors(t)
+	for _, in := range list {
+		if in.Who == nodeshutdown.InhibitWho && int(in.PID) == pid {
+			return &in
+		}
+	}
+	return nil
+}
+
+// The same sequence against the host's real systemd-logind (the field
+// host's guest; skipped where there is none): the daemon's delay lock is
+// in logind's ListInhibitors, SIGUSR1 (the kubelet's test trigger of a
+// shutdown event) stops the pods in order, and logind sees the lock go.
+// The grace periods fit logind's default InhibitDelayMaxSec (5 s), so no
+// drop-in is written here.
+func TestGracefulNodeShutdownRealLogind(t *testing.T) {
+	if _, ok := realLogindInhibitors(t); !ok {
+		testnode.Require(t)
+		t.Skip("no systemd-logind on the system bus (the lab test node has none; the field host's guest has)")
+	}
+	n := newE2ENode(t)
+	data := filepath.Join(n.dir, "data")
+	os.MkdirAll(data, 0o755)
+	n.start("--shutdown-grace-period", "4s", "--shutdown-grace-period-critical-pods", "2s")
+	pid := n.cmd.Process.Pid
+	var in *logindInhibitor
+	n.waitFor("the daemon's inhibitor in logind's ListInhibitors", 20*time.Second, func() bool {
+		in = daemonInhibitor(t, pid)
+		return in != nil
+	})
+	if in.What != "shutdown" || in.Mode != "delay" || in.Why != nodeshutdown.InhibitWhy {
+		t.Fatalf("inhibitor %+v", *in)
+	}
+	pod := func(name, extra string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %[1]s
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 30
+%[4]s
+  containers:
+  - name: c
+    image: %[2]s
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+    lifecycle:
+      preStop: {exec: {command: [sh, -c, "echo %[1]s >> /data/order"]}}
+    volumeMounts:
+    - {name: data, mountPath: /data}
+  volumes:
+  - name: data
+    hostPath: {path: %[3]s, type: Directory}
+`, name, testImage, data, extra)
+	}
+	n.write("web.yaml", pod("web", ""))
+	n.write("dns.yaml", pod("dns", "  priorityClassName: system-cluster-critical"))
+	for _, name := range []string{"web-node1", "dns-node1"} {
+		n.waitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	}
+	n.cmd.Process.Signal(syscall.SIGUSR1)
+	n.waitFor("logind to see the lock released", 30*time.Second, func() bool { return daemonInhibitor(t, pid) == nil })
+	b, _ := os.ReadFile(filepath.Join(data, "order"))
+	if string(b) != "web\ndns\n" {
+		t.Fatalf("preStop hooks ran as %q, want the regular pod's then the critical pod's", b)
+	}
+	for _, name := range []string{"web-node1", "dns-node1"} {
+		p := n.waitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+		if p.Status.Reason != "Terminated" {
+			t.Errorf("%s: reason %q", name, p.Status.Reason)
+		}
 	}
 }
