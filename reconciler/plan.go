@@ -625,7 +625,12 @@ func stickyTerminal(prev *v1.PodStatus) bool {
 	if prev == nil || (prev.Phase != v1.PodSucceeded && prev.Phase != v1.PodFailed) {
 		return false
 	}
-	return prev.Reason != NodeShutdownReason || prev.Message != NodeShutdownMessage
+	switch {
+	case prev.Reason == NodeShutdownReason && prev.Message == NodeShutdownMessage,
+		prev.Reason == NodeShutdownRejectedReason && prev.Message == NodeShutdownRejectedMessage:
+		return false
+	}
+	return true
 }
 
 // shutdownStop stops a pod for a node shutdown (kubelet nodeshutdown
@@ -650,6 +655,9 @@ func (p *planner) shutdownStop(pc *podCtx) bool {
 		pc.terminalPhase = v1.PodSucceeded // kubelet keeps a success
 	}
 	pc.terminalReason, pc.terminalMsg = NodeShutdownReason, NodeShutdownMessage
+	if sd.Rejected && pc.op.Sandbox.ID == "" && len(pc.op.Containers) == 0 {
+		pc.terminalReason, pc.terminalMsg = NodeShutdownRejectedReason, NodeShutdownRejectedMessage
+	}
 	if !p.stopContainers(pc, ReasonNodeShutdown, deadline) {
 		return false
 	}

@@ -128,6 +128,7 @@ func TestStickyTerminal(t *testing.T) {
 		{v1.PodStatus{Phase: v1.PodFailed, Reason: ReasonDeadlineExceeded}, true},
 		{v1.PodStatus{Phase: v1.PodFailed, Reason: NodeShutdownReason, Message: "other"}, true},
 		{v1.PodStatus{Phase: v1.PodFailed, Reason: NodeShutdownReason, Message: NodeShutdownMessage}, false},
+		{v1.PodStatus{Phase: v1.PodFailed, Reason: NodeShutdownRejectedReason, Message: NodeShutdownRejectedMessage}, false},
 	} {
 		if got := stickyTerminal(&c.st); got != c.want {
 			t.Errorf("%+v: sticky=%v, want %v", c.st, got, c.want)
@@ -147,4 +148,22 @@ func TestShutdownBoundsATerminatingPod(t *testing.T) {
 	s.advance(time.Second)
 	eq(t, "bounded", s.step(), []string{"kill u1/app grace=4s (Deleted)"})
 	eq(t, "removed as usual", s.step(), []string{"stopsandbox u1", "removepod u1"})
+}
+
+// A pod that appears while the node shuts down is not started and reads
+// as the kubelet's admission rejects it; it starts once the shutdown ends.
+func TestShutdownRejectsNewPod(t *testing.T) {
+	s := newSim(t, mkPod("u1", "late", "app"))
+	s.present("img-app:1")
+	s.d.Shutdown = map[types.UID]ShutdownStop{"u1": {Since: s.now, Rejected: true}}
+	eq(t, "not started", s.step(), nil)
+	st := s.status("u1")
+	if st.Phase != v1.PodFailed || st.Reason != NodeShutdownRejectedReason || st.Message != NodeShutdownRejectedMessage {
+		t.Fatalf("status %s %q %q", st.Phase, st.Reason, st.Message)
+	}
+	if !s.shutdownPlan("u1").ShutdownStopped {
+		t.Fatal("nothing runs, yet not stopped")
+	}
+	s.d.Shutdown = nil
+	eq(t, "after", s.step(), []string{"cgroup u1", "sandbox u1 #0", "start u1/app #0"})
 }

@@ -351,7 +351,7 @@ func (p *planner) conditions(pc *podCtx, st *v1.PodStatus) []v1.PodCondition {
 		add(v1.ContainersReady, true, "", "")
 	}
 	add(v1.PodScheduled, true, "", "")
-	if pc.shutdown != nil {
+	if pc.shutdown != nil && pc.terminalReason == NodeShutdownReason {
 		// kubelet's nodeshutdown manager (PodDisruptionConditions, GA).
 		add(v1.DisruptionTarget, true, v1.PodReasonTerminationByKubelet, NodeShutdownMessage)
 	}

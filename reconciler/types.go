@@ -30,6 +30,9 @@ type Desired struct {
 type ShutdownStop struct {
 	Since    time.Time
 	MaxGrace time.Duration
+	// Rejected: the pod appeared while the node was shutting down and is
+	// not started at all (kubelet's admission: reason NodeShutdown).
+	Rejected bool
 }
 
 // DesiredPod is one static pod from one file.
@@ -432,6 +435,10 @@ const (
 const (
 	NodeShutdownReason  = "Terminated"
 	NodeShutdownMessage = "Pod was terminated in response to imminent node shutdown."
+	// A pod that appears while the node shuts down is rejected (kubelet's
+	// nodeshutdown admission handler): phase Failed, this reason and message.
+	NodeShutdownRejectedReason  = "NodeShutdown"
+	NodeShutdownRejectedMessage = "Pod was rejected as the node is shutting down."
 )
 
 // MarkTerminating asks the shell to persist Termination{Since: now,

@@ -64,7 +64,7 @@ func (g *Gate) Fill(d *reconciler.Desired) {
 		for uid := range d.Pods {
 			if _, ok := g.known[uid]; !ok {
 				if _, ok := out[uid]; !ok {
-					out[uid] = reconciler.ShutdownStop{Since: g.now(), MaxGrace: 0}
+					out[uid] = reconciler.ShutdownStop{Since: g.now(), MaxGrace: 0, Rejected: true}
 				}
 			}
 		}

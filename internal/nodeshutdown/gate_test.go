@@ -53,7 +53,7 @@ func TestGate(t *testing.T) {
 	// A manifest dropped in during the shutdown is not started.
 	d = desiredOf("a", "b", "new")
 	g.Fill(d)
-	if len(d.Shutdown) != 2 || d.Shutdown["a"].MaxGrace != 20*time.Second || d.Shutdown["new"].MaxGrace != 0 {
+	if len(d.Shutdown) != 2 || d.Shutdown["a"].MaxGrace != 20*time.Second || d.Shutdown["new"].MaxGrace != 0 || !d.Shutdown["new"].Rejected {
 		t.Fatalf("shutdown %v", d.Shutdown)
 	}
 	if _, ok := d.Shutdown["b"]; ok {
