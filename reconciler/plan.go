@@ -651,11 +651,12 @@ func (p *planner) shutdownStop(pc *podCtx) bool {
 		deadline = t.Deadline
 	}
 	pc.terminal, pc.terminalPhase = true, v1.PodFailed
-	if pc.prev != nil && pc.prev.Phase == v1.PodSucceeded {
-		pc.terminalPhase = v1.PodSucceeded // kubelet keeps a success
-	}
 	pc.terminalReason, pc.terminalMsg = NodeShutdownReason, NodeShutdownMessage
-	if sd.Rejected && pc.op.Sandbox.ID == "" && len(pc.op.Containers) == 0 {
+	if stickyTerminal(pc.prev) {
+		// Already finished for good (the kubelet's manager only stops
+		// active pods): it keeps its phase and reason.
+		pc.terminalPhase, pc.terminalReason, pc.terminalMsg = pc.prev.Phase, pc.prev.Reason, pc.prev.Message
+	} else if sd.Rejected && pc.op.Sandbox.ID == "" && len(pc.op.Containers) == 0 {
 		pc.terminalReason, pc.terminalMsg = NodeShutdownRejectedReason, NodeShutdownRejectedMessage
 	}
 	if !p.stopContainers(pc, ReasonNodeShutdown, deadline) {

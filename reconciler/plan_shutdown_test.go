@@ -167,3 +167,27 @@ func TestShutdownRejectsNewPod(t *testing.T) {
 	s.d.Shutdown = nil
 	eq(t, "after", s.step(), []string{"cgroup u1", "sandbox u1 #0", "start u1/app #0"})
 }
+
+// A pod already finished for good keeps its phase and reason through a
+// shutdown, so it does not start again after it.
+func TestShutdownKeepsAFinishedPod(t *testing.T) {
+	pod := mkPod("u1", "job", "app")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	s := newSim(t, pod)
+	s.present("img-app:1")
+	s.step()
+	s.exit("u1", "app", 0, "Completed")
+	s.step()
+	s.step()
+	if st := s.status("u1"); st.Phase != v1.PodSucceeded {
+		t.Fatalf("phase %s", st.Phase)
+	}
+	s.d.Shutdown = map[types.UID]ShutdownStop{"u1": {Since: s.now, MaxGrace: 10 * time.Second}}
+	eq(t, "nothing to stop", s.step(), nil)
+	if st := s.status("u1"); st.Phase != v1.PodSucceeded || st.Reason == NodeShutdownReason ||
+		hasCondition(st, v1.DisruptionTarget, v1.PodReasonTerminationByKubelet) {
+		t.Fatalf("during the shutdown: %s %q", st.Phase, st.Reason)
+	}
+	s.d.Shutdown = nil
+	eq(t, "not started again", s.step(), nil)
+}
