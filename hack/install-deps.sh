@@ -2,7 +2,7 @@
 # Installs what building and testing minikubelet needs on Debian 12, as root.
 # Idempotent: installs only what is missing. As non-root it only checks.
 set -euo pipefail
-pkgs=(busybox-static containernetworking-plugins iproute2 iptables util-linux systemd dbus-bin gcc libc6-dev make)
+pkgs=(busybox-static containernetworking-plugins iproute2 iptables util-linux systemd dbus-bin dbus-daemon gcc libc6-dev make)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -39,6 +39,11 @@
 //   - termination: preStop, stop signal, terminationGracePeriodSeconds
 //     (kubelet keeps at least 2 s after a preStop hook), SIGKILL, app
 //     containers before sidecars, sidecars in reverse order;
+//   - graceful node shutdown: pods listed in Desired.Shutdown are stopped
+//     as above with their grace bounded by their priority group's
+//     (kubelet nodeshutdown manager), status Failed, reason Terminated,
+//     a DisruptionTarget condition; they keep their state and start again
+//     in a fresh sandbox once no longer listed (cancelled, or next boot);
 //   - a sandbox that died takes every container with it and is recreated
 //     with a new attempt; under restartPolicy Never a pod whose containers
 //     already ran is not recreated;

@@ -158,6 +158,9 @@ type podCtx struct {
 
 	waitingForPredecessor bool
 
+	// shutdown: the pod is being stopped for a node shutdown.
+	shutdown *ShutdownStop
+
 	actions   []Action
 	truncated bool // a barrier of the chain is in flight: nothing after it
 }
@@ -434,6 +437,17 @@ func (p *planner) planDesired(uid types.UID, dp *DesiredPod) PodPlan {
 	}
 	name := nsName(pod.Namespace, pod.Name)
 
+	if sd, ok := p.d.Shutdown[uid]; ok {
+		// The node is shutting down: stop the pod (its state stays, so it
+		// starts again when the shutdown is cancelled or the node boots).
+		p.readyByName[name] = true
+		pc.shutdown = &sd
+		done := p.shutdownStop(pc)
+		pp := p.finish(pc, dp.QOSClass, false)
+		pp.ShutdownStopped = done
+		return pp
+	}
+
 	// A changed manifest is a new pod (new UID, same name). Its images are
 	// fetched first; the old pod is stopped only once they are all here,
 	// and the new one starts once the old one is gone (two pods of one name
@@ -601,11 +615,60 @@ func restartAllowed(policy v1.RestartPolicy, exitCode int32) bool {
 	}
 }
 
+// stickyTerminal: the persisted status is a terminal phase the pod keeps.
+// A terminal phase is never left (kubelet: a pod in Succeeded/Failed stays
+// there; a static pod changes by getting a new UID), except the one a node
+// shutdown gave: the pod was stopped only because the node was going down,
+// and a static pod runs again when the node is back (the kubelet forgets
+// it across the reboot; here the shutdown ends or is cancelled).
+func stickyTerminal(prev *v1.PodStatus) bool {
+	if prev == nil || (prev.Phase != v1.PodSucceeded && prev.Phase != v1.PodFailed) {
+		return false
+	}
+	switch {
+	case prev.Reason == NodeShutdownReason && prev.Message == NodeShutdownMessage,
+		prev.Reason == NodeShutdownRejectedReason && prev.Message == NodeShutdownRejectedMessage:
+		return false
+	}
+	return true
+}
+
+// shutdownStop stops a pod for a node shutdown (kubelet nodeshutdown
+// manager: kill with gracePeriodOverride = min(the pod's grace, its group's
+// grace), status Failed/Terminated) and reports whether nothing of it runs
+// any more.
+func (p *planner) shutdownStop(pc *podCtx) bool {
+	sd := pc.shutdown
+	grace := p.podGrace(pc.pod)
+	if sd.MaxGrace < grace {
+		grace = sd.MaxGrace
+	}
+	if grace < 0 {
+		grace = 0
+	}
+	deadline := sd.Since.Add(grace)
+	if t := pc.op.Termination; t != nil && t.Deadline.Before(deadline) {
+		deadline = t.Deadline
+	}
+	pc.terminal, pc.terminalPhase = true, v1.PodFailed
+	pc.terminalReason, pc.terminalMsg = NodeShutdownReason, NodeShutdownMessage
+	if stickyTerminal(pc.prev) {
+		// Already finished for good (the kubelet's manager only stops
+		// active pods): it keeps its phase and reason.
+		pc.terminalPhase, pc.terminalReason, pc.terminalMsg = pc.prev.Phase, pc.prev.Reason, pc.prev.Message
+	} else if sd.Rejected && pc.op.Sandbox.ID == "" && len(pc.op.Containers) == 0 {
+		pc.terminalReason, pc.terminalMsg = NodeShutdownRejectedReason, NodeShutdownRejectedMessage
+	}
+	if !p.stopContainers(pc, ReasonNodeShutdown, deadline) {
+		return false
+	}
+	sb := pc.op.Sandbox
+	return sb.ID == "" || (sb.State != SandboxRunning && sb.State != SandboxExited)
+}
+
 // decideTerminal finds whether the pod is done for good.
 func (p *planner) decideTerminal(pc *podCtx) {
-	// A terminal phase is never left (kubelet: a pod in Succeeded/Failed
-	// stays there; a static pod changes by getting a new UID).
-	if pc.prev != nil && (pc.prev.Phase == v1.PodSucceeded || pc.prev.Phase == v1.PodFailed) {
+	if stickyTerminal(pc.prev) {
 		pc.terminal, pc.terminalPhase = true, pc.prev.Phase
 		pc.terminalReason, pc.terminalMsg = pc.prev.Reason, pc.prev.Message
 		return
@@ -921,6 +984,19 @@ func (p *planner) stopAll(pc *podCtx, reason string) bool {
 	} else {
 		deadline = op.Termination.Deadline
 	}
+	if sd, ok := p.d.Shutdown[pc.uid]; ok {
+		// Already stopping (deleted, replaced, done) when the node began
+		// to shut down: the shutdown's bound applies too.
+		if b := sd.Since.Add(sd.MaxGrace); b.Before(deadline) {
+			deadline = b
+		}
+	}
+	return p.stopContainers(pc, reason, deadline)
+}
+
+// stopContainers is stopAll after its deadline is known.
+func (p *planner) stopContainers(pc *podCtx, reason string, deadline time.Time) bool {
+	op := pc.op
 	left := deadline.Sub(p.now)
 	if left < 0 {
 		left = 0

@@ -58,7 +58,7 @@ func (p *planner) status(pc *podCtx, qos v1.PodQOSClass) *v1.PodStatus {
 			st.Phase = pc.terminalPhase
 		}
 		st.Reason, st.Message = pc.terminalReason, pc.terminalMsg
-	} else if pc.prev != nil && (pc.prev.Phase == v1.PodSucceeded || pc.prev.Phase == v1.PodFailed) {
+	} else if stickyTerminal(pc.prev) {
 		st.Phase, st.Reason, st.Message = pc.prev.Phase, pc.prev.Reason, pc.prev.Message
 	}
 
@@ -351,6 +351,10 @@ func (p *planner) conditions(pc *podCtx, st *v1.PodStatus) []v1.PodCondition {
 		add(v1.ContainersReady, true, "", "")
 	}
 	add(v1.PodScheduled, true, "", "")
+	if pc.shutdown != nil && pc.terminalReason == NodeShutdownReason {
+		// kubelet's nodeshutdown manager (PodDisruptionConditions, GA).
+		add(v1.DisruptionTarget, true, v1.PodReasonTerminationByKubelet, NodeShutdownMessage)
+	}
 	return conds
 }
 

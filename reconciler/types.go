@@ -16,6 +16,23 @@ type Desired struct {
 	// FileErrors are files that never produced a valid pod (nothing runs for
 	// them); they only give InvalidManifest events. Keyed by file path.
 	FileErrors map[string]string
+	// Shutdown lists, by pod UID, the pods to stop because the node is
+	// shutting down (the kubelet's GracefulNodeShutdown; filled by the
+	// node shutdown manager, nil otherwise). Such a pod is stopped, not
+	// removed: it keeps its state and starts again once it is no longer
+	// listed (the shutdown was cancelled, or the node booted again).
+	Shutdown map[types.UID]ShutdownStop
+}
+
+// ShutdownStop bounds one pod's stop for a node shutdown: its containers
+// get min(terminationGracePeriodSeconds, MaxGrace) from Since (the
+// kubelet's gracePeriodOverride of the pod's priority group).
+type ShutdownStop struct {
+	Since    time.Time
+	MaxGrace time.Duration
+	// Rejected: the pod appeared while the node was shutting down and is
+	// not started at all (kubelet's admission: reason NodeShutdown).
+	Rejected bool
 }
 
 // DesiredPod is one static pod from one file.
@@ -305,6 +322,9 @@ type PodPlan struct {
 	Terminating bool
 	// InvalidManifest repeats DesiredPod.Error for the API.
 	InvalidManifest string
+	// ShutdownStopped: the pod is listed in Desired.Shutdown and nothing of
+	// it runs any more (containers exited, sandbox stopped).
+	ShutdownStopped bool
 }
 
 // Event is a Kubernetes-shaped event.
@@ -406,6 +426,19 @@ const (
 	ReasonDeadlineExceeded = "DeadlineExceeded" // activeDeadlineSeconds
 	ReasonCompleted        = "Completed"        // the pod finished (restartPolicy OnFailure/Never)
 	ReasonSandboxChanged   = "SandboxChanged"   // the sandbox died
+	ReasonNodeShutdown     = "NodeShutdown"     // the node is shutting down (Desired.Shutdown)
+)
+
+// The status of a pod stopped for a node shutdown, word for word the
+// kubelet's (nodeshutdown manager): phase Failed, this reason and message,
+// and a DisruptionTarget condition (reason TerminationByKubelet).
+const (
+	NodeShutdownReason  = "Terminated"
+	NodeShutdownMessage = "Pod was terminated in response to imminent node shutdown."
+	// A pod that appears while the node shuts down is rejected (kubelet's
+	// nodeshutdown admission handler): phase Failed, this reason and message.
+	NodeShutdownRejectedReason  = "NodeShutdown"
+	NodeShutdownRejectedMessage = "Pod was rejected as the node is shutting down."
 )
 
 // MarkTerminating asks the shell to persist Termination{Since: now,

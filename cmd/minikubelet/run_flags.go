@@ -21,6 +21,9 @@ type runExtraOptions struct {
 	parallelPods       int
 	podLogRetention    time.Duration
 	network            network.Config
+	// graceful node shutdown (kubelet names)
+	shutdownGracePeriod             time.Duration
+	shutdownGracePeriodCriticalPods time.Duration
 }
 
 func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
@@ -31,6 +34,14 @@ func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.parallelPods, "parallel-pods", 8, "how many pods are started or stopped at once")
 	fs.DurationVar(&o.podLogRetention, "pod-log-retention", 24*time.Hour, "how long the logs of a deleted or replaced pod are kept after their last write (0: forever)")
 	o.network.AddFlags(fs)
+	fs.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", 30*time.Second,
+		"graceful node shutdown: how long a logind delay inhibitor lock holds a node shutdown back while pods are stopped "+
+			"(raises logind's InhibitDelayMaxSec with /etc/systemd/logind.conf.d/99-minikubelet.conf when lower); "+
+			"0 turns it off. The kubelet's default is 0s")
+	fs.DurationVar(&o.shutdownGracePeriodCriticalPods, "shutdown-grace-period-critical-pods", 10*time.Second,
+		"the part of --shutdown-grace-period reserved for critical pods (priority >= 2000000000, or priorityClassName "+
+			"system-node-critical or system-cluster-critical), stopped after the others; must be <= --shutdown-grace-period. "+
+			"The kubelet's default is 0s; minikubelet's 30s and 10s are the kubelet documentation's example")
 }
 
 // daemonOptions turns the command line into the daemon's options.
@@ -40,6 +51,7 @@ func (o *runExtraOptions) daemonOptions(base *daemonOptions) daemon.Options {
 		Socket: base.socket, CgroupDriver: base.cgroupDriver, CgroupRoot: base.cgroupRoot, Resync: base.resync,
 		CrashLoopMax: o.crashLoopMax, PodPidsLimit: o.podPidsLimit, InsecureRegistries: o.insecureRegistries,
 		Parallel: o.parallelPods, Network: o.network, PodLogRetention: o.podLogRetention,
+		ShutdownGracePeriod: o.shutdownGracePeriod, ShutdownGracePeriodCriticalPods: o.shutdownGracePeriodCriticalPods,
 	}
 	if o.readOnlyPort > 0 {
 		d.ReadOnlyAddr = ":" + strconv.Itoa(o.readOnlyPort)

@@ -5,6 +5,8 @@
 // Stopping the daemon (SIGTERM, SIGINT, ctx cancelled) stops only the
 // daemon: the pods keep running (their supervisors are detached and sit in
 // their own scopes), as with the kubelet. The next start adopts them.
+// Only a node shutdown announced by logind stops pods (graceful node
+// shutdown, internal/nodeshutdown); they start again at the next boot.
 package daemon
 
 import (
@@ -25,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/internal/api"
+	"github.com/minikubelet/minikubelet/internal/nodeshutdown"
 	"github.com/minikubelet/minikubelet/manifests"
 	"github.com/minikubelet/minikubelet/reconciler"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
@@ -62,6 +65,12 @@ type Options struct {
 	// RuntimeExe overrides the binary re-executed as pod supervisor.
 	RuntimeExe string
 	Log        *slog.Logger
+
+	// ShutdownGracePeriod and ShutdownGracePeriodCriticalPods are graceful
+	// node shutdown (the KubeletConfiguration's shutdownGracePeriod and
+	// shutdownGracePeriodCriticalPods; 0: off, as the kubelet's default).
+	ShutdownGracePeriod             time.Duration
+	ShutdownGracePeriodCriticalPods time.Duration
 }
 
 // Run runs the daemon until ctx ends (pods keep running) or a component fails.
@@ -74,6 +83,10 @@ func Run(ctx context.Context, o Options) error {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return err
 		}
+	}
+	shutdownCfg := nodeshutdown.Config{GracePeriod: o.ShutdownGracePeriod, CriticalPodsGracePeriod: o.ShutdownGracePeriodCriticalPods}
+	if err := shutdownCfg.Validate(); err != nil {
+		return err
 	}
 	// One daemon per root dir: two would adopt the same pods and each start
 	// what the other is starting. The lock dies with the process (SIGKILL
@@ -178,12 +191,21 @@ func Run(ctx context.Context, o Options) error {
 		Log: log.With("component", "node")})
 	defer shell.Close()
 	rep := newReporter(apiStore, metrics, shell, driver, sampler, planOpts, cfg, o.NodeName)
+	// Graceful node shutdown asks the loop to stop pods through the gate
+	// (Desired.Shutdown) and learns from each round which have stopped.
+	shutdownGate := nodeshutdown.NewGate(wake, func(uid types.UID) bool { return loop != nil && loop.Busy(uid) }, nil)
 	var lastRound atomic.Int64
 	loop = reconciler.NewLoop(shell, func() (reconciler.Desired, bool) {
 		snap := src.Snapshot()
-		return desiredFrom(snap), snap.Synced
+		d := desiredFrom(snap)
+		shutdownGate.Fill(&d)
+		return d, snap.Synced
 	}, reconciler.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
-		Log: log.With("component", "reconciler"), Report: rep.report,
+		Log: log.With("component", "reconciler"),
+		Report: func(res *reconciler.Result, d *reconciler.Desired, obs *reconciler.Observed) {
+			rep.report(res, d, obs)
+			shutdownGate.Observe(res, d, obs)
+		},
 		OnActionError: func(uid types.UID, pod *v1.Pod, a reconciler.Action, err error) {
 			reason, container := actionFailureReason(a)
 			podEvent(pod, container, v1.EventTypeWarning, reason, err.Error())
@@ -227,6 +249,8 @@ func Run(ctx context.Context, o Options) error {
 	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, o.ReadOnlyAddr) }()
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- loop.Run(ctx) }()
+	// Only a node shutdown stops pods: the lock goes with the daemon.
+	go nodeshutdown.New(shutdownCfg, shutdownGate, nodeshutdown.Options{Log: log.With("component", "nodeshutdown")}).Run(ctx)
 
 	log.Info("minikubelet running", "node", o.NodeName, "manifestDir", src.Dir(), "cgroupDriver", driver.Name(),
 		"socket", o.Socket, "rootDir", o.RootDir, "network", netm != nil)

@@ -148,7 +148,10 @@ func (n *e2eNode) start(extra ...string) {
 	}
 	args := append([]string{"run", "--node-name", "node1", "--root-dir", n.root, "--manifest-dir", n.manifests,
 		"--log-dir", n.logs, "--socket", n.socket, "--cgroup-driver", "systemd", "--resync", "3s",
-		"--crashloop-max", "4s", "--cni-conf-dir", n.cniConf, "--pod-cidr", "10.231.0.0/24", "-v", "4"}, extra...)
+		"--crashloop-max", "4s", "--cni-conf-dir", n.cniConf, "--pod-cidr", "10.231.0.0/24", "-v", "4",
+		// No logind inhibitor (nor logind.conf.d drop-in) on a host that has
+		// logind, unless a test asks for graceful node shutdown.
+		"--shutdown-grace-period", "0"}, extra...)
 	cmd := exec.Command(n.bin, args...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(n.dir, "notify.sock"), "WATCHDOG_USEC=2000000")
 	cmd.Stdout, cmd.Stderr = lf, lf
