@@ -119,11 +119,13 @@
 // created (pathrs-lite) and the target is mounted through
 // /proc/self/fd/<O_PATH handle> so it cannot be swapped for a symlink
 // between check and mount (CVE-2021-30465). A volume's subPath is
-// the same on the source side: the daemon passes the volume's root and the
-// subPath, and the init resolves it inside the volume (created as a
-// directory when missing, MkdirAllHandle), and bind-mounts the handle it
-// opened, so another container sharing the volume cannot swap a component
-// for a symlink to / in between (CVE-2017-1002101, CVE-2021-25741). An image needs none of the
+// the same on the source side: the daemon creates it when missing (a
+// directory, pathrs-lite MkdirAllHandle: no symlink followed out of the
+// volume; one that cannot be made is a CreateContainerConfigError) and
+// passes the volume's root and the subPath; the init opens the subPath
+// again inside the volume and bind-mounts the handle it opened, so another
+// container sharing the volume cannot swap a component for a symlink to /
+// in between (CVE-2017-1002101, CVE-2021-25741). An image needs none of the
 // targets (a scratch image is one static binary): the root is an overlay
 // with an upper layer even with readOnlyRootFilesystem, the targets are
 // made there, and the root turns read-only last, as runc does. Privileged

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,6 +117,15 @@ func TestEscapeSubPathSymlinkSwap(t *testing.T) {
 	f.waitLog(ccs["swapper"], "swapping")
 	host := statDevIno(t, "/")
 	vol := statDevIno(t, f.rt.emptyDirPath(pod, "shared"))
+	// A subPath that cannot be made (a file in the way) is a configuration
+	// error, as with the kubelet, found before anything is created.
+	os.WriteFile(filepath.Join(f.rt.emptyDirPath(pod, "shared"), "file"), nil, 0o644)
+	blocked := sh("blocked", "true")
+	blocked.VolumeMounts = []v1.VolumeMount{{Name: "shared", MountPath: "/sub", SubPath: "file/below"}}
+	var ce *ConfigError
+	if _, err := f.rt.CreateContainer(ctx, ContainerConfig{Pod: pod, Container: &blocked, Rootfs: Rootfs{Path: f.root}}); !errors.As(err, &ce) || !strings.Contains(err.Error(), `subPath "file/below"`) {
+		t.Errorf("subPath below a file: %v, want a ConfigError naming the subPath", err)
+	}
 	victim := sh("victim", `exec sleep 1000`)
 	victim.VolumeMounts = []v1.VolumeMount{{Name: "shared", MountPath: "/sub", SubPath: "x"}}
 	var attempts, created, escapes int

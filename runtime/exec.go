@@ -166,10 +166,12 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 	switch {
 	case err == nil:
 		return 0, nil
+	case ctx.Err() != nil:
+		// Cancelled or timed out (a probe's timeout): the helper killed the
+		// command and exited 137; the caller wants to know why.
+		return 0, ctx.Err()
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
 		return ee.ExitCode(), nil
-	case ctx.Err() != nil:
-		return 0, ctx.Err()
 	case werr != nil:
 		return 0, fmt.Errorf("exec in container %s: %w", st.Name, werr)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 
@@ -180,6 +181,9 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 			if filepath.IsAbs(vm.SubPath) || strings.HasPrefix(filepath.Clean(vm.SubPath), "..") {
 				return nil, fmt.Errorf("container %s: volumeMount %s: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
 			}
+			if err := makeSubPath(src, vm.SubPath); err != nil {
+				return nil, fmt.Errorf("container %s: volumeMount %s: subPath %q: %w", c.Name, vm.Name, vm.SubPath, err)
+			}
 		}
 		st, err := os.Stat(src)
 		if err != nil {
@@ -299,4 +303,25 @@ func formatMap(m map[string]string) string {
 		fmt.Fprintf(&b, "%s=%q", k, m[k])
 	}
 	return b.String()
+}
+
+// makeSubPath creates a missing subPath as a directory inside the volume, as
+// the kubelet does, so that one that cannot be (a file in the way) is a
+// configuration error. No symlink is followed out of the volume (pathrs-lite
+// MkdirAllHandle); what this finds is not what gets mounted: the init opens
+// the subPath again where it mounts it (shim.Mount.SubPath).
+func makeSubPath(volume, subPath string) error {
+	root, err := os.OpenFile(volume, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	h, err := pathrs.OpenatInRoot(root, subPath)
+	if errors.Is(err, os.ErrNotExist) {
+		h, err = pathrs.MkdirAllHandle(root, subPath, 0o777)
+	}
+	if err != nil {
+		return err
+	}
+	return h.Close()
 }

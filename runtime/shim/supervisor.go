@@ -557,8 +557,11 @@ func (s *supervisor) finish(c *container, rec *ExitRecord) {
 	s.mu.Unlock()
 	c.log.Close(2 * time.Second)
 	rec.LogDropped = c.log.Dropped()
-	if c.pty != nil {
-		c.pty.Close()
+	s.mu.Lock()
+	pty := c.pty // set by create once the init handed the terminal over
+	s.mu.Unlock()
+	if pty != nil {
+		pty.Close()
 	}
 	s.mu.Lock()
 	skip := c.createFailed
