@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -55,6 +56,7 @@ func validateMeta(pod *v1.Pod, origName string, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("name"), origName, msg))
 		}
 	}
+	errs = append(errs, validateUID(pod.UID, p.Child("uid"))...)
 	for _, msg := range validation.IsDNS1123Label(pod.Namespace) {
 		errs = append(errs, field.Invalid(p.Child("namespace"), pod.Namespace, msg))
 	}
@@ -64,6 +66,26 @@ func validateMeta(pod *v1.Pod, origName string, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Forbidden(p.Child("ownerReferences"), staticPodNoAPI))
 	}
 	return errs
+}
+
+// uidShape: the API server gives a UUID, the kubelet computes 32 hex
+// digits for a static pod, and hand-written manifests use names like
+// "fixed-uid"; all are letters, digits and inner dashes. Nothing else is
+// taken: no '/', '.' or '..' (a path component), no '_' (the systemd
+// driver escapes '-' to '_' in the slice name, so "a-b" and "a_b" would
+// share one slice).
+var uidShape = regexp.MustCompile(`^[0-9A-Za-z]([-0-9A-Za-z]{0,61}[0-9A-Za-z])?$`)
+
+// validateUID: metadata.uid names the pod's directory under
+// <root-dir>/pods, its slice and its log folder; ".." would make the pod's
+// directory the root dir itself, and removing the pod would remove every
+// pod's state and the image store.
+func validateUID(uid types.UID, p *field.Path) field.ErrorList {
+	if uidShape.MatchString(string(uid)) {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(p, string(uid),
+		"must be a UUID like the API server's (e.g. 6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f) or at most 63 letters, digits and inner '-'; it names the pod's directory, slice and logs (omit it to get the kubelet's computed UID)")}
 }
 
 func validateSpec(spec *v1.PodSpec, p *field.Path) field.ErrorList {

@@ -99,7 +99,21 @@ func New(opt Options) (*Runtime, error) {
 
 // PodDir is <root-dir>/pods/<uid>.
 func (r *Runtime) PodDir(uid types.UID) string {
-	return filepath.Join(r.opt.RootDir, "pods", string(uid))
+	return filepath.Join(r.opt.RootDir, "pods", PodDirName(uid))
+}
+
+// PodDirName is the pod's directory name under <root-dir>/pods: its UID.
+// The manifests package refuses UIDs that are not a plain name; this is the
+// defence behind it, for every path joined from a UID: a UID that is not a
+// single path component ("", ".", "..", anything with '/' or NUL) maps to
+// a name of its own that cannot leave the pods folder, so a removal can
+// never reach the root dir, the image store or another pod.
+func PodDirName(uid types.UID) string {
+	s := string(uid)
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
+		return "invalid-uid-" + hex.EncodeToString([]byte(s))
+	}
+	return s
 }
 func (r *Runtime) sandboxDir(uid types.UID) string { return filepath.Join(r.PodDir(uid), "sandbox") }
 func (r *Runtime) containerDir(uid types.UID, id string) string {
