@@ -38,11 +38,17 @@ type Options struct {
 	// each container init.
 	Exe            string
 	NodeName       string
-	HostResolvConf string   // default /etc/resolv.conf
-	ClusterDNS     []string // nameservers for dnsPolicy ClusterFirst (empty: fall back to the host's)
-	ClusterDomain  string   // default cluster.local
-	LogMaxSize     int64    // default 10 MiB
-	LogMaxFiles    int      // default 5
+	HostResolvConf string // --resolv-conf; default /etc/resolv.conf (systemd-resolved's stub: its upstream file, see dns.go)
+	// NoHostResolvConf is the kubelet's --resolv-conf="": no node file,
+	// pods that would use it get 127.0.0.1 and search "." (lookups disabled).
+	NoHostResolvConf bool
+	ClusterDNS       []string // --cluster-dns: nameservers for dnsPolicy ClusterFirst (empty: fall back to Default)
+	ClusterDomain    string   // --cluster-domain; default cluster.local
+	// Event records a Warning of a pod (the DNS warnings of the kubelet:
+	// MissingClusterDNS, DNSConfigForming). Optional.
+	Event       func(pod *v1.Pod, typ, reason, message string)
+	LogMaxSize  int64 // default 10 MiB
+	LogMaxFiles int   // default 5
 	// AllowedUnsafeSysctls are sysctl names or prefixes ending in "*"
 	// allowed beyond the safe set (kubelet's --allowed-unsafe-sysctls).
 	AllowedUnsafeSysctls []string
