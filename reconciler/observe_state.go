@@ -56,6 +56,8 @@ type containerRecord struct {
 	PreStop   HookState `json:"preStop,omitempty"`
 	// StopSignal is the image's StopSignal ("" = SIGTERM).
 	StopSignal string `json:"stopSignal,omitempty"`
+	// Hash is containerHash of the spec it was created from.
+	Hash string `json:"hash,omitempty"`
 }
 
 type stateDir struct{ root string }
