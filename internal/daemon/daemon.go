@@ -137,16 +137,9 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("--cluster-dns: %q is not an IP address", ip)
 		}
 	}
-	readOnlyAddr := o.ReadOnlyAddr
-	if readOnlyAddr == "" && o.ReadOnlyPort > 0 {
-		host := o.Address
-		if host == "" {
-			host = "0.0.0.0"
-		}
-		if _, err := netip.ParseAddr(host); err != nil {
-			return fmt.Errorf("--address: %q is not an IP address", host)
-		}
-		readOnlyAddr = net.JoinHostPort(host, strconv.Itoa(o.ReadOnlyPort))
+	readOnlyAddr, err := readOnlyAddress(o)
+	if err != nil {
+		return err
 	}
 	// The runtime's DNS warnings are pod events; the event store comes later.
 	var podEvent func(pod *v1.Pod, container, typ, reason, msg string)
@@ -344,6 +337,26 @@ wait:
 		log.Warn("actions still running at exit; the next start completes them")
 	}
 	return runErr
+}
+
+// readOnlyAddress is where the read-only port listens ("" = off):
+// ReadOnlyAddr as given, else --address:--read-only-port, the address
+// defaulting to 0.0.0.0 (every interface) as the kubelet's.
+func readOnlyAddress(o Options) (string, error) {
+	if o.ReadOnlyAddr != "" || o.ReadOnlyPort <= 0 {
+		return o.ReadOnlyAddr, nil
+	}
+	if o.ReadOnlyPort > 65535 {
+		return "", fmt.Errorf("--read-only-port: %d is not a TCP port", o.ReadOnlyPort)
+	}
+	host := o.Address
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return "", fmt.Errorf("--address: %q is not an IP address", host)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(o.ReadOnlyPort)), nil
 }
 
 // actionFailureReason names a failed action's Warning event as kubelet does.
