@@ -75,7 +75,9 @@
 //	                                startedAt, finishedAt, logDropped (supervisor)
 //	  etc-hosts, etc-hostname, resolv.conf   bind-mounted into each container
 //	  shm/                          the pod's 64 MiB /dev/shm tmpfs
-//	  volumes/kubernetes.io~empty-dir/<name>
+//	  volumes/kubernetes.io~empty-dir/<name>   (medium Memory: a tmpfs sized as the
+//	                                kubelet does: node memory, the pod's memory limit,
+//	                                sizeLimit, whichever is smallest)
 //
 // Reasons are Completed (0), Error (non-zero or signal; ExitCode 128+sig) and
 // StartError (exec failed: ExitCode 128, message from the init). OOMKilled

@@ -268,6 +268,8 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}()
+	lim := &emptyDirLimits{usage: rt.EmptyDirUsage, log: log.With("component", "eviction"), over: map[types.UID]string{}}
+	go lim.run(ctx, src.Snapshot)
 	serverDone := make(chan error, 1)
 	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, readOnlyAddr) }()
 	loopDone := make(chan error, 1)
