@@ -411,6 +411,9 @@ func TestValidation(t *testing.T) {
 		{"uid dot", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \".\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
 		{"uid with underscore", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"a_b\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
 		{"uid free text", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"my pod\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
+		{"apparmor localhost without profile", pod("  securityContext: {appArmorProfile: {type: Localhost}}\n" + ctr), "spec.securityContext.appArmorProfile.localhostProfile", []string{"Required"}},
+		{"apparmor bad type", pod("  containers: [{name: c, image: busybox, securityContext: {appArmorProfile: {type: Strict}}}]\n"), "spec.containers[0].securityContext.appArmorProfile.type", []string{"Unsupported value"}},
+		{"apparmor bad annotation", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, annotations: {container.apparmor.security.beta.kubernetes.io/c: strict}}\nspec:\n" + ctr, "metadata.annotations[container.apparmor.security.beta.kubernetes.io/c]", []string{"invalid AppArmor profile"}},
 		{"uid twice in a list", "apiVersion: v1\nkind: PodList\nitems:\n- {metadata: {name: a, uid: 6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f}, spec: {containers: [{name: c, image: busybox}]}}\n- {metadata: {name: b, uid: 6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f}, spec: {containers: [{name: c, image: busybox}]}}\n", "items[1].metadata.uid", []string{"Duplicate", "items[0]"}},
 	}
 	for _, c := range cases {

@@ -62,6 +62,14 @@ func validateMeta(pod *v1.Pod, origName string, p *field.Path) field.ErrorList {
 	}
 	errs = append(errs, metav1validation.ValidateLabels(pod.Labels, p.Child("labels"))...)
 	errs = append(errs, apivalidation.ValidateAnnotations(pod.Annotations, p.Child("annotations"))...)
+	for k, v := range pod.Annotations {
+		// The API server's ValidateAppArmorProfileFormat on the legacy annotations.
+		if strings.HasPrefix(k, v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix) && v != v1.DeprecatedAppArmorBetaProfileRuntimeDefault &&
+			v != v1.DeprecatedAppArmorBetaProfileNameUnconfined &&
+			(!strings.HasPrefix(v, v1.DeprecatedAppArmorBetaProfileNamePrefix) || strings.TrimSpace(strings.TrimPrefix(v, v1.DeprecatedAppArmorBetaProfileNamePrefix)) == "") {
+			errs = append(errs, field.Invalid(p.Child("annotations").Key(k), v, "invalid AppArmor profile name: want runtime/default, unconfined or localhost/<profile>"))
+		}
+	}
 	if len(pod.OwnerReferences) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("ownerReferences"), staticPodNoAPI))
 	}
@@ -885,6 +893,24 @@ func validateLifecycleHandler(h *v1.LifecycleHandler, c *v1.Container, p *field.
 	return errs
 }
 
+// validateAppArmor is the API server's ValidateAppArmorProfileField.
+func validateAppArmor(ap *v1.AppArmorProfile, p *field.Path) field.ErrorList {
+	if ap == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	errs = append(errs, supported(p.Child("type"), ap.Type, v1.AppArmorProfileTypeRuntimeDefault, v1.AppArmorProfileTypeUnconfined, v1.AppArmorProfileTypeLocalhost)...)
+	switch {
+	case ap.Type == v1.AppArmorProfileTypeLocalhost && (ap.LocalhostProfile == nil || strings.TrimSpace(*ap.LocalhostProfile) == ""):
+		errs = append(errs, field.Required(p.Child("localhostProfile"), "must be set when AppArmor type is Localhost"))
+	case ap.Type == v1.AppArmorProfileTypeLocalhost && len(*ap.LocalhostProfile) > 4095:
+		errs = append(errs, field.TooLongMaxLength(p.Child("localhostProfile"), *ap.LocalhostProfile, 4095))
+	case ap.Type != v1.AppArmorProfileTypeLocalhost && ap.LocalhostProfile != nil:
+		errs = append(errs, field.Invalid(p.Child("localhostProfile"), *ap.LocalhostProfile, "can only be set when AppArmor type is Localhost"))
+	}
+	return errs
+}
+
 func validateSeccomp(sp *v1.SeccompProfile, p *field.Path) field.ErrorList {
 	if sp == nil {
 		return nil
@@ -950,9 +976,7 @@ func validatePodSecurityContext(sc *v1.PodSecurityContext, p *field.Path) field.
 	if sc.SELinuxOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
 	}
-	if sc.AppArmorProfile != nil && sc.AppArmorProfile.Type != v1.AppArmorProfileTypeUnconfined {
-		errs = append(errs, field.Forbidden(p.Child("appArmorProfile"), notSupported+": AppArmor profiles (only Unconfined)"))
-	}
+	errs = append(errs, validateAppArmor(sc.AppArmorProfile, p.Child("appArmorProfile"))...)
 	if sc.WindowsOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("windowsOptions"), "Windows options on a Linux node"))
 	}
@@ -988,9 +1012,7 @@ func validateContainerSecurityContext(sc *v1.SecurityContext, p *field.Path) fie
 	if sc.SELinuxOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
 	}
-	if sc.AppArmorProfile != nil && sc.AppArmorProfile.Type != v1.AppArmorProfileTypeUnconfined {
-		errs = append(errs, field.Forbidden(p.Child("appArmorProfile"), notSupported+": AppArmor profiles (only Unconfined)"))
-	}
+	errs = append(errs, validateAppArmor(sc.AppArmorProfile, p.Child("appArmorProfile"))...)
 	if sc.WindowsOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("windowsOptions"), "Windows options on a Linux node"))
 	}

@@ -44,6 +44,8 @@ type Options struct {
 	NoHostResolvConf bool
 	ClusterDNS       []string // --cluster-dns: nameservers for dnsPolicy ClusterFirst (empty: fall back to Default)
 	ClusterDomain    string   // --cluster-domain; default cluster.local
+	// Log gets the runtime's own messages (default: slog.Default()).
+	Log *slog.Logger
 	// Event records a Warning of a pod (the DNS warnings of the kubelet:
 	// MissingClusterDNS, DNSConfigForming). Optional.
 	Event       func(pod *v1.Pod, typ, reason, message string)
@@ -65,7 +67,15 @@ func fileIsExecutable(p string) bool {
 // Runtime is the daemon side of the pod runtime: CRI-shaped calls that talk
 // to each pod's supervisor and read the records it persists.
 type Runtime struct {
-	opt Options
+	opt      Options
+	apparmor appArmorState
+}
+
+func (r *Runtime) log() *slog.Logger {
+	if r.opt.Log != nil {
+		return r.opt.Log
+	}
+	return slog.Default()
 }
 
 // New returns a Runtime; it creates <root-dir>/pods.
@@ -100,7 +110,9 @@ func New(opt Options) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(opt.RootDir, "pods"), 0o750); err != nil {
 		return nil, err
 	}
-	return &Runtime{opt: opt}, nil
+	r := &Runtime{opt: opt}
+	r.apparmor.hostEnabled(r.log()) // says once, at start, when AppArmor is off
+	return r, nil
 }
 
 // PodDir is <root-dir>/pods/<uid>.

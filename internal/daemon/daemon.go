@@ -144,6 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	// The runtime's DNS warnings are pod events; the event store comes later.
 	var podEvent func(pod *v1.Pod, container, typ, reason, msg string)
 	rt, err := mklrt.New(mklrt.Options{RootDir: o.RootDir, LogDir: o.LogDir, NodeName: o.NodeName, Exe: o.RuntimeExe,
+		Log:            log.With("component", "runtime"),
 		HostResolvConf: o.ResolvConf, NoHostResolvConf: o.NoResolvConf, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
 		Event: func(pod *v1.Pod, typ, reason, msg string) {
 			if podEvent != nil {
