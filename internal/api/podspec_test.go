@@ -97,6 +97,12 @@ func TestWatchWriteTimeoutDropsStalledReader(t *testing.T) {
 	}
 }
 
+func recounts(s *Server) int {
+	s.metricsMu.Lock()
+	defer s.metricsMu.Unlock()
+	return s.metricsRuns
+}
+
 // /metrics recounts pods at most once a second, however often it is asked.
 func TestMetricsNotRecomputedPerRequest(t *testing.T) {
 	srv := NewServer(newTestStore(), NewMetrics(), nil)
@@ -108,13 +114,15 @@ func TestMetricsNotRecomputedPerRequest(t *testing.T) {
 			t.Fatalf("GET /metrics = %d:\n%s", code, b)
 		}
 	}
-	if srv.metricsRuns != 1 {
-		t.Errorf("pods recounted %d times for 5 scrapes within a second, want 1", srv.metricsRuns)
+	if n := recounts(srv); n != 1 {
+		t.Errorf("pods recounted %d times for 5 scrapes within a second, want 1", n)
 	}
+	srv.metricsMu.Lock()
 	now = now.Add(2 * time.Second)
+	srv.metricsMu.Unlock()
 	rawGet(t, sock, "/metrics")
-	if srv.metricsRuns != 2 {
-		t.Errorf("pods recounted %d times after a second passed, want 2", srv.metricsRuns)
+	if n := recounts(srv); n != 2 {
+		t.Errorf("pods recounted %d times after a second passed, want 2", n)
 	}
 }
 
