@@ -499,3 +499,13 @@ func TestParsedPodMarshals(t *testing.T) {
 	}
 	_ = resource.MustParse("1")
 }
+
+// Escape attempt: a manifest whose metadata.uid walks out of the pods
+// folder (its directory would be <root-dir> itself, and removing the pod
+// would remove every pod's state and the image store). Outcome: refused.
+func TestEscapeManifestUIDPathTraversal(t *testing.T) {
+	for _, uid := range []string{"..", ".", "../../etc", "a/b", "/"} {
+		doc := "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"" + uid + "\"}\nspec:\n  containers: [{name: c, image: busybox}]\n"
+		wantErr(t, parseErrLines(t, doc), "metadata.uid", "Invalid value")
+	}
+}

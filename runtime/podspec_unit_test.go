@@ -12,7 +12,7 @@ import (
 // A UID that is not one path component never leaves <root-dir>/pods, and
 // removing such a "pod" removes nothing of anyone else (defence behind the
 // manifests' metadata.uid validation).
-func TestPodDirStaysInPods(t *testing.T) {
+func TestEscapePodUIDOutOfPodsDir(t *testing.T) {
 	root := t.TempDir()
 	r, err := New(Options{RootDir: root, LogDir: t.TempDir(), Exe: "/bin/true"})
 	if err != nil {
