@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v2"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	kjson "sigs.k8s.io/json"
 	syaml "sigs.k8s.io/yaml"
@@ -187,6 +188,7 @@ func parse(path string, data []byte, nodeName string) ([]*v1.Pod, field.ErrorLis
 		}
 		var pods []*v1.Pod
 		seen := map[string]int{}
+		seenUID := map[types.UID]int{}
 		for i := range list.Items {
 			p := field.NewPath("items").Index(i)
 			pod := list.Items[i].DeepCopy()
@@ -206,6 +208,12 @@ func parse(path string, data []byte, nodeName string) ([]*v1.Pod, field.ErrorLis
 				errs = append(errs, fe)
 			}
 			seen[key] = i
+			if j, dup := seenUID[pod.UID]; dup {
+				fe := field.Duplicate(p.Child("metadata", "uid"), string(pod.UID))
+				fe.Detail = fmt.Sprintf("items[%d] already has uid %s", j, pod.UID)
+				errs = append(errs, fe)
+			}
+			seenUID[pod.UID] = i
 			pods = append(pods, pod)
 		}
 		if len(errs) > 0 {

@@ -404,11 +404,30 @@ func TestValidation(t *testing.T) {
 		{"hostNetwork ports clash", pod("  hostNetwork: true\n  containers:\n  - {name: a, image: busybox, ports: [{containerPort: 80}]}\n  - {name: b, image: busybox, ports: [{containerPort: 80}]}\n"), "spec.containers[1].ports[0].hostPort", []string{"Duplicate"}},
 		{"bad sysctl", pod("  securityContext: {sysctls: [{name: \"Net.Bad Name\", value: \"1\"}]}\n" + ctr), "spec.securityContext.sysctls[0].name", []string{"regex"}},
 		{"dnsPolicy None without servers", pod("  dnsPolicy: None\n" + ctr), "spec.dnsConfig.nameservers", []string{"Required"}},
+		// metadata.uid names the pod's directory: ".." would make it the
+		// root dir, and removing the pod would remove every pod's state.
+		{"uid dot-dot", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"..\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value", `".."`, "UUID"}},
+		{"uid with slash", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"a/../../b\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
+		{"uid dot", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \".\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
+		{"uid with underscore", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"a_b\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
+		{"uid free text", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"my pod\"}\nspec:\n" + ctr, "metadata.uid", []string{"Invalid value"}},
+		{"apparmor localhost without profile", pod("  securityContext: {appArmorProfile: {type: Localhost}}\n" + ctr), "spec.securityContext.appArmorProfile.localhostProfile", []string{"Required"}},
+		{"apparmor bad type", pod("  containers: [{name: c, image: busybox, securityContext: {appArmorProfile: {type: Strict}}}]\n"), "spec.containers[0].securityContext.appArmorProfile.type", []string{"Unsupported value"}},
+		{"apparmor bad annotation", "apiVersion: v1\nkind: Pod\nmetadata: {name: v, annotations: {container.apparmor.security.beta.kubernetes.io/c: strict}}\nspec:\n" + ctr, "metadata.annotations[container.apparmor.security.beta.kubernetes.io/c]", []string{"invalid AppArmor profile"}},
+		{"uid twice in a list", "apiVersion: v1\nkind: PodList\nitems:\n- {metadata: {name: a, uid: 6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f}, spec: {containers: [{name: c, image: busybox}]}}\n- {metadata: {name: b, uid: 6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f}, spec: {containers: [{name: c, image: busybox}]}}\n", "items[1].metadata.uid", []string{"Duplicate", "items[0]"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			wantErr(t, parseErrLines(t, c.doc), c.path, c.wants...)
 		})
+	}
+
+	// The API server's UID shape (a UUID), the kubelet's own (32 hex digits,
+	// its static pod UID) and hand-written names are accepted as written.
+	for _, uid := range []string{"6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f", "6F3C2B1E-0D4A-4C1B-9E8F-1A2B3C4D5E6F", "0123456789abcdef0123456789abcdef", "fixed-uid"} {
+		if got := mustParseOne(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \""+uid+"\"}\nspec:\n"+ctr).UID; string(got) != uid {
+			t.Errorf("uid %q became %q", uid, got)
+		}
 	}
 
 	// What is valid stays valid: a sidecar, probes on it, emptyDir in memory, downward API.
@@ -479,4 +498,14 @@ func TestParsedPodMarshals(t *testing.T) {
 		t.Fatalf("round trip: %v %v", err, back.UID)
 	}
 	_ = resource.MustParse("1")
+}
+
+// Escape attempt: a manifest whose metadata.uid walks out of the pods
+// folder (its directory would be <root-dir> itself, and removing the pod
+// would remove every pod's state and the image store). Outcome: refused.
+func TestEscapeManifestUIDPathTraversal(t *testing.T) {
+	for _, uid := range []string{"..", ".", "../../etc", "a/b", "/"} {
+		doc := "apiVersion: v1\nkind: Pod\nmetadata: {name: v, uid: \"" + uid + "\"}\nspec:\n  containers: [{name: c, image: busybox}]\n"
+		wantErr(t, parseErrLines(t, doc), "metadata.uid", "Invalid value")
+	}
 }

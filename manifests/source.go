@@ -121,7 +121,7 @@ type Source struct {
 
 	// Owned by the Run goroutine.
 	files      map[string]*fileState // by absolute path
-	claims     map[string]string     // namespace/name -> file holding it
+	claims     map[string]string     // namespace/name and uid:<uid> -> file holding it
 	seen       map[types.UID]time.Time
 	dirErr     *FileError
 	dirWatched bool
@@ -551,12 +551,18 @@ func (s *Source) setFileErr(f *fileState, fe *FileError) {
 func (s *Source) forget(f *fileState) {
 	for _, p := range f.good {
 		delete(s.claims, podKey(p))
+		delete(s.claims, uidKey(p))
 	}
 	delete(s.files, f.path)
 	s.dirty = true
 }
 
 func podKey(p *v1.Pod) string { return p.Namespace + "/" + p.Name }
+
+// uidKey claims a pod's UID: two pods with one UID would share a pod
+// directory and a slice. (A namespace never holds ':', so it cannot clash
+// with a podKey.)
+func uidKey(p *v1.Pod) string { return "uid:" + string(p.UID) }
 
 // resolve accepts valid candidates whose pod names are free. A name is held
 // by the file that got it first; a second file claiming it is rejected,
@@ -581,6 +587,11 @@ func (s *Source) resolve() {
 					fe.Detail = fmt.Sprintf("pod %s is already defined by %s; this file (%s) is ignored until one of them changes", podKey(p), holder, path)
 					conflicts = append(conflicts, fe)
 				}
+				if holder, taken := s.claims[uidKey(p)]; taken && holder != path {
+					fe := field.Duplicate(field.NewPath("metadata", "uid"), string(p.UID))
+					fe.Detail = fmt.Sprintf("uid %s is already used by a pod of %s; this file (%s) is ignored until one of them changes", p.UID, holder, path)
+					conflicts = append(conflicts, fe)
+				}
 			}
 			if len(conflicts) > 0 {
 				s.setFileErr(f, &FileError{Path: path, Errs: conflicts})
@@ -588,9 +599,11 @@ func (s *Source) resolve() {
 			}
 			for _, p := range f.good {
 				delete(s.claims, podKey(p))
+				delete(s.claims, uidKey(p))
 			}
 			for _, p := range f.candidate {
 				s.claims[podKey(p)] = path
+				s.claims[uidKey(p)] = path
 			}
 			f.good, f.candidate = f.candidate, nil
 			f.err = nil

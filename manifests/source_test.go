@@ -525,6 +525,33 @@ func TestSourceDuplicateNames(t *testing.T) {
 	h.waitFor("b still rejected", func(s Snapshot) bool { return fileError(s, "b.yaml") != nil && len(s.Errors) == 1 })
 }
 
+// Two files giving one metadata.uid would be one pod directory and one
+// slice for two pods: the second is a duplicate, like a second name.
+func TestSourceDuplicateUIDs(t *testing.T) {
+	dir := t.TempDir()
+	const uid = "6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f"
+	withUID := func(name string) string {
+		return strings.Replace(podYAML(name, "img"), "  name: "+name+"\n", "  name: "+name+"\n  uid: "+uid+"\n", 1)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(withUID("one")), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(withUID("two")), 0o644))
+	h := startSource(t, dir, nil)
+	s := h.waitFor("a wins", func(s Snapshot) bool { _, ok := podNamed(s, "one"); return ok && fileError(s, "b.yaml") != nil })
+	e := fileError(s, "b.yaml")
+	if !strings.Contains(e.Error(), "metadata.uid") || !strings.Contains(e.Error(), h.path("a.yaml")) || !strings.Contains(e.Error(), uid) {
+		t.Fatalf("duplicate uid error must name the field, the uid and the holder: %v", e)
+	}
+	if len(s.Pods) != 1 {
+		t.Fatalf("pods: %s", describe(s))
+	}
+	// When the holder goes, the other file gets the UID.
+	must(t, os.Remove(h.path("a.yaml")))
+	h.waitFor("b takes it", func(s Snapshot) bool {
+		_, ok := podNamed(s, "two")
+		return ok && len(s.Errors) == 0 && len(s.Pods) == 1
+	})
+}
+
 func TestSourceFolderMissingThenCreated(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "manifests")

@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -55,15 +56,44 @@ func validateMeta(pod *v1.Pod, origName string, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("name"), origName, msg))
 		}
 	}
+	errs = append(errs, validateUID(pod.UID, p.Child("uid"))...)
 	for _, msg := range validation.IsDNS1123Label(pod.Namespace) {
 		errs = append(errs, field.Invalid(p.Child("namespace"), pod.Namespace, msg))
 	}
 	errs = append(errs, metav1validation.ValidateLabels(pod.Labels, p.Child("labels"))...)
 	errs = append(errs, apivalidation.ValidateAnnotations(pod.Annotations, p.Child("annotations"))...)
+	for k, v := range pod.Annotations {
+		// The API server's ValidateAppArmorProfileFormat on the legacy annotations.
+		if strings.HasPrefix(k, v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix) && v != v1.DeprecatedAppArmorBetaProfileRuntimeDefault &&
+			v != v1.DeprecatedAppArmorBetaProfileNameUnconfined &&
+			(!strings.HasPrefix(v, v1.DeprecatedAppArmorBetaProfileNamePrefix) || strings.TrimSpace(strings.TrimPrefix(v, v1.DeprecatedAppArmorBetaProfileNamePrefix)) == "") {
+			errs = append(errs, field.Invalid(p.Child("annotations").Key(k), v, "invalid AppArmor profile name: want runtime/default, unconfined or localhost/<profile>"))
+		}
+	}
 	if len(pod.OwnerReferences) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("ownerReferences"), staticPodNoAPI))
 	}
 	return errs
+}
+
+// uidShape: the API server gives a UUID, the kubelet computes 32 hex
+// digits for a static pod, and hand-written manifests use names like
+// "fixed-uid"; all are letters, digits and inner dashes. Nothing else is
+// taken: no '/', '.' or '..' (a path component), no '_' (the systemd
+// driver escapes '-' to '_' in the slice name, so "a-b" and "a_b" would
+// share one slice).
+var uidShape = regexp.MustCompile(`^[0-9A-Za-z]([-0-9A-Za-z]{0,61}[0-9A-Za-z])?$`)
+
+// validateUID: metadata.uid names the pod's directory under
+// <root-dir>/pods, its slice and its log folder; ".." would make the pod's
+// directory the root dir itself, and removing the pod would remove every
+// pod's state and the image store.
+func validateUID(uid types.UID, p *field.Path) field.ErrorList {
+	if uidShape.MatchString(string(uid)) {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(p, string(uid),
+		"must be a UUID like the API server's (e.g. 6f3c2b1e-0d4a-4c1b-9e8f-1a2b3c4d5e6f) or at most 63 letters, digits and inner '-'; it names the pod's directory, slice and logs (omit it to get the kubelet's computed UID)")}
 }
 
 func validateSpec(spec *v1.PodSpec, p *field.Path) field.ErrorList {
@@ -863,6 +893,24 @@ func validateLifecycleHandler(h *v1.LifecycleHandler, c *v1.Container, p *field.
 	return errs
 }
 
+// validateAppArmor is the API server's ValidateAppArmorProfileField.
+func validateAppArmor(ap *v1.AppArmorProfile, p *field.Path) field.ErrorList {
+	if ap == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	errs = append(errs, supported(p.Child("type"), ap.Type, v1.AppArmorProfileTypeRuntimeDefault, v1.AppArmorProfileTypeUnconfined, v1.AppArmorProfileTypeLocalhost)...)
+	switch {
+	case ap.Type == v1.AppArmorProfileTypeLocalhost && (ap.LocalhostProfile == nil || strings.TrimSpace(*ap.LocalhostProfile) == ""):
+		errs = append(errs, field.Required(p.Child("localhostProfile"), "must be set when AppArmor type is Localhost"))
+	case ap.Type == v1.AppArmorProfileTypeLocalhost && len(*ap.LocalhostProfile) > 4095:
+		errs = append(errs, field.TooLongMaxLength(p.Child("localhostProfile"), *ap.LocalhostProfile, 4095))
+	case ap.Type != v1.AppArmorProfileTypeLocalhost && ap.LocalhostProfile != nil:
+		errs = append(errs, field.Invalid(p.Child("localhostProfile"), *ap.LocalhostProfile, "can only be set when AppArmor type is Localhost"))
+	}
+	return errs
+}
+
 func validateSeccomp(sp *v1.SeccompProfile, p *field.Path) field.ErrorList {
 	if sp == nil {
 		return nil
@@ -928,9 +976,7 @@ func validatePodSecurityContext(sc *v1.PodSecurityContext, p *field.Path) field.
 	if sc.SELinuxOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
 	}
-	if sc.AppArmorProfile != nil && sc.AppArmorProfile.Type != v1.AppArmorProfileTypeUnconfined {
-		errs = append(errs, field.Forbidden(p.Child("appArmorProfile"), notSupported+": AppArmor profiles (only Unconfined)"))
-	}
+	errs = append(errs, validateAppArmor(sc.AppArmorProfile, p.Child("appArmorProfile"))...)
 	if sc.WindowsOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("windowsOptions"), "Windows options on a Linux node"))
 	}
@@ -966,9 +1012,7 @@ func validateContainerSecurityContext(sc *v1.SecurityContext, p *field.Path) fie
 	if sc.SELinuxOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
 	}
-	if sc.AppArmorProfile != nil && sc.AppArmorProfile.Type != v1.AppArmorProfileTypeUnconfined {
-		errs = append(errs, field.Forbidden(p.Child("appArmorProfile"), notSupported+": AppArmor profiles (only Unconfined)"))
-	}
+	errs = append(errs, validateAppArmor(sc.AppArmorProfile, p.Child("appArmorProfile"))...)
 	if sc.WindowsOptions != nil {
 		errs = append(errs, field.Forbidden(p.Child("windowsOptions"), "Windows options on a Linux node"))
 	}

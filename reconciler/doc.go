@@ -51,7 +51,14 @@
 //     with the waiting reasons (ContainerCreating, PodInitializing,
 //     CrashLoopBackOff, ErrImagePull, ImagePullBackOff,
 //     CreateContainerConfigError, CreateContainerError ...), and the
-//     kubectl READY/STATUS/RESTARTS columns (KubectlStatus).
+//     kubectl READY/STATUS/RESTARTS columns (KubectlStatus);
+//   - a manifest edited under a fixed metadata.uid keeps its pod: a running
+//     app container or sidecar whose spec hash (recorded at creation)
+//     differs is killed and started again at once, whatever the restart
+//     policy ("Container X definition changed, will be restarted",
+//     computePodActions); the others keep running. The hash covers the
+//     whole container and the volumes it mounts (hash.go says why not only
+//     name and image as the kubelet since 1.31).
 //
 // minikubelet goes beyond the kubelet in two places, by design (issue 2 and
 // 6): a manifest that turns invalid keeps its last good pod running (an

@@ -260,6 +260,13 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 	if c == nil {
 		return fmt.Errorf("pod %s/%s: no container %q in the spec", pod.Namespace, pod.Name, a.Name)
 	}
+	if a.DefinitionChanged {
+		// The pod was edited under its fixed UID: the recorded spec (what a
+		// deletion stops the pod with) follows.
+		if err := writeJSON(n.state.podFile(pod.UID), podRecord{Pod: pod, CreatedAt: n.opt.Now().UTC()}); err != nil {
+			return err
+		}
+	}
 	sb, ok := n.readSandbox(a.UID)
 	if !ok || sb.Stopped || sb.Attempt != a.SandboxAttempt {
 		return fmt.Errorf("pod %s/%s: container %s: sandbox attempt %d is not the current one", pod.Namespace, pod.Name, a.Name, a.SandboxAttempt)
@@ -316,7 +323,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		imageRef = img.RepoTags[0]
 	}
 	cr := containerRecord{ID: cc.ID, Name: a.Name, Attempt: a.Attempt, SandboxID: sb.ID, Image: c.Image,
-		ImageRef: imageRef, ImageID: img.ImageID(), RootfsID: rid, RootfsDir: rdir, StopSignal: ic.StopSignal}
+		ImageRef: imageRef, ImageID: img.ImageID(), RootfsID: rid, RootfsDir: rdir, StopSignal: ic.StopSignal, Hash: a.Hash}
 	if err := writeJSON(n.state.containerFile(a.UID, cc.ID), cr); err != nil {
 		return err
 	}

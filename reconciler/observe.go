@@ -379,7 +379,7 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 			ExitCode: int32(c.ExitCode), Signal: int32(c.Signal), Reason: c.Reason, Message: c.Message,
 			StartedAt: c.StartedAt, FinishedAt: c.FinishedAt}
 		if known {
-			in.SandboxID, in.Image, in.ImageRef, in.ImageID = cr.SandboxID, cr.Image, cr.ImageRef, cr.ImageID
+			in.SandboxID, in.Image, in.ImageRef, in.ImageID, in.Hash = cr.SandboxID, cr.Image, cr.ImageRef, cr.ImageID, cr.Hash
 			op.PreStop[c.ID] = cr.PreStop
 		} else {
 			// Created by the runtime but the daemon died before recording

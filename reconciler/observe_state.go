@@ -26,6 +26,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/shim"
 )
 
@@ -55,12 +56,16 @@ type containerRecord struct {
 	PreStop   HookState `json:"preStop,omitempty"`
 	// StopSignal is the image's StopSignal ("" = SIGTERM).
 	StopSignal string `json:"stopSignal,omitempty"`
+	// Hash is containerHash of the spec it was created from.
+	Hash string `json:"hash,omitempty"`
 }
 
 type stateDir struct{ root string }
 
-func (s stateDir) podsDir() string                 { return filepath.Join(s.root, "pods") }
-func (s stateDir) pod(uid types.UID) string        { return filepath.Join(s.root, "pods", string(uid)) }
+func (s stateDir) podsDir() string { return filepath.Join(s.root, "pods") }
+func (s stateDir) pod(uid types.UID) string {
+	return filepath.Join(s.root, "pods", mklrt.PodDirName(uid))
+}
 func (s stateDir) mkl(uid types.UID) string        { return filepath.Join(s.pod(uid), "mkl") }
 func (s stateDir) statusFile(uid types.UID) string { return filepath.Join(s.pod(uid), "status.json") }
 func (s stateDir) podFile(uid types.UID) string    { return filepath.Join(s.mkl(uid), "pod.json") }

@@ -133,6 +133,9 @@ type ctr struct {
 	backoff        CrashLoop // when restartPending
 	waitReason     string    // overrides the default waiting reason
 	waitMessage    string
+	// definitionChanged: the running instance was made from an older spec
+	// (fixed metadata.uid, edited manifest) and is being replaced.
+	definitionChanged bool
 }
 
 // podCtx is one pod being planned.
@@ -743,6 +746,7 @@ func (p *planner) runningSandbox(pc *podCtx) {
 	if stale {
 		return
 	}
+	p.definitionChanges(pc, sb.Attempt)
 
 	// Init containers in order (kubelet computeInitContainerActions).
 	// Regular ones must exit 0 before the next starts; sidecars must be
@@ -875,7 +879,8 @@ func (p *planner) start(pc *podCtx, c *ctr, sandboxAttempt uint32) {
 		return
 	}
 	a := CreateAndStartContainer{UID: pc.uid, Name: c.spec.Name, Attempt: c.nextAttempt(),
-		Init: c.init, Sidecar: c.sidecar, Image: c.spec.Image, SandboxAttempt: sandboxAttempt}
+		Init: c.init, Sidecar: c.sidecar, Image: c.spec.Image, SandboxAttempt: sandboxAttempt,
+		Hash: containerHash(pc.pod, c.spec), DefinitionChanged: c.definitionChanged}
 	if ce, ok := pc.op.CreateErrors[c.spec.Name]; ok && ce.Attempt == a.Attempt && c.waitReason == "" {
 		// The same attempt failed to be created before: it is asked for
 		// again, and waits with the kubelet's reason meanwhile.

@@ -149,7 +149,7 @@ func (s *sim) exec(a Action) {
 		op.Containers = append(op.Containers, ContainerInstance{
 			ID: fmt.Sprintf("%s-%d-%d", a.Name, a.Attempt, s.seq), Name: a.Name, Attempt: a.Attempt,
 			SandboxID: op.Sandbox.ID, State: ContainerRunning, StartedAt: s.now, Image: a.Image,
-			ImageRef: "docker.io/library/" + a.Image, ImageID: "sha256:" + a.Image,
+			ImageRef: "docker.io/library/" + a.Image, ImageID: "sha256:" + a.Image, Hash: a.Hash,
 		})
 	case KillContainer:
 		op := s.pod(a.UID)

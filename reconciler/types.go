@@ -129,6 +129,9 @@ type ContainerInstance struct {
 	Image      string // the spec's image reference
 	ImageRef   string // resolved reference (status.image)
 	ImageID    string // digest (status.imageID)
+	// Hash is the container spec's hash when the instance was created
+	// (containerHash; "" when unknown, e.g. made by an older daemon).
+	Hash string
 }
 
 // ImagePresence is the image store's view of one reference.
@@ -388,6 +391,12 @@ type CreateAndStartContainer struct {
 	// SandboxAttempt is the sandbox it belongs in; executors check that the
 	// current sandbox has it (it may be created by the action before).
 	SandboxAttempt uint32
+	// Hash is containerHash of the spec it is created from; executors
+	// record it with the instance (ContainerInstance.Hash).
+	Hash string
+	// DefinitionChanged: it replaces an instance of an older spec under
+	// the same pod UID (executors update the pod's recorded spec).
+	DefinitionChanged bool
 }
 
 // KillContainer stops a running container instance: run its preStop hook
@@ -427,6 +436,9 @@ const (
 	ReasonCompleted        = "Completed"        // the pod finished (restartPolicy OnFailure/Never)
 	ReasonSandboxChanged   = "SandboxChanged"   // the sandbox died
 	ReasonNodeShutdown     = "NodeShutdown"     // the node is shutting down (Desired.Shutdown)
+	// ReasonDefinitionChanged: the manifest was edited under a fixed
+	// metadata.uid and this container's spec changed.
+	ReasonDefinitionChanged = "DefinitionChanged"
 )
 
 // The status of a pod stopped for a node shutdown, word for word the

@@ -79,7 +79,9 @@
 //	                                startedAt, finishedAt, logDropped (supervisor)
 //	  etc-hosts, etc-hostname, resolv.conf   bind-mounted into each container
 //	  shm/                          the pod's 64 MiB /dev/shm tmpfs
-//	  volumes/kubernetes.io~empty-dir/<name>
+//	  volumes/kubernetes.io~empty-dir/<name>   (medium Memory: a tmpfs sized as the
+//	                                kubelet does: node memory, the pod's memory limit,
+//	                                sizeLimit, whichever is smallest)
 //
 // Reasons are Completed (0), Error (non-zero or signal; ExitCode 128+sig) and
 // StartError (exec failed: ExitCode 128, message from the init). OOMKilled
@@ -151,6 +153,15 @@
 // main goroutine to its OS thread and does them all there, then execs from
 // that thread. Seccomp profiles are compiled in the daemon to classic BPF in
 // pure Go (see seccomp.go; no libseccomp, no cgo) and loaded without TSYNC.
+// AppArmor (apparmor.go) is chosen as the kubelet and containerd do: the
+// container's appArmorProfile, the legacy annotation, the pod's; nothing
+// said means containerd's RuntimeDefault profile cri-containerd.apparmor.d
+// (moby's template, loaded once with apparmor_parser; a failed load fails
+// the container, as in containerd) for unprivileged containers. The init
+// writes "exec <profile>" to /proc/thread-self/attr/apparmor/exec before
+// no_new_privs, so the workload (and every exec) starts confined. Where the
+// kernel has no AppArmor the daemon says so once and pods asking for a
+// profile are refused ("Cannot enforce AppArmor", the kubelet's admission).
 // oom_score_adj and rlimits are best effort: where the kernel refuses (no
 // CAP_SYS_RESOURCE), the init keeps the nearest allowed value silently (not
 // in the container's log) and the daemon warns once (log/slog) when it sees

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"github.com/moby/sys/mountinfo"
@@ -46,9 +45,14 @@ func utsHostname(pod *v1.Pod, short, clusterDomain string) (string, error) {
 // writePodFiles writes the pod's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf, bind-mounted into each container.
 func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
-	files, err := r.podFiles(pod, hostname)
+	files, warns, err := r.podFiles(pod, hostname)
 	if err != nil {
 		return err
+	}
+	if r.opt.Event != nil {
+		for _, w := range warns {
+			r.opt.Event(pod, v1.EventTypeWarning, w.Reason, w.Message)
+		}
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(r.PodDir(pod.UID), name), []byte(content), 0o644); err != nil {
@@ -58,8 +62,9 @@ func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
 	return nil
 }
 
-// podFiles renders the pod's etc-hosts, etc-hostname and resolv.conf.
-func (r *Runtime) podFiles(pod *v1.Pod, hostname string) (map[string]string, error) {
+// podFiles renders the pod's etc-hosts, etc-hostname and resolv.conf, with
+// the warnings of composing the latter.
+func (r *Runtime) podFiles(pod *v1.Pod, hostname string) (map[string]string, []dnsWarning, error) {
 	if pod.Spec.HostNetwork {
 		hostname, _ = os.Hostname()
 	}
@@ -87,91 +92,39 @@ func (r *Runtime) podFiles(pod *v1.Pod, hostname string) (map[string]string, err
 			fmt.Fprintf(&hosts, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
 		}
 	}
-	resolv, err := r.resolvConf(pod)
+	resolv, warns, err := r.resolvConf(pod)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	uts := hostname
 	if !pod.Spec.HostNetwork {
 		if uts, err = utsHostname(pod, hostname, r.opt.ClusterDomain); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return map[string]string{"etc-hosts": hosts.String(), "etc-hostname": uts + "\n", "resolv.conf": resolv}, nil
+	return map[string]string{"etc-hosts": hosts.String(), "etc-hostname": uts + "\n", "resolv.conf": resolv}, warns, nil
 }
 
-// resolvConf follows dnsPolicy: Default → the host's file; ClusterFirst →
-// cluster DNS when configured, else the host's (kubelet's fallback, also for
-// hostNetwork without ClusterFirstWithHostNet); None → dnsConfig only.
-func (r *Runtime) resolvConf(pod *v1.Pod) (string, error) {
-	var ns, search, opts []string
-	host := func() {
-		f, err := os.Open(r.opt.HostResolvConf)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 2 || strings.HasPrefix(fs[0], "#") {
-				continue
-			}
-			switch fs[0] {
-			case "nameserver":
-				ns = append(ns, fs[1])
-			case "search", "domain":
-				search = append(search, fs[1:]...)
-			case "options":
-				opts = append(opts, fs[1:]...)
-			}
+// resolvConf composes the pod's resolv.conf (dns.go) from the node's file
+// (--resolv-conf, or systemd-resolved's upstream file when that is its
+// stub). The warnings are the kubelet's DNS events of the pod.
+func (r *Runtime) resolvConf(pod *v1.Pod) (string, []dnsWarning, error) {
+	s := dnsSettings{NoResolvConf: r.opt.NoHostResolvConf, ClusterDNS: r.opt.ClusterDNS, ClusterDomain: r.opt.ClusterDomain}
+	var host hostDNS
+	if !s.NoResolvConf && pod.Spec.DNSPolicy != v1.DNSNone {
+		s.ResolvConf, _ = EffectiveResolvConf(r.opt.HostResolvConf)
+		var err error
+		if host, err = readResolvConf(s.ResolvConf); err != nil {
+			return "", nil, fmt.Errorf("pod %s: the node's DNS settings (--resolv-conf): %w", pod.Name, err)
 		}
 	}
-	policy := pod.Spec.DNSPolicy
-	if policy == "" {
-		policy = v1.DNSClusterFirst
-	}
-	switch policy {
-	case v1.DNSDefault:
-		host()
-	case v1.DNSClusterFirst, v1.DNSClusterFirstWithHostNet:
-		if len(r.opt.ClusterDNS) == 0 || (pod.Spec.HostNetwork && policy == v1.DNSClusterFirst) {
-			host()
-		} else {
-			ns = append(ns, r.opt.ClusterDNS...)
-			d := r.opt.ClusterDomain
-			search = []string{pod.Namespace + ".svc." + d, "svc." + d, d}
-			opts = []string{"ndots:5"}
-		}
-	case v1.DNSNone:
+	switch pod.Spec.DNSPolicy {
+	case "", v1.DNSClusterFirst, v1.DNSClusterFirstWithHostNet, v1.DNSDefault, v1.DNSNone:
 	default:
-		return "", fmt.Errorf("pod %s: unknown dnsPolicy %q", pod.Name, policy)
+		return "", nil, fmt.Errorf("pod %s: unknown dnsPolicy %q", pod.Name, pod.Spec.DNSPolicy)
 	}
-	if dc := pod.Spec.DNSConfig; dc != nil {
-		ns = append(ns, dc.Nameservers...)
-		search = append(search, dc.Searches...)
-		for _, o := range dc.Options {
-			if o.Value != nil {
-				opts = append(opts, o.Name+":"+*o.Value)
-			} else {
-				opts = append(opts, o.Name)
-			}
-		}
-	}
-	var b strings.Builder
-	if len(search) > 0 {
-		b.WriteString("search " + strings.Join(dedup(search), " ") + "\n")
-	}
-	for i, n := range dedup(ns) {
-		if i == 3 { // the resolver reads at most three
-			break
-		}
-		b.WriteString("nameserver " + n + "\n")
-	}
-	if len(opts) > 0 {
-		b.WriteString("options " + strings.Join(dedup(opts), " ") + "\n")
-	}
-	return b.String(), nil
+	d, warns := composePodDNS(pod, host, s)
+	return d.render(), warns, nil
 }
 
 func dedup(in []string) []string {
@@ -253,7 +206,7 @@ func (r *Runtime) SetPodIP(pod *v1.Pod, ip string) error {
 	if err != nil {
 		return err
 	}
-	files, err := r.podFiles(p, hostname)
+	files, _, err := r.podFiles(p, hostname) // the DNS warnings were given at RunSandbox
 	if err != nil {
 		return err
 	}

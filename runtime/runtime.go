@@ -37,11 +37,19 @@ type Options struct {
 	// each container init.
 	Exe            string
 	NodeName       string
-	HostResolvConf string   // default /etc/resolv.conf
-	ClusterDNS     []string // nameservers for dnsPolicy ClusterFirst (empty: fall back to the host's)
-	ClusterDomain  string   // default cluster.local
-	LogMaxSize     int64    // default 10 MiB
-	LogMaxFiles    int      // default 5
+	HostResolvConf string // --resolv-conf; default /etc/resolv.conf (systemd-resolved's stub: its upstream file, see dns.go)
+	// NoHostResolvConf is the kubelet's --resolv-conf="": no node file,
+	// pods that would use it get 127.0.0.1 and search "." (lookups disabled).
+	NoHostResolvConf bool
+	ClusterDNS       []string // --cluster-dns: nameservers for dnsPolicy ClusterFirst (empty: fall back to Default)
+	ClusterDomain    string   // --cluster-domain; default cluster.local
+	// Log gets the runtime's own messages (default: slog.Default()).
+	Log *slog.Logger
+	// Event records a Warning of a pod (the DNS warnings of the kubelet:
+	// MissingClusterDNS, DNSConfigForming). Optional.
+	Event       func(pod *v1.Pod, typ, reason, message string)
+	LogMaxSize  int64 // default 10 MiB
+	LogMaxFiles int   // default 5
 	// AllowedUnsafeSysctls are sysctl names or prefixes ending in "*"
 	// allowed beyond the safe set (kubelet's --allowed-unsafe-sysctls).
 	AllowedUnsafeSysctls []string
@@ -58,8 +66,16 @@ func fileIsExecutable(p string) bool {
 // Runtime is the daemon side of the pod runtime: CRI-shaped calls that talk
 // to each pod's supervisor and read the records it persists.
 type Runtime struct {
-	opt Options
-	exe sealedExe // what supervisors and exec helpers run (helperexe.go)
+	opt      Options
+	exe      sealedExe // what supervisors and exec helpers run (helperexe.go)
+	apparmor appArmorState
+}
+
+func (r *Runtime) log() *slog.Logger {
+	if r.opt.Log != nil {
+		return r.opt.Log
+	}
+	return slog.Default()
 }
 
 // New returns a Runtime; it creates <root-dir>/pods.
@@ -94,12 +110,28 @@ func New(opt Options) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(opt.RootDir, "pods"), 0o750); err != nil {
 		return nil, err
 	}
-	return &Runtime{opt: opt}, nil
+	r := &Runtime{opt: opt}
+	r.apparmor.hostEnabled(r.log()) // says once, at start, when AppArmor is off
+	return r, nil
 }
 
 // PodDir is <root-dir>/pods/<uid>.
 func (r *Runtime) PodDir(uid types.UID) string {
-	return filepath.Join(r.opt.RootDir, "pods", string(uid))
+	return filepath.Join(r.opt.RootDir, "pods", PodDirName(uid))
+}
+
+// PodDirName is the pod's directory name under <root-dir>/pods: its UID.
+// The manifests package refuses UIDs that are not a plain name; this is the
+// defence behind it, for every path joined from a UID: a UID that is not a
+// single path component ("", ".", "..", anything with '/' or NUL) maps to
+// a name of its own that cannot leave the pods folder, so a removal can
+// never reach the root dir, the image store or another pod.
+func PodDirName(uid types.UID) string {
+	s := string(uid)
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
+		return "invalid-uid-" + hex.EncodeToString([]byte(s))
+	}
+	return s
 }
 func (r *Runtime) sandboxDir(uid types.UID) string { return filepath.Join(r.PodDir(uid), "sandbox") }
 func (r *Runtime) containerDir(uid types.UID, id string) string {

@@ -98,6 +98,9 @@ func (r *Runtime) buildSpec(cfg *ContainerConfig, sb *sandboxMeta, id, dir strin
 	if spec.SeccompFilter, err = r.seccompFilter(seccomp, spec.Capabilities); err != nil {
 		return nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
+	if spec.AppArmorProfile, err = r.containerAppArmor(pod, c, spec.Privileged); err != nil {
+		return nil, err
+	}
 	adj := containerOOMScoreAdj(pod, c)
 	spec.OOMScoreAdj = &adj
 	// Mounts.

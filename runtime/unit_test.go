@@ -116,7 +116,7 @@ func TestResolvConf(t *testing.T) {
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns"}}
 	r := &Runtime{opt: Options{HostResolvConf: host, ClusterDomain: "cluster.local"}}
 	get := func() string {
-		s, err := r.resolvConf(pod)
+		s, _, err := r.resolvConf(pod)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestResolvConf(t *testing.T) {
 		t.Errorf("ClusterFirst without cluster DNS falls back to the host's:\n%s", got)
 	}
 	r.opt.ClusterDNS = []string{"10.96.0.10"}
-	if got := get(); got != "search ns.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n" {
+	if got := get(); got != "search ns.svc.cluster.local svc.cluster.local cluster.local example.org\nnameserver 10.96.0.10\noptions ndots:5\n" {
 		t.Errorf("ClusterFirst:\n%s", got)
 	}
 	two := "2"

@@ -33,8 +33,8 @@ func (r *Runtime) setupVolumes(pod *v1.Pod) error {
 			}
 			if vol.EmptyDir.Medium == v1.StorageMediumMemory && !mounted(dir) {
 				opt := "mode=0777"
-				if sl := vol.EmptyDir.SizeLimit; sl != nil && !sl.IsZero() {
-					opt += fmt.Sprintf(",size=%d", sl.Value())
+				if size := emptyDirMemorySize(pod, vol.EmptyDir, int64(memTotal())); size > 0 {
+					opt += fmt.Sprintf(",size=%d", size)
 				}
 				if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opt); err != nil {
 					return fmt.Errorf("volume %s: mount tmpfs: %w", vol.Name, err)

@@ -25,7 +25,13 @@ func newRunCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Run the pods of the manifest folder (the daemon)",
 		Long: `Run watches --manifest-dir and keeps every static pod it defines running.
-SIGTERM or SIGINT stops the daemon and leaves the pods running, like the kubelet.`,
+SIGTERM or SIGINT stops the daemon and leaves the pods running, like the kubelet.
+
+With --read-only-port the pods' API (get, describe, events, /metrics) is also
+served over plain TCP without authentication, on --address: by default
+0.0.0.0, every interface, like the kubelet. Anyone who can reach that port
+reads every pod's spec, env values included. Use --address 127.0.0.1 (or a
+firewall) unless the network is trusted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(verbosity)

@@ -123,7 +123,7 @@ func runValidate(out, errOut io.Writer, files []string, opts *validateOptions) i
 func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	plan := systemd.PlanPod(pod, systemd.PlanOptions{CgroupRoot: opts.cgroupRoot})
 	spec := &pod.Spec
-	podDir := filepath.Join(opts.rootDir, "pods", string(pod.UID)) // runtime.PodDir's layout
+	podDir := filepath.Join(opts.rootDir, "pods", mklruntime.PodDirName(pod.UID)) // runtime.PodDir's layout
 	origName := strings.TrimSuffix(pod.Name, "-"+strings.ToLower(opts.nodeName))
 
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,14 +67,57 @@ type Server struct {
 	src     Source
 	metrics *Metrics
 	log     *slog.Logger
+
+	// WriteTimeout bounds each write to a client: a whole plain response,
+	// or one event of a watch stream. A client that stops reading (on the
+	// read-only TCP port anyone may be one) is dropped when it passes,
+	// instead of holding its goroutine and buffers forever.
+	WriteTimeout time.Duration
+	watches      atomic.Int64
+
+	// /metrics recounts the pods at most once per metricsTTL.
+	metricsMu   sync.Mutex
+	metricsAt   time.Time
+	metricsTTL  time.Duration
+	metricsNow  func() time.Time
+	metricsRuns int // recounts done (tests)
 }
+
+// DefaultWriteTimeout is Server.WriteTimeout unless set.
+const DefaultWriteTimeout = 30 * time.Second
 
 // NewServer serves src; metrics may be nil (then /metrics is 404).
 func NewServer(src Source, metrics *Metrics, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{src: src, metrics: metrics, log: log}
+	return &Server{src: src, metrics: metrics, log: log, WriteTimeout: DefaultWriteTimeout,
+		metricsTTL: time.Second, metricsNow: time.Now}
+}
+
+// Watches is the number of watch streams being served.
+func (s *Server) Watches() int { return int(s.watches.Load()) }
+
+// refreshPodMetrics recounts pods by phase for /metrics, at most once a
+// second: a scrape (or a flood of them on the read-only port) does not
+// copy every pod on each request.
+func (s *Server) refreshPodMetrics() {
+	s.metricsMu.Lock()
+	defer s.metricsMu.Unlock()
+	now := s.metricsNow()
+	if !s.metricsAt.IsZero() && now.Sub(s.metricsAt) < s.metricsTTL {
+		return
+	}
+	s.metricsAt = now
+	s.metricsRuns++
+	s.metrics.SetPods(s.src.Pods())
+}
+
+// writeDeadline gives the next write(s) WriteTimeout to complete.
+func (s *Server) writeDeadline(w http.ResponseWriter) {
+	if s.WriteTimeout > 0 {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	}
 }
 
 // ListenUnix prepares path and listens on it: the directory is created 0755,
@@ -209,6 +253,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	s.writeDeadline(w)
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		writeStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
@@ -220,7 +265,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
 	case len(parts) == 1 && parts[0] == "metrics" && s.metrics != nil:
-		s.metrics.SetPods(s.src.Pods())
+		s.refreshPodMetrics()
 		s.metrics.Handler().ServeHTTP(w, r)
 	case parts[0] == "pods" && len(parts) <= 2:
 		ns := r.URL.Query().Get("namespace")
@@ -359,24 +404,30 @@ type watchJSON struct {
 // watchPods streams ADDED for every current pod, then each change, one JSON
 // object per line, until the client goes away or the source drops us.
 func (s *Server) watchPods(w http.ResponseWriter, r *http.Request, keep func(*v1.Pod) bool) {
-	serveWatch(w, r, s.src, s.src.Pods, func(ev WatchEvent) *v1.Pod { return ev.Pod }, keep,
+	s.watches.Add(1)
+	defer s.watches.Add(-1)
+	serveWatch(s.newStream(w), r, s.src, s.src.Pods, func(ev WatchEvent) *v1.Pod { return ev.Pod }, keep,
 		func(p *v1.Pod) { p.TypeMeta = podTypeMeta })
 }
 
 func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request, keep func(*v1.Event) bool) {
-	serveWatch(w, r, s.src, s.src.Events, func(ev WatchEvent) *v1.Event { return ev.Event }, keep,
+	s.watches.Add(1)
+	defer s.watches.Add(-1)
+	serveWatch(s.newStream(w), r, s.src, s.src.Events, func(ev WatchEvent) *v1.Event { return ev.Event }, keep,
 		func(e *v1.Event) { e.TypeMeta = eventTypeMeta })
 }
 
 // serveWatch is the API server's watch for one kind: subscribe first (so no
 // change falls between the listing and the stream), send ADDED for what is
 // kept of the current list, then every kept change of that kind.
-func serveWatch[T any](w http.ResponseWriter, r *http.Request, src Source, list func() []T,
+func serveWatch[T any](stream *stream, r *http.Request, src Source, list func() []T,
 	pick func(WatchEvent) *T, keep func(*T) bool, setMeta func(*T)) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	ch := src.Subscribe(ctx)
-	stream := newStream(w)
+	if !stream.start() {
+		return
+	}
 	for _, item := range list() {
 		if keep(&item) {
 			setMeta(&item)
@@ -407,30 +458,33 @@ func serveWatch[T any](w http.ResponseWriter, r *http.Request, src Source, list 
 }
 
 type stream struct {
+	s   *Server
 	w   http.ResponseWriter
+	rc  *http.ResponseController
 	enc *json.Encoder
-	f   http.Flusher
 }
 
-func newStream(w http.ResponseWriter) *stream {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Transfer-Encoding", "chunked")
-	w.WriteHeader(http.StatusOK)
-	f, _ := w.(http.Flusher)
-	if f != nil {
-		f.Flush()
-	}
-	return &stream{w: w, enc: json.NewEncoder(w), f: f}
+func (s *Server) newStream(w http.ResponseWriter) *stream {
+	return &stream{s: s, w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
 }
 
-func (s *stream) send(t watch.EventType, obj any) bool {
-	if err := s.enc.Encode(watchJSON{Type: t, Object: obj}); err != nil {
+// start sends the headers. Every write of the stream gets the server's
+// WriteTimeout (the deadline is moved before each one, so an idle watch
+// lives on); a write that cannot finish in time ends the watch.
+func (st *stream) start() bool {
+	st.w.Header().Set("Content-Type", "application/json")
+	st.w.Header().Set("Transfer-Encoding", "chunked")
+	st.s.writeDeadline(st.w)
+	st.w.WriteHeader(http.StatusOK)
+	return st.rc.Flush() == nil
+}
+
+func (st *stream) send(t watch.EventType, obj any) bool {
+	st.s.writeDeadline(st.w)
+	if err := st.enc.Encode(watchJSON{Type: t, Object: obj}); err != nil {
 		return false
 	}
-	if s.f != nil {
-		s.f.Flush()
-	}
-	return true
+	return st.rc.Flush() == nil
 }
 
 func maxRV(pods []v1.Pod) string {

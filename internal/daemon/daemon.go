@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,8 +52,24 @@ type Options struct {
 	CrashLoopMax time.Duration
 	// PodPidsLimit is --pod-pids-limit (<= 0: unlimited).
 	PodPidsLimit int64
-	// ReadOnlyAddr is the optional read-only TCP address of the API ("" = off).
+	// ReadOnlyAddr is the optional read-only TCP address of the API ("" = off);
+	// when empty, ReadOnlyPort > 0 gives Address:ReadOnlyPort.
 	ReadOnlyAddr string
+	// ReadOnlyPort is --read-only-port (0 = off) and Address the kubelet's
+	// --address it binds to ("" = 0.0.0.0, every interface, like the kubelet).
+	ReadOnlyPort int
+	Address      string
+	// ResolvConf is --resolv-conf, the node file pods' DNS is based on
+	// ("" = /etc/resolv.conf; when it is systemd-resolved's stub, the
+	// upstream file /run/systemd/resolve/resolv.conf is used, as kubeadm
+	// configures the kubelet). NoResolvConf is the kubelet's
+	// --resolv-conf="": no node file (pods get 127.0.0.1, search ".").
+	ResolvConf   string
+	NoResolvConf bool
+	// ClusterDNS (--cluster-dns, IP addresses) and ClusterDomain
+	// (--cluster-domain, "" = cluster.local) for dnsPolicy ClusterFirst.
+	ClusterDNS    []string
+	ClusterDomain string
 	// Network configures CNI; DisableNetwork gives every pod loopback only.
 	Network        network.Config
 	DisableNetwork bool
@@ -127,9 +145,37 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	rt, err := mklrt.New(mklrt.Options{RootDir: o.RootDir, LogDir: o.LogDir, NodeName: o.NodeName, Exe: o.RuntimeExe})
+	for _, ip := range o.ClusterDNS {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("--cluster-dns: %q is not an IP address", ip)
+		}
+	}
+	readOnlyAddr, err := readOnlyAddress(o)
 	if err != nil {
 		return err
+	}
+	// The runtime's DNS warnings are pod events; the event store comes later.
+	var podEvent func(pod *v1.Pod, container, typ, reason, msg string)
+	rt, err := mklrt.New(mklrt.Options{RootDir: o.RootDir, LogDir: o.LogDir, NodeName: o.NodeName, Exe: o.RuntimeExe,
+		Log:            log.With("component", "runtime"),
+		HostResolvConf: o.ResolvConf, NoHostResolvConf: o.NoResolvConf, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
+		Event: func(pod *v1.Pod, typ, reason, msg string) {
+			if podEvent != nil {
+				podEvent(pod, "", typ, reason, msg)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	if !o.NoResolvConf {
+		conf := o.ResolvConf
+		if conf == "" {
+			conf = "/etc/resolv.conf"
+		}
+		if eff, swapped := mklrt.EffectiveResolvConf(conf); swapped {
+			log.Info("the resolv.conf is systemd-resolved's stub (a loopback nameserver pods cannot reach); pods' DNS is based on its upstream file, as kubeadm configures the kubelet",
+				"resolvConf", conf, "using", eff)
+		}
 	}
 	var netm *network.Manager
 	if !o.DisableNetwork {
@@ -174,7 +220,7 @@ func Run(ctx context.Context, o Options) error {
 			loop.Wake()
 		}
 	}
-	podEvent := func(pod *v1.Pod, container, typ, reason, msg string) {
+	podEvent = func(pod *v1.Pod, container, typ, reason, msg string) {
 		if pod == nil {
 			return
 		}
@@ -245,8 +291,10 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}()
+	lim := &emptyDirLimits{usage: rt.EmptyDirUsage, log: log.With("component", "eviction"), over: map[types.UID]string{}}
+	go lim.run(ctx, src.Snapshot)
 	serverDone := make(chan error, 1)
-	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, o.ReadOnlyAddr) }()
+	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, readOnlyAddr) }()
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- loop.Run(ctx) }()
 	// Only a node shutdown stops pods: the lock goes with the daemon.
@@ -316,6 +364,26 @@ wait:
 		log.Warn("actions still running at exit; the next start completes them")
 	}
 	return runErr
+}
+
+// readOnlyAddress is where the read-only port listens ("" = off):
+// ReadOnlyAddr as given, else --address:--read-only-port, the address
+// defaulting to 0.0.0.0 (every interface) as the kubelet's.
+func readOnlyAddress(o Options) (string, error) {
+	if o.ReadOnlyAddr != "" || o.ReadOnlyPort <= 0 {
+		return o.ReadOnlyAddr, nil
+	}
+	if o.ReadOnlyPort > 65535 {
+		return "", fmt.Errorf("--read-only-port: %d is not a TCP port", o.ReadOnlyPort)
+	}
+	host := o.Address
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return "", fmt.Errorf("--address: %q is not an IP address", host)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(o.ReadOnlyPort)), nil
 }
 
 // actionFailureReason names a failed action's Warning event as kubelet does.

@@ -383,6 +383,9 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 	if err != nil {
 		return err
 	}
+	if err := appArmorOnExec(spec.AppArmorProfile); err != nil {
+		return err
+	}
 	if spec.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("no_new_privs: %w", err)

@@ -129,6 +129,9 @@ type ContainerSpec struct {
 	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
 	Rlimits       []Rlimit          `json:"rlimits,omitempty"`
 
+	// AppArmorProfile is entered on exec ("" = unconfined).
+	AppArmorProfile string `json:"appArmorProfile,omitempty"`
+
 	Mounts        []Mount  `json:"mounts"`
 	MaskedPaths   []string `json:"maskedPaths,omitempty"`
 	ReadonlyPaths []string `json:"readonlyPaths,omitempty"`
