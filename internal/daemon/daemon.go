@@ -95,7 +95,7 @@ func Run(ctx context.Context, o Options) error {
 	if driverName == "systemd" {
 		driver, err = systemd.New(ctx, systemd.DBusOptions{CgroupRoot: o.CgroupRoot})
 	} else {
-		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot})
+		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot, StateDir: o.RootDir})
 	}
 	if err != nil {
 		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
