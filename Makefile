@@ -39,8 +39,9 @@ fuzz:
 unit:
 	MKL_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
 
+# The demo (hack/run-demo.sh builds and imports its image itself): its own
+# folders, bridge and cgroup root, all removed on Ctrl-C, TERM or hangup.
 run: deps build
-	hack/build-demo-image.sh --root-dir /var/lib/minikubelet-demo
 	hack/run-demo.sh
 
 # A real systemd host (root). examples/minikubelet.service runs
