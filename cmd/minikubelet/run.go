@@ -29,6 +29,9 @@ SIGTERM or SIGINT stops the daemon and leaves the pods running, like the kubelet
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(verbosity)
+			// One format everywhere: packages that log through slog's default
+			// (and the standard log package) write the same text lines.
+			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return runDaemon(ctx, &opts, &extra, log)

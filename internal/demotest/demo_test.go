@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
 	"slices"
 	"sort"
@@ -104,6 +105,11 @@ func TestDemoStopLeavesNoTrace(t *testing.T) {
 				t.Errorf("state dir %s left behind (%v)", state, err)
 			}
 			out := d.output()
+			// One log format: every daemon line is slog's text (time=...),
+			// none in the standard log package's "2006/01/02 15:04:05" shape.
+			if stdLog := regexp.MustCompile(`(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d `).FindString(out); stdLog != "" {
+				t.Errorf("a log line in another format: %q", stdLog)
+			}
 			if d.pty == nil { // after a hangup the terminal shows nothing more
 				for _, want := range []string{"waiting for the daemon to stop the pods", "demo stopped"} {
 					if !strings.Contains(out, want) {
