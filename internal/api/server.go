@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +67,7 @@ type Server struct {
 	src     Source
 	metrics *Metrics
 	log     *slog.Logger
+	config  atomic.Pointer[DaemonConfig] // /configz (configz.go)
 }
 
 // NewServer serves src; metrics may be nil (then /metrics is 404).
@@ -219,6 +221,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 1 && parts[0] == "healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
+	case len(parts) == 1 && parts[0] == "configz" && s.configz(w):
 	case len(parts) == 1 && parts[0] == "metrics" && s.metrics != nil:
 		s.metrics.SetPods(s.src.Pods())
 		s.metrics.Handler().ServeHTTP(w, r)
@@ -240,7 +243,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.events(w, r, ns)
 	default:
 		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound,
-			fmt.Sprintf("the server could not find the requested resource (GET %s); endpoints: /pods, /pods/<namespace>, /pods/<namespace>/<name>, /events, /healthz, /metrics", r.URL.Path), nil)
+			fmt.Sprintf("the server could not find the requested resource (GET %s); endpoints: /pods, /pods/<namespace>, /pods/<namespace>/<name>, /events, /healthz, /metrics, /configz", r.URL.Path), nil)
 	}
 }
 

@@ -142,6 +142,8 @@ func Run(ctx context.Context, o Options) error {
 	// describe's cgroup usage is read when asked for (usage.go).
 	sampler := newUsageSampler(driver)
 	server := api.NewServer(usageSource{apiStore, sampler}, metrics, log.With("component", "api"))
+	server.SetConfig(api.DaemonConfig{NodeName: o.NodeName, RootDir: o.RootDir, LogDir: o.LogDir, ManifestDir: o.ManifestDir,
+		Socket: o.Socket, CgroupDriver: driverName, CgroupRoot: o.CgroupRoot})
 
 	var pidsLimit *int64
 	if o.PodPidsLimit > 0 {

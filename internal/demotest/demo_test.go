@@ -85,6 +85,18 @@ func TestDemoStopLeavesNoTrace(t *testing.T) {
 			before := snapshot(t)
 			d := startDemo(t, bin, state, tc.driver, strings.HasPrefix(tc.name, "closing"))
 			d.waitRunning(t)
+			if d.pty == nil {
+				// The commands the demo prints work with --socket alone.
+				for _, args := range [][]string{
+					{"exec", "demo", "-c", "web", "--socket", demoSocket, "--", "wget", "-qO-", "localhost:8080"},
+					{"image", "ls", "--socket", demoSocket},
+				} {
+					out, err := exec.Command(bin, args...).CombinedOutput()
+					if err != nil || !strings.Contains(string(out), "minikubelet-demo") && !strings.Contains(string(out), "minikubelet demo") {
+						t.Errorf("minikubelet %s: %v\n%s", strings.Join(args, " "), err, out)
+					}
+				}
+			}
 			mid := snapshot(t)
 			if mid["links"] == before["links"] || mid["cgroups"] == before["cgroups"] {
 				t.Fatalf("the demo runs but made no link or cgroup: the test would prove nothing\n%s", d.output())

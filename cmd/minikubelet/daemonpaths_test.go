@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minikubelet/minikubelet/internal/api"
+)
+
+// serveConfig runs an API server on a socket of its own that tells rootDir
+// as the daemon's root dir.
+func serveConfig(t *testing.T, rootDir string) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "mkl.sock")
+	l, err := api.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.NewServer(api.NewStore(10), nil, nil)
+	srv.SetConfig(api.DaemonConfig{RootDir: rootDir, LogDir: filepath.Join(rootDir, "logs")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return sock
+}
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// image commands learn the root dir from the daemon on --socket, and the
+// read-only ones never create a store.
+func TestImageCommandsAskTheDaemonAndCreateNothing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := serveConfig(t, root)
+	out, err := runCLI(t, "image", "ls", "--socket", sock)
+	if err != nil || !strings.HasPrefix(out, "REF") {
+		t.Fatalf("image ls --socket: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "images")); !os.IsNotExist(err) {
+		t.Errorf("image ls created the store in the daemon's root dir (%v)", err)
+	}
+	if _, err := runCLI(t, "image", "inspect", "busybox", "--socket", sock); err == nil || !strings.Contains(err.Error(), filepath.Join(root, "images")) {
+		t.Errorf("image inspect on no store: %v, want not found naming %s", err, filepath.Join(root, "images"))
+	}
+	for _, args := range [][]string{{"image", "ls"}, {"image", "inspect", "x"}, {"image", "prune"}, {"image", "rm", "x"}} {
+		nowhere := filepath.Join(t.TempDir(), "none")
+		runCLI(t, append(args, "--root-dir", nowhere)...)
+		if _, err := os.Stat(nowhere); !os.IsNotExist(err) {
+			t.Errorf("%v created %s", args, nowhere)
+		}
+	}
+	// A --socket that does not answer is an error naming it, not a silent default.
+	dead := filepath.Join(t.TempDir(), "dead.sock")
+	if _, err := runCLI(t, "image", "ls", "--socket", dead); err == nil || !strings.Contains(err.Error(), dead) {
+		t.Errorf("image ls with a dead --socket: %v", err)
+	}
+	if out, err := runCLI(t, "image", "prune", "--socket", sock); err != nil || !strings.Contains(out, "nothing to prune") {
+		t.Errorf("prune on no store: %v %s", err, out)
+	}
+}
