@@ -268,8 +268,10 @@ func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod,
 	plan := systemd.PlanPod(spec, r.planOpts)
 	ex := r.extras[uid]
 	ex.CgroupDriver = r.driver.Name()
-	if ex.CgroupDriver == "cgroupfs" {
-		ex.Slice = plan.CgroupfsPath
+	cgroupfs := ex.CgroupDriver == "cgroupfs"
+	if cgroupfs {
+		// No systemd units: the real cgroup paths, nothing named like a slice.
+		ex.Slice = ""
 		ex.CgroupPath = plan.CgroupfsPath
 	} else {
 		ex.Slice = plan.PodSlice
@@ -293,6 +295,9 @@ func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod,
 			continue
 		}
 		si := api.ScopeInfo{Unit: u.Unit, ID: u.ID, ActiveState: u.ActiveState}
+		if cgroupfs && u.CgroupPath != "" {
+			si.Unit = u.CgroupPath // the driver reports systemd-shaped unit names for keys only
+		}
 		if len(u.PIDs) > 0 {
 			si.MainPID = u.PIDs[0]
 		}

@@ -97,6 +97,13 @@ func TestDemoStopLeavesNoTrace(t *testing.T) {
 					}
 				}
 			}
+			if tc.driver == "cgroupfs" {
+				// describe shows the real cgroup paths, no systemd names.
+				out, err := exec.Command(bin, "describe", "pod", "demo", "--socket", demoSocket).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "Path:    /mkldemo/burstable/pod") || strings.Contains(string(out), ".scope") || strings.Contains(string(out), "Slice:") {
+					t.Errorf("describe under cgroupfs: %v\n%s", err, out)
+				}
+			}
 			mid := snapshot(t)
 			if mid["links"] == before["links"] || mid["cgroups"] == before["cgroups"] {
 				t.Fatalf("the demo runs but made no link or cgroup: the test would prove nothing\n%s", d.output())
