@@ -1,9 +1,9 @@
 package systemd
 
 import (
-	"encoding/json"
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
