@@ -150,9 +150,7 @@ func execContainer(pod *v1.Pod, want string, stderr io.Writer) (string, error) {
 	if a := pod.Annotations[kubectl.DefaultContainerAnnotation]; a != "" {
 		return a, nil
 	}
-	if len(names) > 1 {
-		fmt.Fprintf(stderr, "Defaulted container %q out of: %s\n", names[0], strings.Join(names, ", "))
-	}
+	kubectl.DefaultedContainerNotice(stderr, pod)
 	return names[0], nil
 }
 

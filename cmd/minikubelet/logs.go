@@ -35,7 +35,7 @@ restart count are current; without it the newest files are read.`,
 			}
 			ctx, stop := clientContext(cmd)
 			defer stop()
-			o.Namespace, o.Pod = co.namespace, pod
+			o.Namespace, o.Pod, o.Warn = co.namespace, pod, cmd.ErrOrStderr()
 			if !cmd.Flags().Changed("log-dir") {
 				// The daemon, when it answers, knows its --log-dir; when it
 				// is down the default (or --log-dir) is read.
@@ -50,7 +50,7 @@ restart count are current; without it the newest files are read.`,
 	}
 	co.addFlags(cmd.Flags(), false)
 	fs := cmd.Flags()
-	fs.StringVarP(&o.Container, "container", "c", "", "container name (required when the pod has several)")
+	fs.StringVarP(&o.Container, "container", "c", "", "container name (default: the kubectl.kubernetes.io/default-container annotation, else the first container)")
 	fs.BoolVarP(&o.Follow, "follow", "f", false, "keep printing what is written, across rotations, until the container ends")
 	fs.BoolVarP(&o.Previous, "previous", "p", false, "print the previous instance of the container")
 	fs.IntVar(&o.Tail, "tail", -1, "lines from the end to print (-1: all)")

@@ -334,14 +334,17 @@ func TestLogsContainerChoice(t *testing.T) {
 	}
 	s := storeWith(p)
 	c := serve(t, s)
+	var warn bytes.Buffer
 	run := func(c *api.Client, o LogsOptions) (string, error) {
 		var out bytes.Buffer
-		o.LogDir, o.Namespace, o.Tail, o.NodeName = logDir, "default", -1, "node1"
+		warn.Reset()
+		o.LogDir, o.Namespace, o.Tail, o.NodeName, o.Warn = logDir, "default", -1, "node1", &warn
 		err := Logs(context.Background(), c, o, &out)
 		return out.String(), err
 	}
-	if _, err := run(c, LogsOptions{Pod: "multi"}); err == nil || err.Error() != "a container name must be specified for pod multi-node1, choose one of: [a b] or one of the init containers: [init]" {
-		t.Errorf("no -c: %v", err)
+	// Without -c: the first container, and kubectl's notice on stderr.
+	if out, err := run(c, LogsOptions{Pod: "multi"}); err != nil || out != "a/0.log\n" || warn.String() != "Defaulted container \"a\" out of: a, b, init (init)\n" {
+		t.Errorf("no -c: %q %v, notice %q", out, err, warn.String())
 	}
 	if _, err := run(nil, LogsOptions{Pod: "multi"}); err == nil || !strings.Contains(err.Error(), "choose one of: [a b init]") {
 		t.Errorf("no -c, no daemon: %v", err)
@@ -354,8 +357,8 @@ func TestLogsContainerChoice(t *testing.T) {
 	}
 	p.Annotations = map[string]string{DefaultContainerAnnotation: "b"}
 	s.SetPod(p)
-	if out, err := run(c, LogsOptions{Pod: "multi", Previous: true}); err != nil || out != "b/0.log\n" {
-		t.Errorf("default container, previous = %q %v", out, err)
+	if out, err := run(c, LogsOptions{Pod: "multi", Previous: true}); err != nil || out != "b/0.log\n" || warn.Len() != 0 {
+		t.Errorf("default container, previous = %q %v (notice %q: none wanted with the annotation)", out, err, warn.String())
 	}
 }
 
