@@ -74,3 +74,25 @@ func TestImageCommandsAskTheDaemonAndCreateNothing(t *testing.T) {
 		t.Errorf("prune on no store: %v %s", err, out)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	out, err := runCLI(t, "version")
+	if err != nil || !strings.Contains(out, "Kubernetes:  v1.37.2") || !strings.Contains(out, "Go version:  go") || !strings.Contains(out, "Commit:") {
+		t.Errorf("version: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "--version")
+	if err != nil || !strings.HasPrefix(out, "minikubelet ") || !strings.Contains(out, "follows Kubernetes v1.37.2") {
+		t.Errorf("--version: %v\n%s", err, out)
+	}
+	// Invoked as kubelet, --version answers as the kubelet (kubeadm parses it).
+	for _, argv := range [][]string{{"/usr/bin/kubelet", "--version"}, {"kubelet", "--version=true"}} {
+		var b bytes.Buffer
+		if !kubeletVersion(argv, &b) || b.String() != "Kubernetes v1.37.2\n" {
+			t.Errorf("%v → %q", argv, b.String())
+		}
+	}
+	var b bytes.Buffer
+	if kubeletVersion([]string{"minikubelet", "--version"}, &b) || kubeletVersion([]string{"kubelet", "run"}, &b) {
+		t.Errorf("kubeletVersion answered for something else")
+	}
+}
