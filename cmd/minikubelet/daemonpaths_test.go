@@ -8,19 +8,26 @@ import (
 	"strings"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/minikubelet/minikubelet/internal/api"
 )
 
 // serveConfig runs an API server on a socket of its own that tells rootDir
 // as the daemon's root dir.
-func serveConfig(t *testing.T, rootDir string) string {
+func serveConfig(t *testing.T, rootDir string, pods ...v1.Pod) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "mkl.sock")
 	l, err := api.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.NewServer(api.NewStore(10), nil, nil)
+	store := api.NewStore(10)
+	for _, p := range pods {
+		store.SetPod(p)
+	}
+	srv := api.NewServer(store, nil, nil)
 	srv.SetConfig(api.DaemonConfig{RootDir: rootDir, LogDir: filepath.Join(rootDir, "logs")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -94,5 +101,40 @@ func TestVersion(t *testing.T) {
 	var b bytes.Buffer
 	if kubeletVersion([]string{"minikubelet", "--version"}, &b) || kubeletVersion([]string{"kubelet", "run"}, &b) {
 		t.Errorf("kubeletVersion answered for something else")
+	}
+}
+
+// Completion scripts exist for the shells cobra knows, and pod names and
+// fixed flag values complete (cobra's __complete protocol, what the
+// scripts call).
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		out, err := runCLI(t, "completion", sh)
+		if err != nil || !strings.Contains(out, "minikubelet") {
+			t.Errorf("completion %s: %v", sh, err)
+		}
+	}
+	out, err := runCLI(t, "__complete", "get", "pods", "-o", "")
+	if err != nil || !strings.Contains(out, "jsonpath=") || !strings.Contains(out, "custom-columns=") {
+		t.Errorf("-o completion: %v\n%s", err, out)
+	}
+	out, _ = runCLI(t, "__complete", "validate", "--cgroup-driver", "")
+	if !strings.Contains(out, "cgroupfs") {
+		t.Errorf("--cgroup-driver completion:\n%s", out)
+	}
+	out, _ = runCLI(t, "__complete", "get", "")
+	if !strings.HasPrefix(out, "pods\n") {
+		t.Errorf("get completion:\n%s", out)
+	}
+	pod := v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: "node1", Containers: []v1.Container{{Name: "app"}, {Name: "side"}}}}
+	sock := serveConfig(t, t.TempDir(), pod)
+	out, _ = runCLI(t, "__complete", "logs", "--socket", sock, "")
+	if !strings.HasPrefix(out, "web\nweb-node1\n") {
+		t.Errorf("pod name completion:\n%s", out)
+	}
+	out, _ = runCLI(t, "__complete", "exec", "web", "--socket", sock, "-c", "")
+	if !strings.HasPrefix(out, "app\nside\n") {
+		t.Errorf("container completion:\n%s", out)
 	}
 }

@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 	for _, f := range commandFactories {
 		root.AddCommand(f())
 	}
+	addCompletions(root)
 	return root
 }
 

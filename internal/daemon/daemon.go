@@ -187,8 +187,9 @@ func Run(ctx context.Context, o Options) error {
 	}, reconciler.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
 		Log: log.With("component", "reconciler"), Report: rep.report,
 		OnActionError: func(uid types.UID, pod *v1.Pod, a reconciler.Action, err error) {
-			reason, container := actionFailureReason(a)
-			podEvent(pod, container, v1.EventTypeWarning, reason, err.Error())
+			if reason, container := actionFailureReason(a); reason != "" {
+				podEvent(pod, container, v1.EventTypeWarning, reason, err.Error())
+			}
 		},
 		OnRound: func(d time.Duration, err error) {
 			metrics.ObserveReconcile(d, err)
@@ -296,7 +297,8 @@ wait:
 	return runErr
 }
 
-// actionFailureReason names a failed action's Warning event as kubelet does.
+// actionFailureReason names a failed action's Warning event as kubelet does
+// ("": no event of its own).
 func actionFailureReason(a reconciler.Action) (reason, container string) {
 	switch a := a.(type) {
 	case reconciler.EnsurePodCgroup:
@@ -310,7 +312,7 @@ func actionFailureReason(a reconciler.Action) (reason, container string) {
 	case reconciler.StopSandbox, reconciler.RemovePod, reconciler.CleanupOrphan, reconciler.RemoveContainer:
 		return "FailedKillPod", ""
 	case reconciler.PullImage:
-		return "FailedPull", ""
+		return "", "" // the plan reports each failed pull once (Warning Failed, as the kubelet)
 	}
 	return "Failed", ""
 }

@@ -160,6 +160,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 			w := p.Status.ContainerStatuses[0].State.Waiting
 			return w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff")
 		})
+		// One event per failed pull (Warning Failed, as the kubelet), not a
+		// second one for the failed action.
+		desc, err := n.cli("describe", "pod", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(desc, "FailedPull") || !strings.Contains(desc, `Failed to pull image "localhost/missing:1"`) {
+			t.Errorf("pull failure events:\n%s", desc)
+		}
 		time.Sleep(1500 * time.Millisecond)
 		if !procAlive(pid) {
 			t.Fatalf("the old pod was stopped for a new pod whose image cannot be pulled")
