@@ -78,7 +78,29 @@ func (n *NodeShell) ensureRecord(pod *v1.Pod) error {
 	if exists(f) {
 		return nil
 	}
+	n.setAsideOldLogs(pod)
 	return writeJSON(f, podRecord{Pod: pod, CreatedAt: n.opt.Now().UTC()})
+}
+
+// setAsideOldLogs renames the log folder a previous instance of the same
+// pod UID left (a file removed and put back unchanged): a new pod instance
+// starts new log files, as with the kubelet, instead of appending to the
+// old 0.log. The old folder stays under the retention rule (sweepLogs) and
+// is no longer taken for this pod's (its name no longer ends in the UID).
+func (n *NodeShell) setAsideOldLogs(pod *v1.Pod) {
+	if n.opt.LogDir == "" {
+		return
+	}
+	dir := filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	if !exists(dir) {
+		return
+	}
+	aside := dir + ".before-" + n.opt.Now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(dir, aside); err != nil {
+		n.opt.Log.Warn("cannot set the logs of the pod's previous instance aside; the new instance appends to them", "dir", dir, "err", err)
+		return
+	}
+	n.opt.Log.Info("logs of the pod's previous instance set aside", "pod", pod.Namespace+"/"+pod.Name, "dir", aside)
 }
 
 func (n *NodeShell) cgroupPlan(pod *v1.Pod) systemd.PodPlan {
