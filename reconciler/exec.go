@@ -391,8 +391,12 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 	return nil
 }
 
-// pruneExited removes the oldest exited instances of a container beyond
-// KeepExited (their logs stay).
+// pruneExited collects the exited instances of a container, keeping what
+// the kubelet keeps: the newest exited instance whole (lastState,
+// --previous). The older ones lose their overlay root, writable layer and
+// cgroup at once; only their small exit records stay, up to KeepExited, so
+// CrashLoopBackOff can count consecutive crashes (the kubelet counts them in
+// memory, which would not survive a daemon restart). Logs are not touched.
 func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string) {
 	cs, err := n.opt.Runtime.ListContainers(ctx, uid)
 	if err != nil {
@@ -404,13 +408,33 @@ func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string)
 			exited = append(exited, c)
 		}
 	}
-	if len(exited) <= n.opt.KeepExited {
+	if len(exited) < 2 {
 		return
 	}
 	sort.Slice(exited, func(i, j int) bool { return exited[i].Attempt < exited[j].Attempt })
-	for _, c := range exited[:len(exited)-n.opt.KeepExited] {
+	cut := max(0, len(exited)-n.opt.KeepExited)
+	for _, c := range exited[:cut] {
 		n.removeContainer(ctx, uid, c.ID)
 	}
+	for _, c := range exited[cut : len(exited)-1] {
+		n.releaseExited(ctx, uid, c.ID)
+	}
+}
+
+// releaseExited frees what an exited instance holds beyond its exit record:
+// its cgroup (scope), overlay mount and writable layer. Idempotent.
+func (n *NodeShell) releaseExited(ctx context.Context, uid types.UID, id string) {
+	var cr containerRecord
+	f := n.state.containerFile(uid, id)
+	if !readJSON(f, &cr) || cr.RootfsDir == "" {
+		return
+	}
+	n.opt.Driver.StopScope(ctx, id, true)
+	images.UnmountRootfs(filepath.Join(cr.RootfsDir, "merged"))
+	n.opt.Images.ReleaseRootfs(cr.RootfsID)
+	os.RemoveAll(cr.RootfsDir)
+	cr.RootfsDir, cr.RootfsID = "", ""
+	writeJSON(f, cr)
 }
 
 func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.Pod) error {

@@ -240,6 +240,33 @@ spec:
 				t.Fatalf("restart %d came %s after the previous, want the 4s back-off", i+2, d)
 			}
 		}
+		// Only the newest exited instance keeps its root filesystem (and the
+		// current one its own): older ones are collected at each restart.
+		if cp, ok := n.pod("crash-node1"); ok {
+			rootfs := filepath.Join(n.root, "pods", string(cp.UID), "rootfs")
+			var ents []os.DirEntry
+			var mounted int
+			collected := func() bool {
+				ents, _ = os.ReadDir(rootfs)
+				mi, _ := os.ReadFile("/proc/self/mountinfo")
+				mounted = 0
+				for _, l := range strings.Split(string(mi), "\n") {
+					if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], rootfs+"/") {
+						mounted++
+					}
+				}
+				return len(ents) <= 2 && mounted <= 2
+			}
+			for deadline := time.Now().Add(20 * time.Second); !collected(); time.Sleep(150 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					var names []string
+					for _, e := range ents {
+						names = append(names, e.Name())
+					}
+					t.Fatalf("older exited instances not collected: rootfs dirs %v, %d mounted", names, mounted)
+				}
+			}
+		}
 		if out, err := n.cli("describe", "pod", "crash"); err != nil || !strings.Contains(out, "BackOff") {
 			t.Fatalf("describe lacks the BackOff event (%v):\n%s", err, out)
 		}

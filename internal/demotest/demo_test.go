@@ -1,6 +1,6 @@
 // Package demotest drives hack/run-demo.sh (what `make run` runs) inside a
 // test node and proves that stopping it with kill -TERM (also forwarded by
-// make) or by closing its terminal leaves the node as it was: no process,
+// make), Ctrl-C or by closing its terminal leaves the node as it was: no process,
 // link, iptables rule, cgroup, systemd unit, mount or file of the demo left,
 // and net.ipv4.ip_forward restored.
 package demotest
@@ -68,6 +68,12 @@ func TestDemoStopLeavesNoTrace(t *testing.T) {
 		// make and the script both get TERM, and make forwards a second one.
 		{"kill -TERM to make's process group (systemd driver)", "systemd", func(t *testing.T, d *demo) {
 			if err := syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		// Ctrl-C: the terminal sends SIGINT to the foreground group.
+		{"Ctrl-C (cgroupfs driver)", "cgroupfs", func(t *testing.T, d *demo) {
+			if err := syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
 		}},
