@@ -15,12 +15,13 @@ all: build
 deps:
 	@hack/install-deps.sh
 
-# minikubelet-shim is the small per-pod supervisor (pause) binary; the daemon
-# uses it when it sits beside bin/minikubelet (about 1 MiB per pod instead of 3).
 # Version and commit stamped into `minikubelet version` (without them the
 # binary falls back to the VCS data Go records).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+# minikubelet-shim is the small per-pod supervisor (pause) binary; the daemon
+# uses it when it sits beside bin/minikubelet (about 1 MiB per pod instead of 3).
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/minikubelet
 	$(GO) build -o bin/minikubelet-shim ./runtime/shimbin
