@@ -171,18 +171,23 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 		explainSystemd(p, plan, names, opts.cgroupRoot)
 	}
 	p("")
-	p("Values written (cgroup v1 file / systemd property; on cgroup v2: cpu.weight, cpu.max, memory.max)")
+	viaSystemd := opts.cgroupDriver != "cgroupfs"
+	if viaSystemd {
+		p("Values written (cgroup v1 file / systemd property; on cgroup v2: cpu.weight, cpu.max, memory.max)")
+	} else {
+		p("Values written (cgroup v1 file; on cgroup v2: cpu.weight, cpu.max, memory.max)")
+	}
 	podUnit := "pod slice"
 	if opts.cgroupDriver == "cgroupfs" {
 		podUnit = "pod cgroup"
 	}
-	p("  %-24s %s", podUnit, resourcesDetail(plan.Pod))
-	p("  %-24s %s", "sandbox (pause)", resourcesDetail(plan.Sandbox))
+	p("  %-24s %s", podUnit, resourcesDetail(plan.Pod, viaSystemd))
+	p("  %-24s %s", "sandbox (pause)", resourcesDetail(plan.Sandbox, viaSystemd))
 	for _, c := range names {
-		p("  %-24s %s", c.kind+" "+c.name, resourcesDetail(plan.Containers[c.name]))
+		p("  %-24s %s", c.kind+" "+c.name, resourcesDetail(plan.Containers[c.name], viaSystemd))
 	}
 	if plan.Pod.PidsLimit == nil {
-		p("  pids: no limit (the kubelet's default; --pod-pids-limit sets pids.max on the pod slice)")
+		p("  pids: no limit (the kubelet's default; --pod-pids-limit sets pids.max on the pod's %s)", podUnit[len("pod "):])
 	}
 
 	p("")
@@ -332,24 +337,31 @@ func resourcesText(r systemd.Resources) string {
 }
 
 // resourcesDetail names every file and property with its value.
-func resourcesDetail(r systemd.Resources) string {
+func resourcesDetail(r systemd.Resources, viaSystemd bool) string {
+	// prop names the systemd property beside the file, with the systemd driver only.
+	prop := func(withSystemd, without string) string {
+		if viaSystemd {
+			return withSystemd
+		}
+		return without
+	}
 	var parts []string
 	if r.CPUShares != nil {
-		parts = append(parts, fmt.Sprintf("cpu.shares=%d (CPUShares; v2 cpu.weight=%d)", *r.CPUShares, systemd.CPUSharesToWeight(*r.CPUShares)))
+		parts = append(parts, fmt.Sprintf("cpu.shares=%d (%sv2 cpu.weight=%d)", *r.CPUShares, prop("CPUShares; ", ""), systemd.CPUSharesToWeight(*r.CPUShares)))
 	}
 	if r.CPUQuotaMicros != nil {
-		parts = append(parts, fmt.Sprintf("cpu.cfs_quota_us=%d per cfs_period_us=%d (CPUQuota=%s)", *r.CPUQuotaMicros, period(r),
-			cpuQuotaPercent(*r.CPUQuotaMicros, period(r))))
+		parts = append(parts, fmt.Sprintf("cpu.cfs_quota_us=%d per cfs_period_us=%d (%s%s)", *r.CPUQuotaMicros, period(r),
+			prop("CPUQuota=", ""), cpuQuotaPercent(*r.CPUQuotaMicros, period(r))))
 	} else {
 		parts = append(parts, "cpu.cfs_quota_us=-1 (no cpu limit)")
 	}
 	if r.MemoryLimit != nil {
-		parts = append(parts, fmt.Sprintf("memory.limit_in_bytes=%d (%s; MemoryLimit / v2 MemoryMax)", *r.MemoryLimit, bytesText(*r.MemoryLimit)))
+		parts = append(parts, fmt.Sprintf("memory.limit_in_bytes=%d (%s%s)", *r.MemoryLimit, bytesText(*r.MemoryLimit), prop("; MemoryLimit / v2 MemoryMax", "; v2 memory.max")))
 	} else {
 		parts = append(parts, "memory: no limit")
 	}
 	if r.PidsLimit != nil {
-		parts = append(parts, fmt.Sprintf("pids.max=%d (TasksMax)", *r.PidsLimit))
+		parts = append(parts, fmt.Sprintf("pids.max=%d%s", *r.PidsLimit, prop(" (TasksMax)", "")))
 	}
 	return strings.Join(parts, ", ")
 }
