@@ -15,10 +15,15 @@ all: build
 deps:
 	@hack/install-deps.sh
 
+# Version and commit stamped into `minikubelet version` (without them the
+# binary falls back to the VCS data Go records).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
 # minikubelet-shim is the small per-pod supervisor (pause) binary; the daemon
 # uses it when it sits beside bin/minikubelet (about 1 MiB per pod instead of 3).
 build:
-	$(GO) build -o $(BIN) ./cmd/minikubelet
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/minikubelet
 	$(GO) build -o bin/minikubelet-shim ./runtime/shimbin
 
 vet:
@@ -44,8 +49,9 @@ escapes: build
 unit:
 	MKL_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
 
+# The demo (hack/run-demo.sh builds and imports its image itself): its own
+# folders, bridge and cgroup root, all removed on Ctrl-C, TERM or hangup.
 run: deps build
-	hack/build-demo-image.sh --root-dir /var/lib/minikubelet-demo
 	hack/run-demo.sh
 
 # A real systemd host (root). examples/minikubelet.service runs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the demo image localhost/minikubelet-demo:latest from Debian's
-# busybox-static (/bin/busybox plus applet symlinks) into bin/, and imports it
+# busybox-static (/bin/busybox plus applet symlinks) in a temporary folder, and imports it
 # into the image store of a root dir.
 #
 #   hack/build-demo-image.sh [--root-dir DIR]     (default /var/lib/minikubelet-demo)
@@ -17,11 +17,13 @@ while (($#)); do
   esac
 done
 export PATH=/usr/local/go/bin:$PATH
+bin=${MKL_DEMO_BIN:-bin/minikubelet}
 [ -x /bin/busybox ] || { echo "build-demo-image: /bin/busybox missing: apt-get install busybox-static (make deps)" >&2; exit 1; }
-[ -x bin/minikubelet ] || { echo "build-demo-image: bin/minikubelet missing: run make build" >&2; exit 1; }
+[ -x "$bin" ] || { echo "build-demo-image: $bin missing: run make build" >&2; exit 1; }
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
+trap 'exit 130' INT TERM HUP # so the EXIT trap runs on a signal too
 mkdir -p "$stage"/{bin,etc,tmp,root,var/www,proc,sys,dev}
 chmod 1777 "$stage/tmp"
 install -m 0755 /bin/busybox "$stage/bin/busybox"
@@ -34,8 +36,9 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$stage/etc/group"
 printf '<h1>minikubelet demo</h1>\n' > "$stage/var/www/index.html"
 
-out=bin/minikubelet-demo.tar
+out=$stage.tar
+trap 'rm -rf "$stage" "$out"' EXIT
 go run ./hack/mkimage --dir "$stage" --ref localhost/minikubelet-demo:latest --out "$out" \
   --cmd /bin/sh --env PATH=/bin --workdir / --expose 80/tcp
 mkdir -p "$root_dir"
-bin/minikubelet image import --root-dir "$root_dir" "$out"
+"$bin" image import --root-dir "$root_dir" "$out"

@@ -543,6 +543,20 @@ func (s *Source) setFileErr(f *fileState, fe *FileError) {
 	if f.err != nil && fe != nil && f.err.Error() == fe.Error() {
 		return
 	}
+	// Logged here, once per change of the file's problems (not per resync),
+	// so the daemon's stderr says what `describe` would.
+	if fe != nil {
+		for _, e := range fe.Errs {
+			reason := strings.TrimPrefix(formatFieldError(e), e.Field+": ")
+			attrs := []any{"file", fe.Path}
+			if e.Field != "" {
+				attrs = append(attrs, "field", e.Field)
+			}
+			s.cfg.Logger.Warn("invalid manifest", append(attrs, "reason", reason)...)
+		}
+	} else if f.err != nil {
+		s.cfg.Logger.Info("manifest valid again", "file", f.path)
+	}
 	f.err = fe
 	s.dirty = true
 }
@@ -606,6 +620,9 @@ func (s *Source) resolve() {
 				s.claims[uidKey(p)] = path
 			}
 			f.good, f.candidate = f.candidate, nil
+			if f.err != nil {
+				s.cfg.Logger.Info("manifest valid again", "file", f.path)
+			}
 			f.err = nil
 			s.dirty, progress = true, true
 		}

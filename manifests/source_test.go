@@ -3,6 +3,7 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -490,6 +491,48 @@ func TestSourceInvalidEditKeepsLastGood(t *testing.T) {
 	h.waitFor("error again", func(s Snapshot) bool { return fileError(s, "web.yaml") != nil })
 	must(t, os.Remove(h.path("web.yaml")))
 	h.waitFor("removed", func(s Snapshot) bool { return len(s.Pods) == 0 && len(s.Errors) == 0 })
+}
+
+// An invalid manifest is logged once per change (file, field path, reason),
+// not again when it is re-read unchanged; its fix is logged too.
+func TestSourceLogsInvalidManifestOncePerChange(t *testing.T) {
+	var buf lockedBuf
+	h := startSource(t, t.TempDir(), func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	})
+	h.write("web.yaml", strings.Replace(podYAML("web", "nginx:2"), "    image:", "    imag: x\n    image:", 1))
+	h.waitFor("error reported", func(s Snapshot) bool { return fileError(s, "web.yaml") != nil })
+	// The same bad content written again (re-read, same problems) and an
+	// unrelated change: no second line.
+	h.write("web.yaml", strings.Replace(podYAML("web", "nginx:2"), "    image:", "    imag: x\n    image:", 1))
+	h.write("other.yaml", podYAML("other", "nginx:1"))
+	h.waitFor("other added", hasPod("other", "nginx:1"))
+	want := `level=WARN msg="invalid manifest" file=` + h.path("web.yaml") + ` field=spec.containers[0].imag reason="unknown field`
+	if n := strings.Count(buf.String(), want); n != 1 {
+		t.Fatalf("%d lines %q in the log, want 1:\n%s", n, want, buf.String())
+	}
+	h.write("web.yaml", podYAML("web", "nginx:3"))
+	h.waitFor("fixed", func(s Snapshot) bool { return len(s.Errors) == 0 })
+	if !strings.Contains(buf.String(), `msg="manifest valid again" file=`+h.path("web.yaml")) {
+		t.Errorf("the fix is not logged:\n%s", buf.String())
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestSourceDuplicateNames(t *testing.T) {

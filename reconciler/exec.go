@@ -78,7 +78,29 @@ func (n *NodeShell) ensureRecord(pod *v1.Pod) error {
 	if exists(f) {
 		return nil
 	}
+	n.setAsideOldLogs(pod)
 	return writeJSON(f, podRecord{Pod: pod, CreatedAt: n.opt.Now().UTC()})
+}
+
+// setAsideOldLogs renames the log folder a previous instance of the same
+// pod UID left (a file removed and put back unchanged): a new pod instance
+// starts new log files, as with the kubelet, instead of appending to the
+// old 0.log. The old folder stays under the retention rule (sweepLogs) and
+// is no longer taken for this pod's (its name no longer ends in the UID).
+func (n *NodeShell) setAsideOldLogs(pod *v1.Pod) {
+	if n.opt.LogDir == "" {
+		return
+	}
+	dir := filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	if !exists(dir) {
+		return
+	}
+	aside := dir + ".before-" + n.opt.Now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(dir, aside); err != nil {
+		n.opt.Log.Warn("cannot set the logs of the pod's previous instance aside; the new instance appends to them", "dir", dir, "err", err)
+		return
+	}
+	n.opt.Log.Info("logs of the pod's previous instance set aside", "pod", pod.Namespace+"/"+pod.Name, "dir", aside)
 }
 
 func (n *NodeShell) cgroupPlan(pod *v1.Pod) systemd.PodPlan {
@@ -376,8 +398,12 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 	return nil
 }
 
-// pruneExited removes the oldest exited instances of a container beyond
-// KeepExited (their logs stay).
+// pruneExited collects the exited instances of a container, keeping what
+// the kubelet keeps: the newest exited instance whole (lastState,
+// --previous). The older ones lose their overlay root, writable layer and
+// cgroup at once; only their small exit records stay, up to KeepExited, so
+// CrashLoopBackOff can count consecutive crashes (the kubelet counts them in
+// memory, which would not survive a daemon restart). Logs are not touched.
 func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string) {
 	cs, err := n.opt.Runtime.ListContainers(ctx, uid)
 	if err != nil {
@@ -389,13 +415,33 @@ func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string)
 			exited = append(exited, c)
 		}
 	}
-	if len(exited) <= n.opt.KeepExited {
+	if len(exited) < 2 {
 		return
 	}
 	sort.Slice(exited, func(i, j int) bool { return exited[i].Attempt < exited[j].Attempt })
-	for _, c := range exited[:len(exited)-n.opt.KeepExited] {
+	cut := max(0, len(exited)-n.opt.KeepExited)
+	for _, c := range exited[:cut] {
 		n.removeContainer(ctx, uid, c.ID)
 	}
+	for _, c := range exited[cut : len(exited)-1] {
+		n.releaseExited(ctx, uid, c.ID)
+	}
+}
+
+// releaseExited frees what an exited instance holds beyond its exit record:
+// its cgroup (scope), overlay mount and writable layer. Idempotent.
+func (n *NodeShell) releaseExited(ctx context.Context, uid types.UID, id string) {
+	var cr containerRecord
+	f := n.state.containerFile(uid, id)
+	if !readJSON(f, &cr) || cr.RootfsDir == "" {
+		return
+	}
+	n.opt.Driver.StopScope(ctx, id, true)
+	images.UnmountRootfs(filepath.Join(cr.RootfsDir, "merged"))
+	n.opt.Images.ReleaseRootfs(cr.RootfsID)
+	os.RemoveAll(cr.RootfsDir)
+	cr.RootfsDir, cr.RootfsID = "", ""
+	writeJSON(f, cr)
 }
 
 func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.Pod) error {

@@ -49,8 +49,9 @@ type NodeOptions struct {
 	// removed once untouched for LogRetention (0: kept forever).
 	LogDir       string
 	LogRetention time.Duration
-	// KeepExited is how many exited instances are kept per container name
-	// (their exit records feed CrashLoopBackOff and lastState); default 8.
+	// KeepExited is how many exit records are kept per container name
+	// (they feed CrashLoopBackOff and lastState); default 8. Only the newest
+	// exited instance keeps its root filesystem and cgroup (pruneExited).
 	KeepExited int
 	// Wake is called when something changed behind the loop's back (a
 	// container exited, an OOM kill was counted).

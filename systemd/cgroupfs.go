@@ -19,8 +19,10 @@ package systemd
 // Ownership: cgroups carry no owner, and extended attributes are not
 // available on every v1 hierarchy (this build machine mounts memory without
 // xattr). So the driver keeps a marker file per pod and per scope it created
-// under <StateDir>/cgroupfs/<root>/ (StateDir defaults to /run/minikubelet,
-// a tmpfs: markers and cgroups both vanish at reboot). A marker is written
+// under <StateDir>/cgroupfs/<root>/ (the daemon passes its --root-dir, so
+// two daemons with different roots never share markers). Cgroups vanish at
+// reboot while the markers may stay: Init drops the markers whose cgroup is
+// gone before anything is created. A marker is written
 // before its cgroup is made, so a crash can leave a marker without cgroup
 // (harmless, collected by RemovePod/StopScope) but never an unmarked cgroup
 // of ours. Init refuses a root holding pod cgroups without marker: another
@@ -64,7 +66,9 @@ import (
 // CgroupfsOptions configure the cgroupfs driver.
 type CgroupfsOptions struct {
 	CgroupRoot string // --cgroup-root: "kubepods" (default), "/kubepods", "a/b"
-	// StateDir holds the ownership markers (default /run/minikubelet).
+	// StateDir holds the ownership markers under StateDir/cgroupfs (the
+	// daemon's --root-dir). Required: a shared default would let two daemons
+	// with different roots read each other's markers.
 	StateDir string
 	// PollInterval is how often a scope's emptiness is checked where no
 	// inotify source exists (pure v1), and how often watched scopes are
@@ -100,7 +104,7 @@ var _ Driver = (*CgroupfsDriver)(nil)
 // NewCgroupfsDriver returns the driver; nothing is created until Init.
 func NewCgroupfsDriver(opts CgroupfsOptions) (*CgroupfsDriver, error) {
 	if opts.StateDir == "" {
-		opts.StateDir = "/run/minikubelet"
+		return nil, errors.New("cgroupfs driver: StateDir is required (the daemon's --root-dir)")
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
@@ -161,6 +165,7 @@ func (d *CgroupfsDriver) Init(ctx context.Context) error {
 			return fmt.Errorf("cgroup root %s (hierarchy %q): %w", d.rootPath, k, err)
 		}
 	}
+	d.pruneStaleMarkers()
 	if err := d.checkOwnership(rootDirs); err != nil {
 		return err
 	}
@@ -189,6 +194,41 @@ func (d *CgroupfsDriver) Init(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pruneStaleMarkers removes the markers whose cgroup no longer exists (the
+// host rebooted, or a crash fell between marker and mkdir). Only Init calls
+// it, before this process creates anything, so no marker of a cgroup being
+// made is in flight.
+func (d *CgroupfsDriver) pruneStaleMarkers() {
+	exists := func(p string) bool {
+		dirs, err := cgroupDirs(p)
+		if err != nil {
+			return true // cannot tell: keep the marker
+		}
+		dir, ok := primaryDir(dirs)
+		return !ok || cgroups.PathExists(dir)
+	}
+	ents, _ := os.ReadDir(filepath.Join(d.markers, "pods"))
+	for _, e := range ents {
+		uid, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if m, err := d.readPodMarker(types.UID(uid)); err == nil && !exists(d.podPath(m.QOS, m.UID)) {
+			os.Remove(d.podMarkerFile(m.UID))
+		}
+	}
+	ents, _ = os.ReadDir(filepath.Join(d.markers, "scopes"))
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if m, err := d.readScopeMarker(id); err == nil && !exists(d.scopePath(m)) {
+			os.Remove(d.scopeMarkerFile(id))
+		}
+	}
 }
 
 // requireCgroupFS checks that dir, or its nearest existing ancestor (a

@@ -3,6 +3,7 @@ package systemd
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -998,6 +999,36 @@ func TestCgroupfsAdoptAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := d2.RemovePod(ctx, pod.UID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Markers outlive their cgroups across a reboot (they sit under the
+	// root dir, not on a tmpfs): the next Init drops the ones whose cgroup
+	// is gone, and keeps the live ones.
+	live := PodCgroup{UID: "a-live", QOS: v1.PodQOSBestEffort}
+	if err := d2.EnsurePod(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	stale := podMarker{UID: "a-stale", QOS: v1.PodQOSBurstable, CPUShares: 500}
+	b, _ := json.Marshal(stale)
+	if err := os.WriteFile(d2.podMarkerFile(stale.UID), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(scopeMarker{UID: stale.UID, QOS: stale.QOS, ID: "stale-scope"})
+	if err := os.WriteFile(d2.scopeMarkerFile("stale-scope"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d2.Close()
+	d3 := newTestCgroupfsIn(t, "kubepods-cgfs-adopt", state)
+	for _, f := range []string{d3.podMarkerFile(stale.UID), d3.scopeMarkerFile("stale-scope")} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("stale marker %s kept (%v)", f, err)
+		}
+	}
+	if _, err := d3.readPodMarker(live.UID); err != nil {
+		t.Errorf("live pod's marker: %v", err)
+	}
+	if err := d3.RemovePod(ctx, live.UID); err != nil {
 		t.Fatal(err)
 	}
 }

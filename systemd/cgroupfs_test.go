@@ -83,6 +83,22 @@ func TestDetectDriver(t *testing.T) {
 	}
 }
 
+// Markers live under the daemon's own root dir: there is no shared default
+// that two daemons with different roots could meet in.
+func TestNewCgroupfsDriverNeedsStateDir(t *testing.T) {
+	if _, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: "kubepods"}); err == nil || !strings.Contains(err.Error(), "StateDir") {
+		t.Fatalf("no StateDir: %v, want an error", err)
+	}
+	state := t.TempDir()
+	d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: "kubepods", StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(state, "cgroupfs", "kubepods"); d.markers != want {
+		t.Errorf("markers in %s, want %s", d.markers, want)
+	}
+}
+
 func TestNewCgroupfsDriverRoot(t *testing.T) {
 	for root, want := range map[string]string{"": "/kubepods", "kubepods": "/kubepods", "/kubepods": "/kubepods", "kubepods.slice": "/kubepods", "a/b": "/a/b"} {
 		d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: root, StateDir: t.TempDir()})

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -54,7 +55,19 @@ func newExecCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
 			defer stop()
-			code, err := runExec(ctx, o, pod, args[1:], os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			logDir := defaultLogDir
+			if !cmd.Flags().Changed("root-dir") {
+				// The daemon knows where its pods live: --socket is enough.
+				cfg, err := daemonConfig(ctx, o.socket)
+				if err != nil {
+					return kubectlExit(fmt.Errorf("cannot learn the daemon's root dir from %s (pass --root-dir): %w", o.socket, err))
+				}
+				o.rootDir, logDir = cfg.RootDir, cfg.LogDir
+			}
+			if _, err := os.Stat(filepath.Join(o.rootDir, "pods")); err != nil {
+				return kubectlExit(fmt.Errorf("no pod state in %s (is it the daemon's --root-dir?): %w", o.rootDir, err))
+			}
+			code, err := runExec(ctx, o, logDir, pod, args[1:], os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return kubectlExit(err)
 			}
@@ -67,7 +80,7 @@ func newExecCmd() *cobra.Command {
 	}
 	o.addFlags(cmd.Flags(), false)
 	fs := cmd.Flags()
-	fs.StringVar(&o.rootDir, "root-dir", defaultRootDir, "root dir of the daemon (pod state lives in <root-dir>/pods)")
+	fs.StringVar(&o.rootDir, "root-dir", defaultRootDir, "root dir of the daemon (pod state lives in <root-dir>/pods; default: asked from the daemon on --socket)")
 	fs.StringVarP(&o.container, "container", "c", "", "container name (default: the default-container annotation, else the first container)")
 	fs.BoolVarP(&o.stdin, "stdin", "i", false, "pass stdin to the command")
 	fs.BoolVarP(&o.tty, "tty", "t", false, "run the command on a terminal (stdin must be a terminal)")
@@ -75,7 +88,7 @@ func newExecCmd() *cobra.Command {
 }
 
 // runExec resolves POD through the API and runs argv in its container.
-func runExec(ctx context.Context, o execOptions, podName string, argv []string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
+func runExec(ctx context.Context, o execOptions, logDir, podName string, argv []string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
 	pod, err := o.client().GetPod(ctx, o.namespace, podName)
 	if err != nil {
 		return 0, err
@@ -88,7 +101,7 @@ func runExec(ctx context.Context, o execOptions, podName string, argv []string, 
 	if err != nil {
 		return 0, err
 	}
-	rt, err := runtime.New(runtime.Options{RootDir: o.rootDir, LogDir: defaultLogDir})
+	rt, err := runtime.New(runtime.Options{RootDir: o.rootDir, LogDir: logDir})
 	if err != nil {
 		return 0, err
 	}
@@ -137,9 +150,7 @@ func execContainer(pod *v1.Pod, want string, stderr io.Writer) (string, error) {
 	if a := pod.Annotations[kubectl.DefaultContainerAnnotation]; a != "" {
 		return a, nil
 	}
-	if len(names) > 1 {
-		fmt.Fprintf(stderr, "Defaulted container %q out of: %s\n", names[0], strings.Join(names, ", "))
-	}
+	kubectl.DefaultedContainerNotice(stderr, pod)
 	return names[0], nil
 }
 

@@ -59,7 +59,7 @@ func newGetCmd() *cobra.Command {
 	var co apiClientOptions
 	var o kubectl.GetOptions
 	cmd := &cobra.Command{
-		Use:   "get pods [NAME...] [-o wide|json|yaml|name] [-w]",
+		Use:   "get pods [NAME...] [-o wide|json|yaml|name|jsonpath=...|custom-columns=...] [-w]",
 		Short: "List pods as kubectl get does",
 		Long: `Get prints the node's pods in kubectl's columns (NAME READY STATUS RESTARTS AGE;
 -o wide adds IP NODE QOS). -o json prints one v1 PodList (a single NAME: the Pod).
@@ -67,7 +67,9 @@ Names may omit the -<node> suffix of static pods.`,
 		Example: `  minikubelet get pods
   minikubelet get pods -A -o wide
   minikubelet get pod etcd -n kube-system -o yaml
-  minikubelet get pods -w`,
+  minikubelet get pods -w
+  minikubelet get pods -o jsonpath='{.items[*].status.podIP}'
+  minikubelet get pods -o custom-columns=NAME:.metadata.name,IP:.status.podIP`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			names, err := kubectl.ParsePodArgs(args)
@@ -81,7 +83,7 @@ Names may omit the -<node> suffix of static pods.`,
 		},
 	}
 	co.addFlags(cmd.Flags(), true)
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: wide, json, yaml or name")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: wide, json, yaml, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,...")
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "after listing, print each change")
 	cmd.Flags().StringVarP(&o.LabelSelector, "selector", "l", "", "label selector (e.g. app=web,tier!=db)")
 	cmd.Flags().BoolVar(&o.NoHeaders, "no-headers", false, "omit the table header")

@@ -1,8 +1,10 @@
 package main
 
 // image.go: `minikubelet image import|pull|ls|rm|inspect|prune`. Every
-// subcommand works on the store under --root-dir directly, whether or not
-// the daemon runs (the store locks itself; see runtime/images).
+// subcommand works on the store under the root dir directly, whether or not
+// the daemon runs (the store locks itself; see runtime/images). The root dir
+// is --root-dir when given, else the one of the daemon on --socket, else the
+// default. Only import and pull create a store; the others never write one.
 
 import (
 	"encoding/json"
@@ -11,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,11 +31,24 @@ func init() { registerCommand(newImageCmd) }
 // imageOptions are the flags of the image subcommands.
 type imageOptions struct {
 	nodeOptions
+	socket   string
 	insecure []string
 }
 
-func (o *imageOptions) open() (*images.Store, error) {
-	return images.Open(o.rootDir, images.Options{InsecureRegistries: o.insecure})
+// open opens the store; without create, a root dir holding no store gives
+// (nil, nil) and nothing is written.
+func (o *imageOptions) open(cmd *cobra.Command, create bool) (*images.Store, error) {
+	root, err := resolveRootDir(cmd, o.rootDir, o.socket)
+	if err != nil {
+		return nil, err
+	}
+	o.rootDir = root
+	if !create {
+		if _, err := os.Stat(filepath.Join(root, "images")); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	return images.Open(root, images.Options{InsecureRegistries: o.insecure})
 }
 
 func newImageCmd() *cobra.Command {
@@ -51,6 +67,7 @@ $DOCKER_CONFIG/config.json, $HOME/.docker/config.json (first match wins).`,
 func (o *imageOptions) addFlags(cmd *cobra.Command, registry bool) {
 	o.nodeOptions.addFlags(cmd.Flags())
 	_ = cmd.Flags().MarkHidden("node-name") // shared node flags; images do not depend on it
+	cmd.Flags().StringVar(&o.socket, "socket", defaultSocket, "unix socket of the daemon, asked for its root dir when --root-dir is not given")
 	if registry {
 		cmd.Flags().StringArrayVar(&o.insecure, "insecure-registry", nil, "host:port reached over plain HTTP (repeatable)")
 	}
@@ -63,7 +80,7 @@ func newImageImportCmd() *cobra.Command {
 		Short: "Import docker-archive or OCI-archive tarballs (plain, gzip or zstd)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open()
+			s, err := o.open(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -107,7 +124,7 @@ func newImagePullCmd() *cobra.Command {
 		Short: "Pull an image from its registry (busybox means docker.io/library/busybox:latest)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open()
+			s, err := o.open(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -202,13 +219,15 @@ func newImageLsCmd() *cobra.Command {
 		Short:   "List images: REF, DIGEST, SIZE, CREATED, IN USE",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
+			s, err := o.open(cmd, false)
 			if err != nil {
 				return err
 			}
-			list, err := s.List()
-			if err != nil {
-				return err
+			var list []images.ImageInfo
+			if s != nil {
+				if list, err = s.List(); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			if quiet {
@@ -297,9 +316,12 @@ func newImageRmCmd() *cobra.Command {
 		Short:   "Remove images (refused while a container uses them) and free their layers",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open()
+			s, err := o.open(cmd, false)
 			if err != nil {
 				return err
+			}
+			if s == nil {
+				return &exitError{code: 1, err: fmt.Errorf("no image store in %s", filepath.Join(o.rootDir, "images"))}
 			}
 			failed := 0
 			for _, ref := range args {
@@ -334,9 +356,12 @@ func newImageInspectCmd() *cobra.Command {
 		Short: "Print an image's record (references, digests, config, layers) as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open()
+			s, err := o.open(cmd, false)
 			if err != nil {
 				return err
+			}
+			if s == nil {
+				return &exitError{code: 1, err: fmt.Errorf("image %q: not found (no image store in %s)", args[0], filepath.Join(o.rootDir, "images"))}
 			}
 			r, found, err := s.Lookup(args[0])
 			if err != nil {
@@ -361,9 +386,13 @@ func newImagePruneCmd() *cobra.Command {
 		Short: "Remove layers and blobs no image uses, and leftovers of interrupted work",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
+			s, err := o.open(cmd, false)
 			if err != nil {
 				return err
+			}
+			if s == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune: no image store in %s\n", filepath.Join(o.rootDir, "images"))
+				return nil
 			}
 			res, err := s.GC()
 			if err != nil {

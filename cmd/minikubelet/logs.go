@@ -4,10 +4,12 @@ package main
 // it works while the daemon is down.
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/minikubelet/minikubelet/internal/api"
 	"github.com/minikubelet/minikubelet/internal/api/kubectl"
 )
 
@@ -33,18 +35,27 @@ restart count are current; without it the newest files are read.`,
 			}
 			ctx, stop := clientContext(cmd)
 			defer stop()
-			o.Namespace, o.Pod = co.namespace, pod
+			o.Namespace, o.Pod, o.Warn = co.namespace, pod, cmd.ErrOrStderr()
+			if !cmd.Flags().Changed("log-dir") {
+				// The daemon, when it answers, knows its --log-dir; when it
+				// is down the default (or --log-dir) is read.
+				if cfg, err := daemonConfig(ctx, co.socket); err == nil {
+					o.LogDir = cfg.LogDir
+				} else if cmd.Flags().Changed("socket") && !errors.Is(err, api.ErrUnreachable) {
+					return kubectlExit(err)
+				}
+			}
 			return kubectlExit(kubectl.Logs(ctx, co.client(), o, cmd.OutOrStdout()))
 		},
 	}
 	co.addFlags(cmd.Flags(), false)
 	fs := cmd.Flags()
-	fs.StringVarP(&o.Container, "container", "c", "", "container name (required when the pod has several)")
+	fs.StringVarP(&o.Container, "container", "c", "", "container name (default: the kubectl.kubernetes.io/default-container annotation, else the first container)")
 	fs.BoolVarP(&o.Follow, "follow", "f", false, "keep printing what is written, across rotations, until the container ends")
 	fs.BoolVarP(&o.Previous, "previous", "p", false, "print the previous instance of the container")
 	fs.IntVar(&o.Tail, "tail", -1, "lines from the end to print (-1: all)")
 	fs.BoolVar(&o.Timestamps, "timestamps", false, "prefix each line with its RFC3339Nano time")
-	fs.StringVar(&o.LogDir, "log-dir", defaultLogDir, "container log root (CRI layout), as given to `minikubelet run`")
+	fs.StringVar(&o.LogDir, "log-dir", defaultLogDir, "container log root (CRI layout), as given to `minikubelet run`; when not given, the daemon answering on --socket tells it")
 	fs.StringVar(&o.NodeName, "node-name", defaultNodeName(), "node name, to match <pod>-<node> folders when the daemon is down")
 	return cmd
 }

@@ -37,14 +37,20 @@ func newRootCmd() *cobra.Command {
 		Short:         "Run Kubernetes Pod manifests from a folder on one host",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	for _, f := range commandFactories {
 		root.AddCommand(f())
 	}
+	addCompletions(root)
 	return root
 }
 
 func main() {
+	if kubeletVersion(os.Args, os.Stdout) {
+		return
+	}
 	if err := newRootCmd().Execute(); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/minikubelet/minikubelet/internal/daemon"
+	"github.com/minikubelet/minikubelet/runtime/network"
 )
 
 func init() { registerCommand(newRunCmd) }
@@ -31,10 +32,42 @@ With --read-only-port the pods' API (get, describe, events, /metrics) is also
 served over plain TCP without authentication, on --address: by default
 0.0.0.0, every interface, like the kubelet. Anyone who can reach that port
 reads every pod's spec, env values included. Use --address 127.0.0.1 (or a
-firewall) unless the network is trusted.`,
+firewall) unless the network is trusted.
+
+What the daemon writes (defaults in brackets), and nothing else:
+  --root-dir [/var/lib/minikubelet]
+    minikubelet.lock        one daemon per root dir (holds its PID)
+    images/                 the image store: blobs/, layers/, rootfs/ (containers' overlay
+                            roots, mounted while they run), tmp/, and import/ (archives
+                            dropped here are imported)
+    pods/<uid>/             per pod: sandbox/ (the pause's spec, state, sup.sock,
+                            supervisor.log, netns bind mount), containers/<id>/ (spec,
+                            state, exit records), etc-hosts, etc-hostname, resolv.conf,
+                            shm/ (a tmpfs mount), volumes/ (emptyDir)
+    cni/net.d/` + network.DefaultConfFile + `
+                            the default conflist, used only while --cni-conf-dir holds none
+    cni/ipam/, cni/cache/   pod IP allocations of the default conflist, the CNI cache
+    cgroupfs/<root>/        ownership markers of the cgroupfs driver
+  --log-dir [/var/log/pods]
+    <namespace>_<pod>_<uid>/<container>/<restart>.log   container logs (CRI format)
+  --socket [/run/minikubelet/minikubelet.sock]   the local API (0600), and its folder
+  cgroups   systemd: transient units <cgroup-root>.slice, its QoS and pod slices and one
+            minikubelet-<id>.scope per sandbox and container; cgroupfs: the folders
+            <cgroup-root>/{burstable,besteffort}/pod<uid>/<id> in every hierarchy
+  network   what the CNI plugins of the config in use make: with the default conflist
+            the bridge ` + network.DefaultBridge + `, one veth per pod, iptables chains (bridge's
+            masquerade CNI-<id>, firewall's CNI-FORWARD/CNI-ADMIN, portmap's CNI-HOSTPORT-*)
+            and net.ipv4.ip_forward=1
+  volumes   hostPath volumes of type DirectoryOrCreate/FileOrCreate create their path
+
+It only reads --manifest-dir, --cni-conf-dir and --cni-bin-dir, <root-dir>/config.json
+and /var/lib/kubelet/config.json (registry credentials); it never writes them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(verbosity)
+			// One format everywhere: packages that log through slog's default
+			// (and the standard log package) write the same text lines.
+			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return runDaemon(ctx, &opts, &extra, log)

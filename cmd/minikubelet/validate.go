@@ -10,6 +10,7 @@ import (
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -27,8 +28,9 @@ func init() { registerCommand(newValidateCmd) }
 
 type validateOptions struct {
 	nodeOptions
-	explain    bool
-	cgroupRoot string
+	explain      bool
+	cgroupRoot   string
+	cgroupDriver string // as run's --cgroup-driver; "auto" resolved in RunE
 }
 
 func newValidateCmd() *cobra.Command {
@@ -42,11 +44,18 @@ per problem: FILE: field.path: reason. It exits 0 when every file is a valid
 static pod, 1 otherwise.
 
 With --explain it prints, for each valid pod, the plan: the static pod's name
-and UID, its QoS class, the systemd slice and scopes it gets with the cpu,
+and UID, its QoS class, the cgroups it gets (systemd slice and scopes, or
+cgroupfs paths, as --cgroup-driver and this host decide) with the cpu,
 memory and pids values written, which namespaces are shared and which are
 private, and every mount of every container.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The driver `run` would use here, so the plan shows this host's tree.
+			d, err := systemd.DetectDriver(opts.cgroupDriver)
+			if err != nil {
+				return err
+			}
+			opts.cgroupDriver = d
 			if n := runValidate(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, &opts); n > 0 {
 				return &exitError{code: 1}
 			}
@@ -55,7 +64,8 @@ private, and every mount of every container.`,
 	}
 	opts.nodeOptions.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&opts.explain, "explain", false, "print the plan for each valid pod: identity, QoS, slices and scopes, cgroup values, namespaces, mounts, probes")
-	cmd.Flags().StringVar(&opts.cgroupRoot, "cgroup-root", defaultCgroupRoot, "name of the root of the pod cgroup tree (as `run --cgroup-root`), for --explain")
+	cmd.Flags().StringVar(&opts.cgroupRoot, "cgroup-root", defaultCgroupRoot, "name of the root of the pod cgroup tree, as given to run, for --explain")
+	cmd.Flags().StringVar(&opts.cgroupDriver, "cgroup-driver", "auto", "auto|systemd|cgroupfs, as given to run, for --explain (auto: what run would detect on this host)")
 	return cmd
 }
 
@@ -154,52 +164,30 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	p("  %s", qosReason(plan.QOS))
 
 	p("")
-	p("Cgroups (systemd driver; without systemd the cgroupfs driver uses %s/<id>)", plan.CgroupfsPath)
-	// The tree: each unit on its own line, what it is on the next, so long
-	// pod slice names stay readable.
 	names := containerNames(pod)
-	p("  %s", plan.RootSlice)
-	p("  │   root of every pod (--cgroup-root %s)", opts.cgroupRoot)
-	ind := "  "
-	if plan.QOSSlice != "" {
-		p("  └─ %s", plan.QOSSlice)
-		if plan.QOS == v1.PodQOSBestEffort {
-			p("     │   every BestEffort pod; cpu.shares 2, the minimum: they run when nothing else wants the cpu")
-		} else {
-			p("     │   every Burstable pod; its cpu.shares follow the sum of their cpu requests")
-		}
-		ind = "     "
+	if opts.cgroupDriver == "cgroupfs" {
+		explainCgroupfs(p, plan, names, opts.cgroupRoot, origName)
+	} else {
+		explainSystemd(p, plan, names, opts.cgroupRoot)
 	}
-	p("%s└─ %s", ind, plan.PodSlice)
-	where := "this pod"
-	if plan.QOSSlice == "" {
-		where = "this pod (Guaranteed pods sit directly under the root)"
-	}
-	ind += "   "
-	p("%s│   %s: %s", ind, where, resourcesText(plan.Pod))
-	p("%s├─ %s", ind, systemd.ScopeUnitName("<sandbox-id>"))
-	p("%s│     the pause process, holding the pod's namespaces: %s", ind, resourcesText(plan.Sandbox))
-	for i, c := range names {
-		branch, cont := "├─", "│ "
-		if i == len(names)-1 {
-			branch, cont = "└─", "  "
-		}
-		p("%s%s %s", ind, branch, systemd.ScopeUnitName("<"+c.name+"-id>"))
-		p("%s%s    %s %s: %s", ind, cont, c.kind, c.name, resourcesText(plan.Containers[c.name]))
-	}
-	p("  cgroup path  /sys/fs/cgroup/<controller>/%s", plan.SlicePath)
-	p("  The <...-id> parts are random IDs given when the sandbox or container is created")
-	p("  (a restarted container gets a new one); see them with: systemctl status %s", plan.PodSlice)
-
 	p("")
-	p("Values written (cgroup v1 file / systemd property; on cgroup v2: cpu.weight, cpu.max, memory.max)")
-	p("  %-24s %s", "pod slice", resourcesDetail(plan.Pod))
-	p("  %-24s %s", "sandbox (pause)", resourcesDetail(plan.Sandbox))
+	viaSystemd := opts.cgroupDriver != "cgroupfs"
+	if viaSystemd {
+		p("Values written (cgroup v1 file / systemd property; on cgroup v2: cpu.weight, cpu.max, memory.max)")
+	} else {
+		p("Values written (cgroup v1 file; on cgroup v2: cpu.weight, cpu.max, memory.max)")
+	}
+	podUnit := "pod slice"
+	if opts.cgroupDriver == "cgroupfs" {
+		podUnit = "pod cgroup"
+	}
+	p("  %-24s %s", podUnit, resourcesDetail(plan.Pod, viaSystemd))
+	p("  %-24s %s", "sandbox (pause)", resourcesDetail(plan.Sandbox, viaSystemd))
 	for _, c := range names {
-		p("  %-24s %s", c.kind+" "+c.name, resourcesDetail(plan.Containers[c.name]))
+		p("  %-24s %s", c.kind+" "+c.name, resourcesDetail(plan.Containers[c.name], viaSystemd))
 	}
 	if plan.Pod.PidsLimit == nil {
-		p("  pids: no limit (the kubelet's default; --pod-pids-limit sets pids.max on the pod slice)")
+		p("  pids: no limit (the kubelet's default; --pod-pids-limit sets pids.max on the pod's %s)", podUnit[len("pod "):])
 	}
 
 	p("")
@@ -349,24 +337,31 @@ func resourcesText(r systemd.Resources) string {
 }
 
 // resourcesDetail names every file and property with its value.
-func resourcesDetail(r systemd.Resources) string {
+func resourcesDetail(r systemd.Resources, viaSystemd bool) string {
+	// prop names the systemd property beside the file, with the systemd driver only.
+	prop := func(withSystemd, without string) string {
+		if viaSystemd {
+			return withSystemd
+		}
+		return without
+	}
 	var parts []string
 	if r.CPUShares != nil {
-		parts = append(parts, fmt.Sprintf("cpu.shares=%d (CPUShares; v2 cpu.weight=%d)", *r.CPUShares, systemd.CPUSharesToWeight(*r.CPUShares)))
+		parts = append(parts, fmt.Sprintf("cpu.shares=%d (%sv2 cpu.weight=%d)", *r.CPUShares, prop("CPUShares; ", ""), systemd.CPUSharesToWeight(*r.CPUShares)))
 	}
 	if r.CPUQuotaMicros != nil {
-		parts = append(parts, fmt.Sprintf("cpu.cfs_quota_us=%d per cfs_period_us=%d (CPUQuota=%s)", *r.CPUQuotaMicros, period(r),
-			cpuQuotaPercent(*r.CPUQuotaMicros, period(r))))
+		parts = append(parts, fmt.Sprintf("cpu.cfs_quota_us=%d per cfs_period_us=%d (%s%s)", *r.CPUQuotaMicros, period(r),
+			prop("CPUQuota=", ""), cpuQuotaPercent(*r.CPUQuotaMicros, period(r))))
 	} else {
 		parts = append(parts, "cpu.cfs_quota_us=-1 (no cpu limit)")
 	}
 	if r.MemoryLimit != nil {
-		parts = append(parts, fmt.Sprintf("memory.limit_in_bytes=%d (%s; MemoryLimit / v2 MemoryMax)", *r.MemoryLimit, bytesText(*r.MemoryLimit)))
+		parts = append(parts, fmt.Sprintf("memory.limit_in_bytes=%d (%s%s)", *r.MemoryLimit, bytesText(*r.MemoryLimit), prop("; MemoryLimit / v2 MemoryMax", "; v2 memory.max")))
 	} else {
 		parts = append(parts, "memory: no limit")
 	}
 	if r.PidsLimit != nil {
-		parts = append(parts, fmt.Sprintf("pids.max=%d (TasksMax)", *r.PidsLimit))
+		parts = append(parts, fmt.Sprintf("pids.max=%d%s", *r.PidsLimit, prop(" (TasksMax)", "")))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -645,5 +640,76 @@ func explainImages(w io.Writer, names []namedContainer, rootDir string) {
 			p("  %-12s %s", c.c.Name, ref)
 			p("  %-12s   present: digest %s, image ID %s, %s, %d layer(s)", "", rec.Digest(), rec.ID, rec.Platform, len(rec.Layers))
 		}
+	}
+}
+
+// explainSystemd draws the systemd driver's slice and scope tree. Each unit
+// on its own line, what it is on the next, so long pod slice names stay
+// readable.
+func explainSystemd(p func(string, ...any), plan systemd.PodPlan, names []namedContainer, cgroupRoot string) {
+	p("Cgroups (systemd driver)")
+	p("  %s", plan.RootSlice)
+	p("  │   root of every pod (--cgroup-root %s)", cgroupRoot)
+	ind := "  "
+	if plan.QOSSlice != "" {
+		p("  └─ %s", plan.QOSSlice)
+		p("     │   %s", qosCgroupText(plan.QOS))
+		ind = "     "
+	}
+	p("%s└─ %s", ind, plan.PodSlice)
+	explainScopes(p, plan, names, ind+"   ", systemd.ScopeUnitName)
+	p("  cgroup path  /sys/fs/cgroup/<controller>/%s", plan.SlicePath)
+	p("  The <...-id> parts are random IDs given when the sandbox or container is created")
+	p("  (a restarted container gets a new one); see them with: systemctl status %s", plan.PodSlice)
+}
+
+// explainCgroupfs draws the cgroupfs driver's tree: plain cgroup paths,
+// one folder per container under the pod's (no systemd units).
+func explainCgroupfs(p func(string, ...any), plan systemd.PodPlan, names []namedContainer, cgroupRoot, podName string) {
+	podPath := plan.CgroupfsPath
+	qosPath := path.Dir(podPath)
+	rootPath := qosPath
+	if plan.QOSSlice != "" {
+		rootPath = path.Dir(qosPath)
+	}
+	p("Cgroups (cgroupfs driver: no systemd; paths below each hierarchy, /sys/fs/cgroup/<controller> on v1, /sys/fs/cgroup on v2)")
+	p("  %s", rootPath)
+	p("  │   root of every pod (--cgroup-root %s)", cgroupRoot)
+	ind := "  "
+	if plan.QOSSlice != "" {
+		p("  └─ %s", qosPath)
+		p("     │   %s", qosCgroupText(plan.QOS))
+		ind = "     "
+	}
+	p("%s└─ %s", ind, podPath)
+	explainScopes(p, plan, names, ind+"   ", func(id string) string { return podPath + "/" + id })
+	p("  The <...-id> parts are random IDs given when the sandbox or container is created")
+	p("  (a restarted container gets a new one); see them with: minikubelet describe pod %s", podName)
+}
+
+func qosCgroupText(qos v1.PodQOSClass) string {
+	if qos == v1.PodQOSBestEffort {
+		return "every BestEffort pod; cpu.shares 2, the minimum: they run when nothing else wants the cpu"
+	}
+	return "every Burstable pod; its cpu.shares follow the sum of their cpu requests"
+}
+
+// explainScopes prints the pod's values and its sandbox and container
+// cgroups below it; name turns an ID into the unit or path shown.
+func explainScopes(p func(string, ...any), plan systemd.PodPlan, names []namedContainer, ind string, name func(string) string) {
+	where := "this pod"
+	if plan.QOSSlice == "" {
+		where = "this pod (Guaranteed pods sit directly under the root)"
+	}
+	p("%s│   %s: %s", ind, where, resourcesText(plan.Pod))
+	p("%s├─ %s", ind, name("<sandbox-id>"))
+	p("%s│     the pause process, holding the pod's namespaces: %s", ind, resourcesText(plan.Sandbox))
+	for i, c := range names {
+		branch, cont := "├─", "│ "
+		if i == len(names)-1 {
+			branch, cont = "└─", "  "
+		}
+		p("%s%s %s", ind, branch, name("<"+c.name+"-id>"))
+		p("%s%s    %s %s: %s", ind, cont, c.kind, c.name, resourcesText(plan.Containers[c.name]))
 	}
 }

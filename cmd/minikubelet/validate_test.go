@@ -11,7 +11,7 @@ import (
 )
 
 func validateOpts(explain bool) *validateOptions {
-	return &validateOptions{nodeOptions: nodeOptions{nodeName: "node1", rootDir: "/var/lib/minikubelet"}, explain: explain, cgroupRoot: "kubepods"}
+	return &validateOptions{nodeOptions: nodeOptions{nodeName: "node1", rootDir: "/var/lib/minikubelet"}, explain: explain, cgroupRoot: "kubepods", cgroupDriver: "systemd"}
 }
 
 // The kubeadm etcd manifest explained: the lines a newcomer needs.
@@ -34,7 +34,6 @@ func TestExplainKubeadmEtcd(t *testing.T) {
 		"/sys/fs/cgroup/<controller>/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uid[1] + ".slice",
 		"├─ minikubelet-<sandbox-id>.scope",
 		"└─ minikubelet-<etcd-id>.scope",
-		"/kubepods/burstable/pod" + uid[1],
 		// cpu 100m request → shares 102; no limits → no quota, no memory max.
 		"container etcd           cpu.shares=102 (CPUShares; v2 cpu.weight=4), cpu.cfs_quota_us=-1 (no cpu limit), memory: no limit",
 		"pod slice                cpu.shares=102",
@@ -63,6 +62,59 @@ func TestExplainKubeadmEtcd(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", text)
+	}
+}
+
+// On a cgroupfs host (or --cgroup-driver cgroupfs) the plan shows the real
+// cgroup paths: no slices, scopes or systemctl hints.
+func TestExplainCgroupfs(t *testing.T) {
+	var out, errOut bytes.Buffer
+	opts := validateOpts(true)
+	opts.cgroupDriver = "cgroupfs"
+	if n := runValidate(&out, &errOut, []string{"../../manifests/testdata/etcd.yaml"}, opts); n != 0 {
+		t.Fatalf("%d problems:\n%s", n, out.String())
+	}
+	text := out.String()
+	uid := regexp.MustCompile(`uid\s+([0-9a-f]{32})`).FindStringSubmatch(text)
+	if uid == nil {
+		t.Fatalf("no UID line:\n%s", text)
+	}
+	for _, w := range []string{
+		"Cgroups (cgroupfs driver",
+		"  /kubepods\n",
+		"└─ /kubepods/burstable\n",
+		"└─ /kubepods/burstable/pod" + uid[1] + "\n",
+		"├─ /kubepods/burstable/pod" + uid[1] + "/<sandbox-id>",
+		"└─ /kubepods/burstable/pod" + uid[1] + "/<etcd-id>",
+		"pod cgroup               cpu.shares=102",
+		"minikubelet describe pod etcd",
+	} {
+		if !strings.Contains(text, w) {
+			t.Errorf("explain output lacks %q", w)
+		}
+	}
+	for _, no := range []string{"systemctl", ".slice", ".scope", "CPUShares", "MemoryLimit", "TasksMax"} {
+		if strings.Contains(text, no) {
+			t.Errorf("cgroupfs explain mentions %q", no)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", text)
+	}
+}
+
+// validate takes --cgroup-driver like run, and its help names the flags plainly.
+func TestValidateCgroupDriverFlag(t *testing.T) {
+	out, err := runCLI(t, "validate", "--explain", "--cgroup-driver", "cgroupfs", "../../manifests/testdata/etcd.yaml")
+	if err != nil || !strings.Contains(out, "Cgroups (cgroupfs driver") {
+		t.Fatalf("validate --cgroup-driver cgroupfs: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "validate", "--cgroup-driver", "nope", "../../manifests/testdata/etcd.yaml"); err == nil || !strings.Contains(err.Error(), "--cgroup-driver") {
+		t.Errorf("bad --cgroup-driver: %v", err)
+	}
+	help, _ := runCLI(t, "validate", "--help")
+	if strings.Contains(help, "--cgroup-root run") || !strings.Contains(help, "--cgroup-driver string") {
+		t.Errorf("validate --help:\n%s", help)
 	}
 }
 

@@ -67,6 +67,7 @@ type Server struct {
 	src     Source
 	metrics *Metrics
 	log     *slog.Logger
+	config  atomic.Pointer[DaemonConfig] // /configz (configz.go)
 
 	// WriteTimeout bounds each write to a client: a whole plain response,
 	// or one event of a watch stream. A client that stops reading (on the
@@ -264,6 +265,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 1 && parts[0] == "healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
+	case len(parts) == 1 && parts[0] == "configz" && s.configz(w):
 	case len(parts) == 1 && parts[0] == "metrics" && s.metrics != nil:
 		s.refreshPodMetrics()
 		s.metrics.Handler().ServeHTTP(w, r)
@@ -285,7 +287,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.events(w, r, ns)
 	default:
 		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound,
-			fmt.Sprintf("the server could not find the requested resource (GET %s); endpoints: /pods, /pods/<namespace>, /pods/<namespace>/<name>, /events, /healthz, /metrics", r.URL.Path), nil)
+			fmt.Sprintf("the server could not find the requested resource (GET %s); endpoints: /pods, /pods/<namespace>, /pods/<namespace>/<name>, /events, /healthz, /metrics, /configz", r.URL.Path), nil)
 	}
 }
 

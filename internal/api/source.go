@@ -49,10 +49,10 @@ type WatchEvent struct {
 type PodExtra struct {
 	// CgroupDriver is "systemd" or "cgroupfs".
 	CgroupDriver string `json:"cgroupDriver,omitempty"`
-	// Slice is the pod's slice unit (kubepods-burstable-pod<uid>.slice) or,
-	// with cgroupfs, its cgroup name.
+	// Slice is the pod's slice unit (kubepods-burstable-pod<uid>.slice);
+	// empty with cgroupfs, which has no units.
 	Slice string `json:"slice,omitempty"`
-	// CgroupPath is the slice's path below the hierarchy roots.
+	// CgroupPath is the pod's cgroup path below the hierarchy roots.
 	CgroupPath string `json:"cgroupPath,omitempty"`
 	// Scopes are the pod's scopes: the sandbox first (Container ""), then one per container.
 	Scopes []ScopeInfo `json:"scopes,omitempty"`
@@ -71,7 +71,7 @@ type PodExtra struct {
 
 // ScopeInfo is one scope of a pod.
 type ScopeInfo struct {
-	Unit        string        `json:"unit"`                // minikubelet-<id>.scope
+	Unit        string        `json:"unit"`                // minikubelet-<id>.scope; with cgroupfs the cgroup path
 	Container   string        `json:"container,omitempty"` // "" for the pause sandbox
 	ID          string        `json:"id,omitempty"`        // sandbox or container ID
 	ActiveState string        `json:"activeState,omitempty"`

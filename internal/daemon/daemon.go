@@ -126,7 +126,7 @@ func Run(ctx context.Context, o Options) error {
 	if driverName == "systemd" {
 		driver, err = systemd.New(ctx, systemd.DBusOptions{CgroupRoot: o.CgroupRoot})
 	} else {
-		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot})
+		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot, StateDir: o.RootDir})
 	}
 	if err != nil {
 		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
@@ -201,6 +201,8 @@ func Run(ctx context.Context, o Options) error {
 	// describe's cgroup usage is read when asked for (usage.go).
 	sampler := newUsageSampler(driver)
 	server := api.NewServer(usageSource{apiStore, sampler}, metrics, log.With("component", "api"))
+	server.SetConfig(api.DaemonConfig{NodeName: o.NodeName, RootDir: o.RootDir, LogDir: o.LogDir, ManifestDir: o.ManifestDir,
+		Socket: o.Socket, CgroupDriver: driverName, CgroupRoot: o.CgroupRoot})
 
 	var pidsLimit *int64
 	if o.PodPidsLimit > 0 {
@@ -253,8 +255,9 @@ func Run(ctx context.Context, o Options) error {
 			shutdownGate.Observe(res, d, obs)
 		},
 		OnActionError: func(uid types.UID, pod *v1.Pod, a reconciler.Action, err error) {
-			reason, container := actionFailureReason(a)
-			podEvent(pod, container, v1.EventTypeWarning, reason, err.Error())
+			if reason, container := actionFailureReason(a); reason != "" {
+				podEvent(pod, container, v1.EventTypeWarning, reason, err.Error())
+			}
 		},
 		OnRound: func(d time.Duration, err error) {
 			metrics.ObserveReconcile(d, err)
@@ -386,7 +389,8 @@ func readOnlyAddress(o Options) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(o.ReadOnlyPort)), nil
 }
 
-// actionFailureReason names a failed action's Warning event as kubelet does.
+// actionFailureReason names a failed action's Warning event as kubelet does
+// ("": no event of its own).
 func actionFailureReason(a reconciler.Action) (reason, container string) {
 	switch a := a.(type) {
 	case reconciler.EnsurePodCgroup:
@@ -400,7 +404,7 @@ func actionFailureReason(a reconciler.Action) (reason, container string) {
 	case reconciler.StopSandbox, reconciler.RemovePod, reconciler.CleanupOrphan, reconciler.RemoveContainer:
 		return "FailedKillPod", ""
 	case reconciler.PullImage:
-		return "FailedPull", ""
+		return "", "" // the plan reports each failed pull once (Warning Failed, as the kubelet)
 	}
 	return "Failed", ""
 }

@@ -174,11 +174,13 @@ func TestNetworkEndToEnd(t *testing.T) {
 		n.write("web.yaml", webManifest("web", netHostPort))
 		started := time.Now()
 		web = n.waitPod("web-node1", "Running", 30*time.Second, running)
-		conf := filepath.Join(n.cniConf, network.DefaultConfFile)
+		conf := network.DefaultConfPath(n.root)
 		b, err := os.ReadFile(conf)
 		if err != nil {
-			ents, _ := os.ReadDir(n.cniConf)
-			t.Fatalf("the daemon wrote no default conflist: %v (conf dir holds %v)", err, ents)
+			t.Fatalf("the daemon wrote no default conflist: %v", err)
+		}
+		if ents, _ := os.ReadDir(n.cniConf); len(ents) != 0 {
+			t.Fatalf("the daemon wrote into --cni-conf-dir %s: %v", n.cniConf, ents)
 		}
 		var cl struct {
 			Name    string `json:"name"`

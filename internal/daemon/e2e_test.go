@@ -160,6 +160,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 			w := p.Status.ContainerStatuses[0].State.Waiting
 			return w != nil && (w.Reason == "ErrImagePull" || w.Reason == "ImagePullBackOff")
 		})
+		// One event per failed pull (Warning Failed, as the kubelet), not a
+		// second one for the failed action.
+		desc, err := n.cli("describe", "pod", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(desc, "FailedPull") || !strings.Contains(desc, `Failed to pull image "localhost/missing:1"`) {
+			t.Errorf("pull failure events:\n%s", desc)
+		}
 		time.Sleep(1500 * time.Millisecond)
 		if !procAlive(pid) {
 			t.Fatalf("the old pod was stopped for a new pod whose image cannot be pulled")
@@ -229,6 +238,33 @@ spec:
 		for i, d := range []time.Duration{t2.Sub(t1), t3.Sub(t2)} {
 			if d < 3*time.Second {
 				t.Fatalf("restart %d came %s after the previous, want the 4s back-off", i+2, d)
+			}
+		}
+		// Only the newest exited instance keeps its root filesystem (and the
+		// current one its own): older ones are collected at each restart.
+		if cp, ok := n.pod("crash-node1"); ok {
+			rootfs := filepath.Join(n.root, "pods", string(cp.UID), "rootfs")
+			var ents []os.DirEntry
+			var mounted int
+			collected := func() bool {
+				ents, _ = os.ReadDir(rootfs)
+				mi, _ := os.ReadFile("/proc/self/mountinfo")
+				mounted = 0
+				for _, l := range strings.Split(string(mi), "\n") {
+					if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], rootfs+"/") {
+						mounted++
+					}
+				}
+				return len(ents) <= 2 && mounted <= 2
+			}
+			for deadline := time.Now().Add(20 * time.Second); !collected(); time.Sleep(150 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					var names []string
+					for _, e := range ents {
+						names = append(names, e.Name())
+					}
+					t.Fatalf("older exited instances not collected: rootfs dirs %v, %d mounted", names, mounted)
+				}
 			}
 		}
 		if out, err := n.cli("describe", "pod", "crash"); err != nil || !strings.Contains(out, "BackOff") {

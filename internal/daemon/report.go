@@ -52,15 +52,36 @@ func newReporter(store *api.Store, metrics *api.Metrics, shell *reconciler.NodeS
 		started: map[types.UID]bool{}, sampler: sampler, extras: map[types.UID]api.PodExtra{}}
 }
 
+// shownPod is the pod the API shows under one namespace/name.
+type shownPod struct {
+	pod         v1.Pod
+	desired     bool
+	terminating bool
+}
+
+// shownBefore decides between two UIDs of one name (an edited file): the
+// old pod while it is Terminating (kubectl users see it go, with its
+// Killing events, as in a cluster), then the desired one.
+func (sp shownPod) shownBefore(other shownPod) bool {
+	rank := func(s shownPod) int {
+		switch {
+		case !s.desired && s.terminating:
+			return 2
+		case s.desired:
+			return 1
+		}
+		return 0
+	}
+	return rank(sp) > rank(other)
+}
+
+func hasKey(m map[string]shownPod, k string) bool { _, ok := m[k]; return ok }
+
 // usageEvery bounds how often a pod's cgroup usage is read for describe.
 const usageEvery = 10 * time.Second
 
 func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reconciler.Observed) {
 	now := r.now()
-	type shownPod struct {
-		pod     v1.Pod
-		desired bool
-	}
 	byName := map[string]shownPod{}
 	units := r.shell.Units()
 	for i := range res.Pods {
@@ -103,9 +124,8 @@ func (r *reporter) report(res *reconciler.Result, d *reconciler.Desired, o *reco
 			pod.DeletionGracePeriodSeconds = &g
 		}
 		key := pod.Namespace + "/" + pod.Name
-		// Two UIDs of one name (a replaced file): the desired one is shown.
-		if cur, ok := byName[key]; !ok || (!cur.desired && dp != nil) {
-			byName[key] = shownPod{pod: pod, desired: dp != nil}
+		if sp := (shownPod{pod: pod, desired: dp != nil, terminating: pp.Terminating}); !hasKey(byName, key) || sp.shownBefore(byName[key]) {
+			byName[key] = sp
 		}
 		r.podMetrics(&pod, o)
 		r.extra(pp.UID, spec, dp, op, units, pp.Status, now)
@@ -268,8 +288,10 @@ func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod,
 	plan := systemd.PlanPod(spec, r.planOpts)
 	ex := r.extras[uid]
 	ex.CgroupDriver = r.driver.Name()
-	if ex.CgroupDriver == "cgroupfs" {
-		ex.Slice = plan.CgroupfsPath
+	cgroupfs := ex.CgroupDriver == "cgroupfs"
+	if cgroupfs {
+		// No systemd units: the real cgroup paths, nothing named like a slice.
+		ex.Slice = ""
 		ex.CgroupPath = plan.CgroupfsPath
 	} else {
 		ex.Slice = plan.PodSlice
@@ -293,6 +315,9 @@ func (r *reporter) extra(uid types.UID, spec *v1.Pod, dp *reconciler.DesiredPod,
 			continue
 		}
 		si := api.ScopeInfo{Unit: u.Unit, ID: u.ID, ActiveState: u.ActiveState}
+		if cgroupfs && u.CgroupPath != "" {
+			si.Unit = u.CgroupPath // the driver reports systemd-shaped unit names for keys only
+		}
 		if len(u.PIDs) > 0 {
 			si.MainPID = u.PIDs[0]
 		}

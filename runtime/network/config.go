@@ -32,8 +32,8 @@ const (
 	// DefaultBridge is the dedicated bridge of the default conflist, so pods
 	// never land on a bridge another tool owns (cni0, cni-podman0, docker0).
 	DefaultBridge = "mkl0"
-	// DefaultConfFile is the file written into the conf dir when it holds
-	// no configuration (podman writes 87-podman-bridge.conflist the same way).
+	// DefaultConfFile is the default conflist's file name, under
+	// <root-dir>/cni/net.d (never in the shared --cni-conf-dir).
 	DefaultConfFile = "87-minikubelet-bridge.conflist"
 
 	// PodInterface is the interface name inside the pod, as kubelet uses.
@@ -60,7 +60,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	if c.BinDirs == nil {
 		c.BinDirs = strings.Split(DefaultBinDirs, ":")
 	}
-	fs.StringVar(&c.ConfDir, "cni-conf-dir", c.ConfDir, "folder of CNI network configs; the first .conflist/.conf/.json in lexical order is used, a default bridge conflist is written there when it holds none")
+	fs.StringVar(&c.ConfDir, "cni-conf-dir", c.ConfDir, "folder of CNI network configs; the first .conflist/.conf/.json in lexical order is used; when it holds none, minikubelet's default bridge conflist under <root-dir>/cni/net.d is used (nothing is written here)")
 	fs.Var((*binDirsValue)(&c.BinDirs), "cni-bin-dir", "colon-separated folders searched for CNI plugins; without them pods get loopback only")
 	fs.StringVar(&c.PodCIDR, "pod-cidr", c.PodCIDR, "subnet of the default conflist's host-local IPAM (ignored when a CNI config exists)")
 }
@@ -106,8 +106,17 @@ func (c Config) withDefaults() (Config, error) {
 func (c Config) cacheDir() string { return filepath.Join(c.RootDir, "cni", "cache") }
 func (c Config) ipamDir() string  { return filepath.Join(c.RootDir, "cni", "ipam") }
 
-// DefaultConflist renders the conflist written when the conf dir holds
-// none: bridge (gateway, masquerade, hairpin so a pod reaches itself through
+// defaultConfDir holds the default conflist, used when ConfDir has none.
+func (c Config) defaultConfDir() string { return filepath.Join(c.RootDir, "cni", "net.d") }
+
+// DefaultConfPath is where the default conflist of a daemon with this root
+// dir lives (used only while --cni-conf-dir holds no config).
+func DefaultConfPath(rootDir string) string {
+	return filepath.Join(rootDir, "cni", "net.d", DefaultConfFile)
+}
+
+// DefaultConflist renders the default conflist (used when the conf dir
+// holds none): bridge (gateway, masquerade, hairpin so a pod reaches itself through
 // its own hostPort) with host-local IPAM over podCIDR keeping its state in
 // ipamDir, firewall (accepts pod traffic in FORWARD on hosts whose policy is
 // DROP, e.g. with docker installed) and portmap for hostPort with SNAT (which

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -52,7 +51,7 @@ type Status struct {
 	Reason       string // why loopback only ("" otherwise)
 	ConfFile     string // the config in use
 	Network      string // its CNI network name
-	WroteDefault bool   // ConfFile is the default conflist this package wrote
+	WroteDefault bool   // ConfFile is the default conflist under <root-dir>/cni/net.d
 }
 
 // CachedAttachment is one network attachment recorded in the CNI cache.
@@ -88,8 +87,8 @@ type Option func(*Manager)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.log = l } }
 
-// New loads the first network config of cfg.ConfDir, writing the default
-// conflist there when it holds none, checks that its plugins exist in
+// New loads the first network config of cfg.ConfDir, using the default
+// conflist under <root>/cni/net.d when it holds none, checks that its plugins exist in
 // cfg.BinDirs (loopback-only mode with one warning otherwise) and rebuilds
 // the hostPort registry from the CNI cache under <root>/cni/cache.
 func New(cfg Config, opts ...Option) (*Manager, error) {
@@ -134,8 +133,8 @@ func (m *Manager) Status() Status {
 // HostPorts returns the registry: pod UID → host ports it holds.
 func (m *Manager) HostPorts() map[string][]HostPort { return m.ports.holders() }
 
-// reloadLocked (re)reads the conf dir; writes the default conflist when it
-// holds no usable config; sets the mode.
+// reloadLocked (re)reads the conf dir; falls back to the default conflist
+// under the root dir when it holds no usable config; sets the mode.
 func (m *Manager) reloadLocked() error {
 	m.dirStamp = mtime(m.cfg.ConfDir)
 	ln, notes, err := findConfig(m.cfg.ConfDir)
@@ -147,28 +146,31 @@ func (m *Manager) reloadLocked() error {
 	}
 	st := Status{}
 	if ln == nil {
+		// The kubelet never writes CNI config, and a file in the shared
+		// /etc/cni/net.d would be picked up by every other runtime on the
+		// host. The default lives under our own root dir and is used only
+		// while --cni-conf-dir holds no config.
 		data, err := DefaultConflist(m.cfg.PodCIDR, m.cfg.ipamDir())
 		if err != nil {
 			return fmt.Errorf("network: --pod-cidr: %w", err)
 		}
-		path, err := writeDefaultConfig(m.cfg.ConfDir, data)
+		path, err := writeDefaultConfig(m.cfg.defaultConfDir(), data)
 		if err != nil {
-			// A read-only /etc must not cost pods their network: keep the
-			// default under the root dir instead.
-			fallback := filepath.Join(m.cfg.RootDir, "cni", "net.d")
-			m.log.Warn("network: cannot write the default conflist into the CNI conf dir, using the root dir", "err", err, "dir", fallback)
-			if path, err = writeDefaultConfig(fallback, data); err != nil {
-				return fmt.Errorf("network: no CNI config in %s and the default cannot be written: %w", m.cfg.ConfDir, err)
-			}
+			return fmt.Errorf("network: no CNI config in %s and the default cannot be written: %w", m.cfg.ConfDir, err)
 		}
-		m.log.Info("network: no CNI config found, wrote the default conflist", "file", path, "podCIDR", m.cfg.PodCIDR, "bridge", DefaultBridge)
 		list, err := libcni.ConfListFromBytes(data)
 		if err != nil {
 			return fmt.Errorf("network: default conflist: %w", err)
 		}
 		ln = &loadedNetwork{file: path, list: list}
 		st.WroteDefault = true
-		m.dirStamp = mtime(m.cfg.ConfDir)
+	}
+	if m.net == nil || m.net.file != ln.file || m.net.list.Name != ln.list.Name {
+		attrs := []any{"conflist", ln.file, "network", ln.list.Name, "plugins", strings.Join(pluginTypes(ln.list), ",")}
+		if st.WroteDefault {
+			attrs = append(attrs, "reason", "no CNI config in "+m.cfg.ConfDir, "podCIDR", m.cfg.PodCIDR, "bridge", DefaultBridge)
+		}
+		m.log.Info("network: using CNI config", attrs...)
 	}
 	m.net = ln
 	m.fileStmp = mtime(ln.file)

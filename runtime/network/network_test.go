@@ -150,8 +150,11 @@ func TestPodNetworkDefaultConflistHostPortCrashTeardown(t *testing.T) {
 	m := n.manager(t)
 
 	st := m.Status()
-	if st.LoopbackOnly || !st.WroteDefault || st.Network != DefaultNetworkName || st.ConfFile != filepath.Join(n.cfg.ConfDir, DefaultConfFile) {
-		t.Fatalf("status = %+v, want the written default conflist in use", st)
+	if st.LoopbackOnly || !st.WroteDefault || st.Network != DefaultNetworkName || st.ConfFile != DefaultConfPath(n.cfg.RootDir) {
+		t.Fatalf("status = %+v, want the default conflist under the root dir in use", st)
+	}
+	if ents, _ := os.ReadDir(n.cfg.ConfDir); len(ents) != 0 {
+		t.Fatalf("the CNI conf dir %s was written: %v", n.cfg.ConfDir, ents)
 	}
 
 	podA := PodNetwork{UID: "uid-a", Namespace: "default", Name: "web-node1", NetnsPath: nettest.NewNetns(t),
@@ -426,6 +429,9 @@ func TestConfigReload(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	other := filepath.Join(n.cfg.ConfDir, "10-other.conflist")
+	if err := os.MkdirAll(n.cfg.ConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(other, []byte(`{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"ptp"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}

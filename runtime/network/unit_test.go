@@ -150,9 +150,24 @@ func TestNewRequiresRootDirAndValidCIDR(t *testing.T) {
 	}
 }
 
-// An unwritable conf dir (here: below a regular file) does not fail the
-// node: the default conflist goes under the root dir.
-func TestDefaultConflistFallsBackToRootDir(t *testing.T) {
+// The default conflist lives under the root dir, never in the conf dir
+// (another runtime would pick it up there); an unusable conf dir (here:
+// below a regular file) does not fail the node either.
+func TestDefaultConflistUnderRootDir(t *testing.T) {
+	confDir, root := t.TempDir(), t.TempDir()
+	m, err := New(Config{ConfDir: confDir, RootDir: root, BinDirs: []string{t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); st.ConfFile != DefaultConfPath(root) || !st.WroteDefault {
+		t.Fatalf("status %+v, want the default under the root dir", st)
+	}
+	if ents, _ := os.ReadDir(confDir); len(ents) != 0 {
+		t.Fatalf("the conf dir %s was written: %v", confDir, ents)
+	}
+}
+
+func TestDefaultConflistConfDirUnusable(t *testing.T) {
 	tmp := t.TempDir()
 	blocker := filepath.Join(tmp, "file")
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {

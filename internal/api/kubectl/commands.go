@@ -67,7 +67,7 @@ func ParsePodArgs(args []string) ([]string, error) {
 type GetOptions struct {
 	Namespace     string // ignored with AllNamespaces
 	AllNamespaces bool
-	Output        string // "", wide, json, yaml, name
+	Output        string // "", wide, json, yaml, name, jsonpath=..., custom-columns=...
 	Watch         bool
 	LabelSelector string
 	NoHeaders     bool
@@ -80,7 +80,10 @@ func ValidateOutput(o string) error {
 	case "", "wide", "json", "yaml", "name":
 		return nil
 	}
-	return fmt.Errorf("unable to match a printer suitable for the output format %q, allowed formats are: json,name,wide,yaml", o)
+	if tp, err := parseTemplateOutput(o); tp != nil || err != nil {
+		return err
+	}
+	return fmt.Errorf("unable to match a printer suitable for the output format %q, allowed formats are: custom-columns,json,jsonpath,name,wide,yaml", o)
 }
 
 // Get runs `get pods [NAME...]`.
@@ -152,6 +155,17 @@ func (e *ReportedError) Error() string { return e.Err.Error() }
 func (e *ReportedError) Unwrap() error { return e.Err }
 
 func printPods(out, errOut io.Writer, pods []v1.Pod, rv string, o GetOptions, ns string, single bool) error {
+	if tp, err := parseTemplateOutput(o.Output); err != nil {
+		return err
+	} else if tp != nil && tp.jsonPath != nil {
+		var obj any = PodList(pods, rv)
+		if single && len(pods) == 1 {
+			obj = &PodList(pods, "").Items[0]
+		}
+		return tp.printJSONPath(out, obj)
+	} else if tp != nil && len(pods) > 0 {
+		return tp.printColumns(out, pods, o.NoHeaders)
+	}
 	switch o.Output {
 	case "json", "yaml":
 		var obj any = PodList(pods, rv)
@@ -190,28 +204,22 @@ func watchGet(ctx context.Context, c *api.Client, o GetOptions, ns, name string,
 	}
 	topts := TableOptions{Wide: o.Output == "wide", WithNamespace: o.AllNamespaces, NoHeaders: o.NoHeaders}
 	header := !o.NoHeaders
+	tp, err := parseTemplateOutput(o.Output)
+	if err != nil {
+		return err
+	}
 	for ev := range w.Events {
 		p := ev.Pod
-		switch o.Output {
-		case "json":
-			err = PrintJSON(out, p)
-		case "yaml":
-			if _, err = io.WriteString(out, "---\n"); err == nil {
-				err = PrintYAML(out, p)
-			}
-		case "name":
-			err = PrintName(out, p)
+		switch {
+		case tp != nil && tp.jsonPath != nil:
+			pod := p.DeepCopy()
+			pod.Kind, pod.APIVersion = "Pod", "v1"
+			err = tp.printJSONPath(out, pod)
+		case tp != nil:
+			err = tp.printColumns(out, []v1.Pod{*p}, !header)
+			header = false
 		default:
-			// One row per event, each flushed at once; widths are kubectl's
-			// minimums so consecutive rows line up in the common case.
-			topts.Now = o.Now()
-			tw := NewTableWriter(out)
-			if header {
-				fmt.Fprintln(tw, strings.Join(TableHeader(topts), "\t"))
-				header = false
-			}
-			fmt.Fprintln(tw, strings.Join(TableRow(p, topts), "\t"))
-			err = tw.Flush()
+			err = printWatchEvent(out, p, o, &topts, &header)
 		}
 		if err != nil {
 			return err
@@ -372,4 +380,30 @@ func waitOnce(ctx context.Context, c *api.Client, namespace, name string, cond W
 		}
 	}
 	return false, seen, w.Err()
+}
+
+// printWatchEvent prints one changed pod of `get -w` in the built-in formats.
+func printWatchEvent(out io.Writer, p *v1.Pod, o GetOptions, topts *TableOptions, header *bool) (err error) {
+	switch o.Output {
+	case "json":
+		err = PrintJSON(out, p)
+	case "yaml":
+		if _, err = io.WriteString(out, "---\n"); err == nil {
+			err = PrintYAML(out, p)
+		}
+	case "name":
+		err = PrintName(out, p)
+	default:
+		// One row per event, each flushed at once; widths are kubectl's
+		// minimums so consecutive rows line up in the common case.
+		topts.Now = o.Now()
+		tw := NewTableWriter(out)
+		if *header {
+			fmt.Fprintln(tw, strings.Join(TableHeader(*topts), "\t"))
+			*header = false
+		}
+		fmt.Fprintln(tw, strings.Join(TableRow(p, *topts), "\t"))
+		err = tw.Flush()
+	}
+	return err
 }

@@ -106,11 +106,48 @@ func TestGetCommand(t *testing.T) {
 	if !errors.As(err, &rep) || !apierrors.IsNotFound(err) || errOut != "Error from server (NotFound): pods \"nope\" not found\n" || !strings.Contains(out, "web-node1") {
 		t.Errorf("partial not found: out %q err %q %v", out, errOut, err)
 	}
-	if _, _, err := run(GetOptions{Output: "table"}); err == nil || !strings.Contains(err.Error(), "allowed formats are: json,name,wide,yaml") {
+	if _, _, err := run(GetOptions{Output: "table"}); err == nil || !strings.Contains(err.Error(), "allowed formats are: custom-columns,json,jsonpath,name,wide,yaml") {
 		t.Errorf("-o table: %v", err)
 	}
 	if got := FormatError(err); !strings.HasPrefix(got, "Error from server (NotFound): ") {
 		t.Errorf("FormatError = %q", got)
+	}
+}
+
+// -o jsonpath and -o custom-columns, with kubectl's semantics: the template
+// on the list (or the one named pod), missing keys empty, columns joined
+// by commas, <none> where a path finds nothing.
+func TestGetTemplates(t *testing.T) {
+	c := serve(t, storeWith(runningPod(), crashPod(), initPod()))
+	run := func(o GetOptions, names ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		o.Now = fixedNow
+		err := Get(context.Background(), c, o, names, &out, &errOut)
+		return out.String(), err
+	}
+	for _, tc := range []struct {
+		o     GetOptions
+		names []string
+		want  string
+	}{
+		{GetOptions{Namespace: "default", Output: `jsonpath={.items[*].metadata.name}`}, nil, "crash-node1 web-node1"},
+		{GetOptions{Namespace: "default", Output: `jsonpath={.kind}`}, nil, "PodList"},
+		{GetOptions{Namespace: "default", Output: `jsonpath={.status.podIP}{"\n"}`}, []string{"web"}, "10.88.0.5\n"},
+		{GetOptions{Namespace: "default", Output: `jsonpath={.metadata.nope}`}, []string{"web"}, ""},
+		{GetOptions{Namespace: "default", Output: `jsonpath={range .items[*]}{.metadata.name}:{.spec.containers[*].name}{"\n"}{end}`}, nil, "crash-node1:c\nweb-node1:app\n"},
+		{GetOptions{Namespace: "default", Output: "custom-columns=NAME:.metadata.name,IP:status.podIP,IMAGES:{.spec.containers[*].image}"}, nil,
+			"NAME          IP          IMAGES\ncrash-node1   <none>      busybox\nweb-node1     10.88.0.5   busybox:1.36\n"},
+		{GetOptions{Namespace: "default", Output: "custom-columns=NAME:.metadata.name", NoHeaders: true}, []string{"web"}, "web-node1\n"},
+	} {
+		got, err := run(tc.o, tc.names...)
+		if err != nil || got != tc.want {
+			t.Errorf("-o %s %v = %q, %v; want %q", tc.o.Output, tc.names, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"jsonpath={.items[", "custom-columns=NAME", "jsonpath="} {
+		if _, err := run(GetOptions{Namespace: "default", Output: bad}); err == nil {
+			t.Errorf("-o %s: no error", bad)
+		}
 	}
 }
 
@@ -334,14 +371,17 @@ func TestLogsContainerChoice(t *testing.T) {
 	}
 	s := storeWith(p)
 	c := serve(t, s)
+	var warn bytes.Buffer
 	run := func(c *api.Client, o LogsOptions) (string, error) {
 		var out bytes.Buffer
-		o.LogDir, o.Namespace, o.Tail, o.NodeName = logDir, "default", -1, "node1"
+		warn.Reset()
+		o.LogDir, o.Namespace, o.Tail, o.NodeName, o.Warn = logDir, "default", -1, "node1", &warn
 		err := Logs(context.Background(), c, o, &out)
 		return out.String(), err
 	}
-	if _, err := run(c, LogsOptions{Pod: "multi"}); err == nil || err.Error() != "a container name must be specified for pod multi-node1, choose one of: [a b] or one of the init containers: [init]" {
-		t.Errorf("no -c: %v", err)
+	// Without -c: the first container, and kubectl's notice on stderr.
+	if out, err := run(c, LogsOptions{Pod: "multi"}); err != nil || out != "a/0.log\n" || warn.String() != "Defaulted container \"a\" out of: a, b, init (init)\n" {
+		t.Errorf("no -c: %q %v, notice %q", out, err, warn.String())
 	}
 	if _, err := run(nil, LogsOptions{Pod: "multi"}); err == nil || !strings.Contains(err.Error(), "choose one of: [a b init]") {
 		t.Errorf("no -c, no daemon: %v", err)
@@ -354,8 +394,8 @@ func TestLogsContainerChoice(t *testing.T) {
 	}
 	p.Annotations = map[string]string{DefaultContainerAnnotation: "b"}
 	s.SetPod(p)
-	if out, err := run(c, LogsOptions{Pod: "multi", Previous: true}); err != nil || out != "b/0.log\n" {
-		t.Errorf("default container, previous = %q %v", out, err)
+	if out, err := run(c, LogsOptions{Pod: "multi", Previous: true}); err != nil || out != "b/0.log\n" || warn.Len() != 0 {
+		t.Errorf("default container, previous = %q %v (notice %q: none wanted with the annotation)", out, err, warn.String())
 	}
 }
 

@@ -148,7 +148,7 @@ func writeMap(p prefixWriter, title string, m map[string]string) {
 }
 
 func describeCgroup(p prefixWriter, e *api.PodExtra, now time.Time) {
-	if e.Slice == "" && len(e.Scopes) == 0 && e.Limits == nil && e.Usage == nil {
+	if e.Slice == "" && e.CgroupPath == "" && len(e.Scopes) == 0 && e.Limits == nil && e.Usage == nil {
 		p.line(0, "Cgroup:\t<none>")
 		return
 	}
@@ -156,8 +156,11 @@ func describeCgroup(p prefixWriter, e *api.PodExtra, now time.Time) {
 	if e.CgroupDriver != "" {
 		p.line(1, "Driver:\t%s", e.CgroupDriver)
 	}
-	p.line(1, "Slice:\t%s", orNone(e.Slice))
-	if e.CgroupPath != "" {
+	cgroupfs := e.CgroupDriver == "cgroupfs"
+	if !cgroupfs {
+		p.line(1, "Slice:\t%s", orNone(e.Slice))
+	}
+	if e.CgroupPath != "" && e.CgroupPath != e.Slice {
 		p.line(1, "Path:\t%s", e.CgroupPath)
 	}
 	if e.Limits != nil {
@@ -167,7 +170,11 @@ func describeCgroup(p prefixWriter, e *api.PodExtra, now time.Time) {
 		p.line(1, "Usage:\t%s", FormatUsage(e.Usage, now))
 	}
 	if len(e.Scopes) > 0 {
-		p.line(1, "Scopes:")
+		if cgroupfs {
+			p.line(1, "Cgroups:") // paths, not systemd units
+		} else {
+			p.line(1, "Scopes:")
+		}
 		for _, s := range e.Scopes {
 			who := s.Container
 			if who == "" {

@@ -36,6 +36,8 @@ type LogsOptions struct {
 	Timestamps bool
 	// PollInterval of follow (file and API checks); default 200ms.
 	PollInterval time.Duration
+	// Warn gets kubectl's "Defaulted container" notice (nil: dropped).
+	Warn io.Writer
 }
 
 // Logs prints a container's log from the CRI files under LogDir. The
@@ -73,7 +75,7 @@ func Logs(ctx context.Context, c *api.Client, o LogsOptions, out io.Writer) erro
 		return fmt.Errorf("pods %q not found: no log folder %s_%s_<uid> under %s", o.Pod, o.Namespace, o.Pod, o.LogDir)
 	}
 	podName := dir.Name
-	container, err := pickContainer(pod, dir, o.Container)
+	container, err := pickContainer(pod, dir, o.Container, o.Warn)
 	if err != nil {
 		return err
 	}
@@ -132,8 +134,10 @@ func containerStatus(pod *v1.Pod, name string) *v1.ContainerStatus {
 }
 
 // pickContainer applies kubectl's rules: -c wins (and must exist), then the
-// default-container annotation, then the only container; several need -c.
-func pickContainer(pod *v1.Pod, dir podlogs.PodLogDir, want string) (string, error) {
+// default-container annotation, then the first container, with kubectl's
+// notice on warn when the pod has others. Without the daemon the pod's
+// order is unknown, so several containers need -c.
+func pickContainer(pod *v1.Pod, dir podlogs.PodLogDir, want string, warn io.Writer) (string, error) {
 	var app, init []string
 	if pod != nil {
 		for _, c := range pod.Spec.Containers {
@@ -158,6 +162,10 @@ func pickContainer(pod *v1.Pod, dir podlogs.PodLogDir, want string) (string, err
 		if d := pod.Annotations[DefaultContainerAnnotation]; d != "" && (slices.Contains(app, d) || slices.Contains(init, d)) {
 			return d, nil
 		}
+		if len(app) > 0 {
+			DefaultedContainerNotice(warn, pod)
+			return app[0], nil
+		}
 	}
 	if len(app) == 1 {
 		return app[0], nil
@@ -165,11 +173,29 @@ func pickContainer(pod *v1.Pod, dir podlogs.PodLogDir, want string) (string, err
 	if len(app) == 0 {
 		return "", fmt.Errorf("pod %s has no container logs under %s", dir.Name, dir.Path)
 	}
-	msg := fmt.Sprintf("a container name must be specified for pod %s, choose one of: [%s]", dir.Name, strings.Join(app, " "))
-	if len(init) > 0 {
-		msg += fmt.Sprintf(" or one of the init containers: [%s]", strings.Join(init, " "))
+	return "", fmt.Errorf("a container name must be specified for pod %s, choose one of: [%s] (the daemon does not answer, so the default container is unknown)", dir.Name, strings.Join(app, " "))
+}
+
+// DefaultedContainerNotice prints kubectl's notice when the first container
+// was picked for a pod that has others (logs and exec without -c).
+func DefaultedContainerNotice(warn io.Writer, pod *v1.Pod) {
+	if warn == nil || len(pod.Spec.Containers) == 0 {
+		return
 	}
-	return "", errors.New(msg)
+	if len(pod.Spec.Containers) == 1 && len(pod.Spec.InitContainers) == 0 && len(pod.Spec.EphemeralContainers) == 0 {
+		return
+	}
+	var names []string
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		names = append(names, c.Name+" (ephem)")
+	}
+	for _, c := range pod.Spec.InitContainers {
+		names = append(names, c.Name+" (init)")
+	}
+	fmt.Fprintf(warn, "Defaulted container %q out of: %s\n", pod.Spec.Containers[0].Name, strings.Join(names, ", "))
 }
 
 // instanceOver tells a follow when the followed instance has ended: the pod

@@ -275,3 +275,36 @@ func TestWaitFor(t *testing.T) {
 		}
 	}
 }
+
+// Under cgroupfs describe shows the real cgroup paths once: no slice, no
+// systemd scope names.
+func TestDescribeCgroupfs(t *testing.T) {
+	p := runningPod()
+	extra := &api.PodExtra{
+		CgroupDriver: "cgroupfs",
+		CgroupPath:   "/kubepods/burstable/pod0a1b2c3d-uid",
+		Scopes: []api.ScopeInfo{
+			{Unit: "/kubepods/burstable/pod0a1b2c3d-uid/5a", ActiveState: "active", MainPID: 4242},
+			{Unit: "/kubepods/burstable/pod0a1b2c3d-uid/c0ffee", Container: "app", ActiveState: "active"},
+		},
+	}
+	var b bytes.Buffer
+	if err := Describe(&b, &p, extra, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `Cgroup:
+  Driver:  cgroupfs
+  Path:    /kubepods/burstable/pod0a1b2c3d-uid
+  Cgroups:
+    /kubepods/burstable/pod0a1b2c3d-uid/5a      (sandbox)  active pid 4242
+    /kubepods/burstable/pod0a1b2c3d-uid/c0ffee  app        active
+`
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("describe under cgroupfs:\n%s\nwant:\n%s", b.String(), want)
+	}
+	for _, no := range []string{"Slice:", ".scope", "Scopes:"} {
+		if strings.Contains(b.String(), no) {
+			t.Errorf("describe under cgroupfs shows %q", no)
+		}
+	}
+}
