@@ -211,12 +211,16 @@ spec:
 		written := time.Now()
 		n.write("crash.yaml", podManifest("crash", "Always", 1, `echo crashing; exit 1`))
 		seen := map[int32]time.Time{}
+		firstGap := time.Duration(-1) // first exit → first restart, from the pod's own records
 		deadline := time.Now().Add(60 * time.Second)
 		for len(seen) < 3 && time.Now().Before(deadline) {
 			if p, ok := n.pod("crash-node1"); ok && len(p.Status.ContainerStatuses) == 1 {
 				cs := p.Status.ContainerStatuses[0]
 				if _, ok := seen[cs.RestartCount]; !ok && cs.RestartCount > 0 {
 					seen[cs.RestartCount] = time.Now()
+					if cs.RestartCount == 1 && cs.State.Running != nil && cs.LastTerminationState.Terminated != nil {
+						firstGap = cs.State.Running.StartedAt.Sub(cs.LastTerminationState.Terminated.FinishedAt.Time)
+					}
 				}
 				if cs.RestartCount > 0 && (cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 1) {
 					t.Fatalf("lastState after a restart: %+v", cs.LastTerminationState)
@@ -232,8 +236,12 @@ spec:
 		}
 		// --crashloop-max 4s: the first restart follows the first exit at
 		// once, the next ones wait the (capped) back-off.
-		if d := t1.Sub(written); d > 3*time.Second {
-			t.Fatalf("first restart %s after the file appeared, want immediate", d)
+		// Measured between the container's own records (finishedAt of the
+		// first exit, startedAt of the restart; whole seconds), not by the
+		// poller, so a loaded machine's slow pod creation does not count:
+		// "at once" is well under the 4s back-off.
+		if firstGap < 0 || firstGap >= 3*time.Second {
+			t.Fatalf("first restart came %s after the first exit (file written %s before it), want at once (no back-off)", firstGap, t1.Sub(written))
 		}
 		for i, d := range []time.Duration{t2.Sub(t1), t3.Sub(t2)} {
 			if d < 3*time.Second {
