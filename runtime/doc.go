@@ -215,8 +215,10 @@
 // cgroup; a mount whose source leaves its volume (subPath is resolved and
 // opened inside the volume where it is mounted); a mount target, working
 // directory or /etc file outside the container's root; a namespaced sysctl
-// outside the safe set; the node's network (its own network namespace)
-// or the node's terminals.
+// outside the safe set; the node's network (its own network namespace);
+// the node's terminals; the daemon's state outside its own pod directory
+// (metadata.uid must be a plain name: manifests refuses "..", "/" and the
+// like, and runtime.PodDirName maps any other to a name inside pods/).
 //
 // An image author (the layers' content) can ship any file: absolute and
 // relative symlinks, setuid binaries and file capabilities, device nodes,
@@ -224,8 +226,9 @@
 // the root (targets are resolved inside it and mounted through handles),
 // nor turn file capabilities into more than the container's bounding set
 // (inheritable and ambient sets are empty; no_new_privs when the pod sets
-// allowPrivilegeEscalation: false). See Known gaps for the image's
-// /etc/passwd and /etc/group.
+// allowPrivilegeEscalation: false), nor make the daemon read a node file
+// through the image's /etc/passwd or /etc/group (opened inside the root,
+// regular files only, so a symlink or FIFO there leads nowhere).
 //
 // A container process — any code running in a container, root inside it
 // included — has the container's capabilities (containerd's 14 by
@@ -263,13 +266,9 @@
 //   - Between fork and exec (microseconds) an exec's child shares the
 //     helper's memory (Go's vfork): a container with CAP_SYS_PTRACE that
 //     wins that race could write into the helper.
-//   - The daemon reads the image's /etc/passwd and /etc/group (USER by
-//     name) through the node's path of the root: an absolute symlink there
-//     is followed on the node (issue 12, hole 3).
-//   - metadata.uid becomes a path component of the pod's state without
-//     validation (issue 12, hole 4): a crafted UID can point the pod's
-//     directory at another's.
-//   - AppArmor is not applied (issue 12, hole 7).
+//   - AppArmor's RuntimeDefault profile (containerd's, loaded with
+//     apparmor_parser) has been exercised only where AppArmor is enabled;
+//     the lab host has none.
 //
 // # API for the reconciler (CRI-shaped)
 //
