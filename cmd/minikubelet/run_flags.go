@@ -21,6 +21,7 @@ type runExtraOptions struct {
 	parallelPods       int
 	podLogRetention    time.Duration
 	network            network.Config
+	cluster            clusterFlags
 }
 
 func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
@@ -31,6 +32,7 @@ func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.parallelPods, "parallel-pods", 8, "how many pods are started or stopped at once")
 	fs.DurationVar(&o.podLogRetention, "pod-log-retention", 24*time.Hour, "how long the logs of a deleted or replaced pod are kept after their last write (0: forever)")
 	o.network.AddFlags(fs)
+	o.cluster.addFlags(fs)
 }
 
 // daemonOptions turns the command line into the daemon's options.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +60,11 @@ type Options struct {
 	// PodLogRetention: logs of pods that are gone are removed after this
 	// long without writes (0: kept forever).
 	PodLogRetention time.Duration
+	// HealthzAddr serves /healthz (--healthz-bind-address:--healthz-port;
+	// "" = off).
+	HealthzAddr string
+	// Cluster is cluster mode (--kubeconfig; cluster.go).
+	Cluster ClusterOptions
 	// RuntimeExe overrides the binary re-executed as pod supervisor.
 	RuntimeExe string
 	Log        *slog.Logger
@@ -223,6 +229,40 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}()
+	// Alive: the loop completes rounds (at least one per resync).
+	resync := o.Resync
+	if resync <= 0 {
+		resync = 20 * time.Second
+	}
+	healthy := func() error {
+		if last := lastRound.Load(); last != 0 && time.Since(time.Unix(0, last)) > 2*resync+10*time.Second {
+			return fmt.Errorf("last reconcile round completed %s ago", time.Since(time.Unix(0, last)).Round(time.Second))
+		}
+		return nil
+	}
+	if o.HealthzAddr != "" {
+		go serveHealthz(ctx, o.HealthzAddr, healthy, log.With("component", "healthz"))
+	}
+	agent, kubeletAPI, err := newClusterAgent(o, apiStore, func() error {
+		if loop.Rounds() == 0 {
+			return errors.New("no reconcile round completed yet")
+		}
+		return healthy()
+	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metrics.SetPods(apiStore.Pods())
+		metrics.Handler().ServeHTTP(w, r)
+	}), log)
+	if err != nil {
+		return err
+	}
+	if agent != nil {
+		// Decoupled: the agent reads apiStore; an API server outage never
+		// reaches the loop.
+		go agent.Run(ctx)
+	}
+	if kubeletAPI != nil {
+		go kubeletAPI.Run(ctx)
+	}
 	serverDone := make(chan error, 1)
 	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, o.ReadOnlyAddr) }()
 	loopDone := make(chan error, 1)
@@ -241,10 +281,6 @@ func Run(ctx context.Context, o Options) error {
 		t := time.NewTicker(iv / 2)
 		defer t.Stop()
 		watchdog = t.C
-	}
-	resync := o.Resync
-	if resync <= 0 {
-		resync = 20 * time.Second
 	}
 	var runErr error
 wait:
