@@ -14,13 +14,16 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -95,6 +98,36 @@ type Agent struct {
 
 	recorder record.EventRecorder
 	dirty    chan struct{} // a pod of the store changed
+	// down is set while requests fail for want of an API server, so an
+	// outage is logged once, not once per pod and retry.
+	down atomic.Bool
+}
+
+// isUnreachable: the request got no answer from an API server (as opposed
+// to an answer refusing it).
+func isUnreachable(err error) bool {
+	var st apierrors.APIStatus
+	return err != nil && !errors.As(err, &st)
+}
+
+// apiError logs a failed request: refusals each time, an unreachable API
+// server once until it answers again.
+func (a *Agent) apiError(msg string, err error, kv ...any) {
+	if isUnreachable(err) {
+		if a.down.Swap(true) {
+			return
+		}
+		a.log.Warn("API server unreachable; the pods are not affected, reports resume when it answers", "err", err)
+		return
+	}
+	a.log.Warn(msg, append(kv, "err", err)...)
+}
+
+// apiOK notes a request that succeeded.
+func (a *Agent) apiOK() {
+	if a.down.Swap(false) {
+		a.log.Info("API server reachable again; catching up")
+	}
 }
 
 // New checks o and returns an Agent; Run starts it.

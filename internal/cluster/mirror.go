@@ -111,18 +111,17 @@ func (m *mirrorSync) sync(ctx context.Context) {
 		want[key] = true
 		mp := mirrors[key]
 		hash := sp.Annotations[ConfigHashAnnotationKey]
-		switch {
-		case mp == nil:
+		if mp != nil && (mp.DeletionTimestamp != nil || mp.Annotations[ConfigMirrorAnnotationKey] != hash) {
+			// kubelet: pkg/kubelet/kubelet.go SyncPod: a mirror pod being
+			// deleted, or of another version of the static pod, is deleted
+			// at once (grace 0) and created again.
+			if !m.delete(ctx, mp, "outdated or being deleted") {
+				continue
+			}
+			mp = nil
+		}
+		if mp == nil {
 			mp = m.create(ctx, &sp)
-		case mp.DeletionTimestamp != nil:
-			// Being deleted: recreated once it is gone (kubelet: syncPod
-			// waits for a terminating mirror pod).
-			continue
-		case mp.Annotations[ConfigMirrorAnnotationKey] != hash:
-			// kubelet: pkg/kubelet/kubelet.go syncPod: a mirror pod of an
-			// older version of the static pod is deleted, then recreated.
-			m.delete(ctx, mp, "outdated")
-			continue
 		}
 		if mp != nil {
 			m.syncStatus(ctx, &sp, mp)
@@ -131,7 +130,7 @@ func (m *mirrorSync) sync(ctx context.Context) {
 	// kubelet: pkg/kubelet/kubelet_pods.go HandlePodCleanups deletes the
 	// mirror pods whose static pod is gone (orphaned mirror pods).
 	for key, mp := range mirrors {
-		if !want[key] && mp.DeletionTimestamp == nil {
+		if !want[key] {
 			m.delete(ctx, mp, "its static pod is gone")
 		}
 	}
@@ -182,6 +181,10 @@ func (m *mirrorSync) create(ctx context.Context, sp *v1.Pod) *v1.Pod {
 		if apierrors.IsAlreadyExists(err) {
 			return nil // not in our cache yet; the informer brings it
 		}
+		if isUnreachable(err) {
+			a.apiError("mirror pod not created; retrying", err, "pod", key)
+			return nil
+		}
 		if m.failed[key] != hash {
 			m.failed[key] = hash
 			a.log.Warn("mirror pod not created; retrying every resync", "pod", key, "err", err)
@@ -191,21 +194,25 @@ func (m *mirrorSync) create(ctx context.Context, sp *v1.Pod) *v1.Pod {
 		return nil
 	}
 	delete(m.failed, key)
+	a.apiOK()
 	a.log.Info("mirror pod created", "pod", key, "uid", created.UID)
 	return created
 }
 
 // delete removes a mirror pod at once, only the one we saw (kubelet:
 // mirror_client.go DeleteMirrorPod: grace period 0, UID precondition).
-func (m *mirrorSync) delete(ctx context.Context, mp *v1.Pod, why string) {
+// It reports whether the pod is gone.
+func (m *mirrorSync) delete(ctx context.Context, mp *v1.Pod, why string) bool {
 	uid := mp.UID
 	err := m.a.o.Client.CoreV1().Pods(mp.Namespace).Delete(ctx, mp.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr(int64(0)), Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		m.a.log.Warn("mirror pod not deleted; retrying", "pod", mp.Namespace+"/"+mp.Name, "err", err)
-		return
+		m.a.apiError("mirror pod not deleted; retrying", err, "pod", mp.Namespace+"/"+mp.Name)
+		return false
 	}
+	m.a.apiOK()
 	m.a.log.Info("mirror pod deleted", "pod", mp.Namespace+"/"+mp.Name, "uid", uid, "why", why)
+	return true
 }
 
 // syncStatus PATCHes the mirror's status when it differs from the static
@@ -239,10 +246,11 @@ func (m *mirrorSync) syncStatus(ctx context.Context, sp, mp *v1.Pod) {
 	_, err = m.a.o.Client.CoreV1().Pods(mp.Namespace).Patch(ctx, mp.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			m.a.log.Warn("mirror pod status not updated; retrying", "pod", mp.Namespace+"/"+mp.Name, "err", err)
+			m.a.apiError("mirror pod status not updated; retrying", err, "pod", mp.Namespace+"/"+mp.Name)
 		}
 		return
 	}
+	m.a.apiOK()
 	m.sent[mp.UID] = sentStatus{json: string(wj), at: time.Now()}
 }
 

@@ -135,10 +135,13 @@ func (a *Agent) runNode(ctx context.Context) {
 	for {
 		if reported, err := a.syncNodeStatus(ctx, lastReport); err != nil {
 			if ctx.Err() == nil {
-				a.log.Warn("node status not updated; retrying", "node", a.o.NodeName, "err", err)
+				a.apiError("node status not updated; retrying", err, "node", a.o.NodeName)
 			}
-		} else if reported {
-			lastReport = time.Now()
+		} else {
+			a.apiOK()
+			if reported {
+				lastReport = time.Now()
+			}
 		}
 		select {
 		case <-ctx.Done():
