@@ -243,7 +243,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.HealthzAddr != "" {
 		go serveHealthz(ctx, o.HealthzAddr, healthy, log.With("component", "healthz"))
 	}
-	agent, kubeletAPI, err := newClusterAgent(o, apiStore, func() error {
+	agent, kubeletAPI, err := newClusterAgent(o, usageSource{apiStore, sampler}, func() error {
 		if loop.Rounds() == 0 {
 			return errors.New("no reconcile round completed yet")
 		}

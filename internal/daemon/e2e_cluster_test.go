@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/minikubelet/minikubelet/internal/cluster"
 	"github.com/minikubelet/minikubelet/internal/cluster/clustertest"
@@ -238,6 +239,12 @@ staticPodPath: /etc/kubernetes/manifests
 		var list v1.PodList
 		if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 || list.Items[0].Name != web {
 			t.Errorf("node proxy /pods: %v\n%.500s", err, out)
+		}
+		out, err = c.Kubectl(tctx, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
+		var sum statsv1alpha1.Summary
+		if err != nil || json.Unmarshal([]byte(out), &sum) != nil || sum.Node.NodeName != node || len(sum.Pods) != 1 ||
+			sum.Pods[0].PodRef.Name != web || len(sum.Pods[0].Containers) != 1 {
+			t.Errorf("node proxy /stats/summary: %v\n%.800s", err, out)
 		}
 		// Without a client certificate or token: 401.
 		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}

@@ -289,6 +289,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/pods", s.pods)
 	mux.HandleFunc("/pods/", s.pods)
 	mux.HandleFunc("/containerLogs/", s.containerLogs)
+	mux.HandleFunc("/stats/summary", s.summary)
 	if s.o.Metrics != nil {
 		mux.Handle("/metrics", s.o.Metrics)
 	}
