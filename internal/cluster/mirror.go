@@ -53,6 +53,9 @@ type mirrorSync struct {
 	// failed is, per static pod key and hash, a create the API server refused
 	// (logged once, tried again at each resync).
 	failed map[string]string
+	// created are mirror pods this node made that the informer has not
+	// shown yet (after an outage its watch may take a back-off to resume).
+	created map[string]*v1.Pod
 }
 
 type sentStatus struct {
@@ -75,7 +78,7 @@ func (a *Agent) runMirrors(ctx context.Context) {
 		DeleteFunc: func(any) { a.wake() },
 	})
 	go inf.RunWithContext(ctx)
-	m := &mirrorSync{a: a, lister: inf.GetIndexer(), sent: map[types.UID]sentStatus{}, failed: map[string]string{}}
+	m := &mirrorSync{a: a, lister: inf.GetIndexer(), sent: map[types.UID]sentStatus{}, failed: map[string]string{}, created: map[string]*v1.Pod{}}
 	t := time.NewTicker(podStatusResync)
 	defer t.Stop()
 	for {
@@ -99,6 +102,15 @@ func (m *mirrorSync) sync(ctx context.Context) {
 		p := o.(*v1.Pod)
 		if isMirror(p) {
 			mirrors[p.Namespace+"/"+p.Name] = p
+		}
+	}
+	for key, p := range m.created {
+		cur, ok := mirrors[key]
+		switch {
+		case ok && (cur.UID == p.UID || cur.CreationTimestamp.After(p.CreationTimestamp.Time)):
+			delete(m.created, key) // the informer caught up
+		default:
+			mirrors[key] = p // it shows nothing, or an older pod we replaced
 		}
 	}
 	want := map[string]bool{}
@@ -194,6 +206,7 @@ func (m *mirrorSync) create(ctx context.Context, sp *v1.Pod) *v1.Pod {
 		return nil
 	}
 	delete(m.failed, key)
+	m.created[key] = created
 	a.apiOK()
 	a.log.Info("mirror pod created", "pod", key, "uid", created.UID)
 	return created
@@ -209,6 +222,9 @@ func (m *mirrorSync) delete(ctx context.Context, mp *v1.Pod, why string) bool {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		m.a.apiError("mirror pod not deleted; retrying", err, "pod", mp.Namespace+"/"+mp.Name)
 		return false
+	}
+	if c := m.created[mp.Namespace+"/"+mp.Name]; c != nil && c.UID == uid {
+		delete(m.created, mp.Namespace+"/"+mp.Name)
 	}
 	m.a.apiOK()
 	m.a.log.Info("mirror pod deleted", "pod", mp.Namespace+"/"+mp.Name, "uid", uid, "why", why)
