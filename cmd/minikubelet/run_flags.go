@@ -27,6 +27,7 @@ type runExtraOptions struct {
 	// graceful node shutdown (kubelet names)
 	shutdownGracePeriod             time.Duration
 	shutdownGracePeriodCriticalPods time.Duration
+	cluster                         clusterFlags
 }
 
 func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
@@ -51,6 +52,7 @@ func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
 		"the part of --shutdown-grace-period reserved for critical pods (priority >= 2000000000, or priorityClassName "+
 			"system-node-critical or system-cluster-critical), stopped after the others; must be <= --shutdown-grace-period. "+
 			"The kubelet's default is 0s; minikubelet's 30s and 10s are the kubelet documentation's example")
+	o.cluster.addFlags(fs)
 }
 
 // daemonOptions turns the command line into the daemon's options.

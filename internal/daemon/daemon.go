@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -80,6 +81,11 @@ type Options struct {
 	// PodLogRetention: logs of pods that are gone are removed after this
 	// long without writes (0: kept forever).
 	PodLogRetention time.Duration
+	// HealthzAddr serves /healthz (--healthz-bind-address:--healthz-port;
+	// "" = off).
+	HealthzAddr string
+	// Cluster is cluster mode (--kubeconfig; cluster.go).
+	Cluster ClusterOptions
 	// RuntimeExe overrides the binary re-executed as pod supervisor.
 	RuntimeExe string
 	Log        *slog.Logger
@@ -296,6 +302,40 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	lim := &emptyDirLimits{usage: rt.EmptyDirUsage, log: log.With("component", "eviction"), over: map[types.UID]string{}}
 	go lim.run(ctx, src.Snapshot)
+	// Alive: the loop completes rounds (at least one per resync).
+	resync := o.Resync
+	if resync <= 0 {
+		resync = 20 * time.Second
+	}
+	healthy := func() error {
+		if last := lastRound.Load(); last != 0 && time.Since(time.Unix(0, last)) > 2*resync+10*time.Second {
+			return fmt.Errorf("last reconcile round completed %s ago", time.Since(time.Unix(0, last)).Round(time.Second))
+		}
+		return nil
+	}
+	if o.HealthzAddr != "" {
+		go serveHealthz(ctx, o.HealthzAddr, healthy, log.With("component", "healthz"))
+	}
+	agent, kubeletAPI, err := newClusterAgent(o, usageSource{apiStore, sampler}, func() error {
+		if loop.Rounds() == 0 {
+			return errors.New("no reconcile round completed yet")
+		}
+		return healthy()
+	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metrics.SetPods(apiStore.Pods())
+		metrics.Handler().ServeHTTP(w, r)
+	}), log)
+	if err != nil {
+		return err
+	}
+	if agent != nil {
+		// Decoupled: the agent reads apiStore; an API server outage never
+		// reaches the loop.
+		go agent.Run(ctx)
+	}
+	if kubeletAPI != nil {
+		go kubeletAPI.Run(ctx)
+	}
 	serverDone := make(chan error, 1)
 	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, readOnlyAddr) }()
 	loopDone := make(chan error, 1)
@@ -316,10 +356,6 @@ func Run(ctx context.Context, o Options) error {
 		t := time.NewTicker(iv / 2)
 		defer t.Stop()
 		watchdog = t.C
-	}
-	resync := o.Resync
-	if resync <= 0 {
-		resync = 20 * time.Second
 	}
 	var runErr error
 wait:

@@ -1,0 +1,389 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/minikubelet/minikubelet/internal/cluster"
+	"github.com/minikubelet/minikubelet/internal/cluster/clustertest"
+)
+
+// TestClusterMode runs the daemon against a real kube-apiserver + etcd
+// (Node authorizer, NodeRestriction) with the node's own certificate.
+//
+// The outage step keeps the API server down for MKL_CLUSTER_OUTAGE (default
+// 15s; the issue's figure is a minute) and the "stays Ready" step watches
+// the Node for MKL_CLUSTER_READY_FOR (default: two lease renewals; the
+// issue's figure is 2m), so make test stays short.
+func TestClusterMode(t *testing.T) {
+	n := newE2ENode(t)
+	c := clustertest.Start(t)
+	ctx := context.Background()
+	admin := c.Admin
+	const node = "node1"
+	// The kubelet configuration kubeadm writes, trimmed: webhook
+	// authentication and authorization of the kubelet API, the cluster CA
+	// for client certificates, and fields read but not implemented yet.
+	cfg := filepath.Join(n.dir, "config.yaml")
+	os.WriteFile(cfg, []byte(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: `+c.CAFile+`
+authorization:
+  mode: Webhook
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+rotateCertificates: true
+staticPodPath: /etc/kubernetes/manifests
+`), 0o644)
+	// The API server proxies to nodes only at addresses that are not
+	// loopback: the node gets one on a dummy link of the test node's own
+	// network namespace (a veth pair: kernels without the dummy driver have
+	// it; removed at the end).
+	nodeIP := "127.0.0.1"
+	if out, err := exec.Command("ip", "link", "add", "mkl-node0", "type", "veth", "peer", "name", "mkl-node1").CombinedOutput(); err == nil {
+		t.Cleanup(func() { exec.Command("ip", "link", "del", "mkl-node0").Run() })
+		if out, err := exec.Command("sh", "-c", "ip addr add 10.233.233.1/32 dev mkl-node0 && ip link set mkl-node1 up && ip link set mkl-node0 up").CombinedOutput(); err != nil {
+			t.Fatalf("dummy link: %v: %s", err, out)
+		}
+		nodeIP = "10.233.233.1"
+	} else {
+		t.Logf("no veth link (%v: %s): the node proxy checks are skipped", err, out)
+	}
+	n.start("--kubeconfig", c.NodeKubeconfig(node), "--config", cfg, "--node-ip", nodeIP,
+		"--node-labels", "example.com/role=edge", "--register-with-taints", "example.com/dedicated=edge:NoSchedule")
+	n.write("web.yaml", podManifest("web", "Always", 2, `echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
+	const web = "web-node1"
+	n.waitPod(web, "Running", 60*time.Second, running)
+
+	var nodeObj *v1.Node
+	t.Run("Node registers and turns Ready", func(t *testing.T) {
+		n.waitFor("Node Ready", 60*time.Second, func() bool {
+			got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			nodeObj = got
+			return nodeReady(got)
+		})
+		l := nodeObj.Labels
+		if l["kubernetes.io/hostname"] != node || l["kubernetes.io/os"] != "linux" || l["kubernetes.io/arch"] == "" ||
+			l["beta.kubernetes.io/os"] != "linux" || l["example.com/role"] != "edge" {
+			t.Errorf("labels: %v", l)
+		}
+		// (The TaintNodesByCondition admission adds node.kubernetes.io/not-ready
+		// at creation; the node lifecycle controller, not running here, removes it.)
+		tainted := false
+		for _, tn := range nodeObj.Spec.Taints {
+			tainted = tainted || tn.Key == "example.com/dedicated" && tn.Value == "edge" && tn.Effect == v1.TaintEffectNoSchedule
+		}
+		if !tainted {
+			t.Errorf("taints: %v", nodeObj.Spec.Taints)
+		}
+		var internal string
+		for _, a := range nodeObj.Status.Addresses {
+			if a.Type == v1.NodeInternalIP {
+				internal = a.Address
+			}
+		}
+		if internal != nodeIP {
+			t.Errorf("InternalIP %q, addresses %v", internal, nodeObj.Status.Addresses)
+		}
+		if nodeObj.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
+			t.Errorf("kubelet endpoint port %d", nodeObj.Status.DaemonEndpoints.KubeletEndpoint.Port)
+		}
+		for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage, v1.ResourcePods} {
+			if q, ok := nodeObj.Status.Capacity[r]; !ok || q.IsZero() {
+				t.Errorf("capacity %s: %v", r, nodeObj.Status.Capacity)
+			}
+			if _, ok := nodeObj.Status.Allocatable[r]; !ok {
+				t.Errorf("allocatable %s missing", r)
+			}
+		}
+		ni := nodeObj.Status.NodeInfo
+		if ni.KubeletVersion != cluster.KubernetesVersion || !strings.HasPrefix(ni.ContainerRuntimeVersion, "minikubelet://") || ni.KernelVersion == "" {
+			t.Errorf("nodeInfo: %+v", ni)
+		}
+		for _, ct := range []v1.NodeConditionType{v1.NodeMemoryPressure, v1.NodeDiskPressure, v1.NodePIDPressure} {
+			if cond := condition(nodeObj, ct); cond == nil || cond.Status != v1.ConditionFalse || cond.LastHeartbeatTime.IsZero() {
+				t.Errorf("condition %s: %+v", ct, cond)
+			}
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("Lease owned by the Node and renewed", func(t *testing.T) {
+		var first *metav1.MicroTime
+		readyFor := 2 * 11 * time.Second
+		if d, err := time.ParseDuration(os.Getenv("MKL_CLUSTER_READY_FOR")); err == nil {
+			readyFor = d
+		}
+		renewals := 0
+		deadline := time.Now().Add(readyFor + 15*time.Second)
+		start := time.Now()
+		for time.Since(start) < readyFor || renewals < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("saw %d lease renewals in %s", renewals, time.Since(start))
+			}
+			l, err := admin.CoordinationV1().Leases(cluster.LeaseNamespace).Get(ctx, node, metav1.GetOptions{})
+			if err == nil {
+				if *l.Spec.HolderIdentity != node || *l.Spec.LeaseDurationSeconds != 40 {
+					t.Fatalf("lease spec: %+v", l.Spec)
+				}
+				// The first lease may predate the Node; a renewal sets the owner.
+				if renewals > 0 && (len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "Node" || l.OwnerReferences[0].UID != nodeObj.UID) {
+					t.Fatalf("lease owners %+v, node uid %s", l.OwnerReferences, nodeObj.UID)
+				}
+				if first != nil && !l.Spec.RenewTime.Equal(first) {
+					renewals++
+				}
+				first = l.Spec.RenewTime
+			}
+			if got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err != nil || !nodeReady(got) {
+				t.Fatalf("node not Ready at %s: %v", time.Since(start), err)
+			}
+			time.Sleep(time.Second)
+		}
+		t.Logf("Ready for %s with %d lease renewals", time.Since(start).Round(time.Second), renewals)
+	})
+
+	var mirrorUID types.UID
+	t.Run("mirror pod with the kubelet's annotations and status", func(t *testing.T) {
+		mp := waitMirror(t, n, admin, web, "", 30*time.Second)
+		mirrorUID = mp.UID
+		local, _ := n.pod(web)
+		a := mp.Annotations
+		if a[cluster.ConfigMirrorAnnotationKey] == "" || a[cluster.ConfigMirrorAnnotationKey] != a[cluster.ConfigHashAnnotationKey] ||
+			a[cluster.ConfigHashAnnotationKey] != string(local.UID) || a[cluster.ConfigSourceAnnotationKey] != "file" || a[cluster.ConfigSeenAnnotationKey] == "" {
+			t.Errorf("annotations: %v (static uid %s)", a, local.UID)
+		}
+		if len(mp.OwnerReferences) != 1 {
+			t.Fatalf("ownerReferences: %+v", mp.OwnerReferences)
+		}
+		o := mp.OwnerReferences[0]
+		if o.Kind != "Node" || o.APIVersion != "v1" || o.Name != node || o.UID != nodeObj.UID || o.Controller == nil || !*o.Controller {
+			t.Errorf("ownerReference: %+v", o)
+		}
+		if mp.Spec.NodeName != node {
+			t.Errorf("spec.nodeName %q", mp.Spec.NodeName)
+		}
+		waitMirrorStatus(t, n, admin, web)
+	})
+
+	t.Run("events reach the API server with the node as source", func(t *testing.T) {
+		n.waitFor("pod events in the API", 30*time.Second, func() bool {
+			evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false
+			}
+			for _, e := range evs.Items {
+				if e.InvolvedObject.Name == web && e.Source.Component == "kubelet" && e.Source.Host == node {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("a deleted mirror pod comes back", func(t *testing.T) {
+		if err := admin.CoreV1().Pods("default").Delete(ctx, web, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		mp := waitMirror(t, n, admin, web, mirrorUID, 30*time.Second)
+		mirrorUID = mp.UID
+		waitMirrorStatus(t, n, admin, web)
+	})
+
+	t.Run("--config: one warning names what is not implemented; flags win", func(t *testing.T) {
+		b, _ := os.ReadFile(filepath.Join(n.dir, "daemon-1.log"))
+		var warn []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "not implemented yet") {
+				warn = append(warn, l)
+			}
+		}
+		if len(warn) != 1 || !strings.Contains(warn[0], "clusterDNS") || !strings.Contains(warn[0], "rotateCertificates") {
+			t.Errorf("want one warning naming clusterDNS and rotateCertificates, got %q", warn)
+		}
+		// --manifest-dir (a flag) overrode staticPodPath: web runs from n.manifests.
+	})
+
+	t.Run("kubectl logs and the node proxy go through the API server to the kubelet API", func(t *testing.T) {
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := c.Kubectl(tctx, "logs", "-n", "default", web)
+		if err != nil || !strings.Contains(out, "hello from web") || !strings.Contains(out, "tick 1\n") {
+			t.Fatalf("kubectl logs: %v\n%s", err, out)
+		}
+		out, err = c.Kubectl(tctx, "logs", "-n", "default", web, "-c", "c", "--tail", "2", "--timestamps")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err != nil || len(lines) != 2 || !strings.Contains(lines[1], " tick ") {
+			t.Fatalf("kubectl logs --tail 2 --timestamps: %v\n%s", err, out)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, strings.Fields(lines[1])[0]); err != nil {
+			t.Errorf("no timestamp on %q", lines[1])
+		}
+		out, err = c.Kubectl(tctx, "logs", "-n", "default", web, "--limit-bytes", "5")
+		if err != nil || out != "hello" {
+			t.Errorf("kubectl logs --limit-bytes 5: %v %q", err, out)
+		}
+		if nodeIP == "127.0.0.1" {
+			return
+		}
+		out, err = c.Kubectl(tctx, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/pods")
+		var list v1.PodList
+		if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 || list.Items[0].Name != web {
+			t.Errorf("node proxy /pods: %v\n%.500s", err, out)
+		}
+		out, err = c.Kubectl(tctx, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
+		var sum statsv1alpha1.Summary
+		if err != nil || json.Unmarshal([]byte(out), &sum) != nil || sum.Node.NodeName != node || len(sum.Pods) != 1 ||
+			sum.Pods[0].PodRef.Name != web || len(sum.Pods[0].Containers) != 1 {
+			t.Errorf("node proxy /stats/summary: %v\n%.800s", err, out)
+		}
+		// Without a client certificate or token: 401.
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		resp, err := (&http.Client{Transport: tr}).Get("https://127.0.0.1:10250/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("anonymous /pods: %d, want 401", resp.StatusCode)
+		}
+	})
+
+	t.Run("healthz", func(t *testing.T) {
+		resp, err := http.Get("http://127.0.0.1:10248/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("healthz: %d %q", resp.StatusCode, b)
+		}
+	})
+
+	t.Run("an API server outage changes nothing for the pods; the node catches up", func(t *testing.T) {
+		outage := 15 * time.Second
+		if d, err := time.ParseDuration(os.Getenv("MKL_CLUSTER_OUTAGE")); err == nil {
+			outage = d
+		}
+		before, _ := n.pod(web)
+		c.StopAPIServer()
+		down := time.Now()
+		// A pod added during the outage starts as fast as ever.
+		n.write("web2.yaml", podManifest("web2", "Always", 2, `while true; do sleep 1; done`))
+		n.waitPod("web2-node1", "Running while the API server is down", 30*time.Second, running)
+		for time.Since(down) < outage {
+			now, ok := n.pod(web)
+			if !ok || !running(&now) || now.UID != before.UID ||
+				now.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID ||
+				now.Status.ContainerStatuses[0].RestartCount != before.Status.ContainerStatuses[0].RestartCount {
+				t.Fatalf("pod %s changed during the outage: %+v", web, now.Status)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		c.StartAPIServer()
+		waitMirror(t, n, admin, "web2-node1", "", 60*time.Second)
+		waitMirrorStatus(t, n, admin, "web2-node1")
+		waitMirrorStatus(t, n, admin, web)
+		n.waitFor("Node Ready after the outage", 30*time.Second, func() bool {
+			got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			return err == nil && nodeReady(got)
+		})
+	})
+
+	t.Run("removing a manifest removes its mirror pod", func(t *testing.T) {
+		n.remove("web2.yaml")
+		n.waitFor("mirror pod web2-node1 gone", 60*time.Second, func() bool {
+			_, err := admin.CoreV1().Pods("default").Get(ctx, "web2-node1", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+	})
+}
+
+func nodeReady(n *v1.Node) bool {
+	c := condition(n, v1.NodeReady)
+	return c != nil && c.Status == v1.ConditionTrue
+}
+
+func condition(n *v1.Node, t v1.NodeConditionType) *v1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == t {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// waitMirror waits for the mirror pod name whose UID is not notUID.
+func waitMirror(t *testing.T, n *e2eNode, admin kubernetes.Interface, name string, notUID types.UID, timeout time.Duration) *v1.Pod {
+	t.Helper()
+	var mp *v1.Pod
+	n.waitFor("mirror pod "+name, timeout, func() bool {
+		got, err := admin.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil || got.UID == notUID || got.DeletionTimestamp != nil {
+			return false
+		}
+		mp = got
+		return true
+	})
+	return mp
+}
+
+// waitMirrorStatus waits until the mirror pod's status is the daemon's
+// (as `minikubelet get pods -o json` shows it, times to the second).
+func waitMirrorStatus(t *testing.T, n *e2eNode, admin kubernetes.Interface, name string) {
+	t.Helper()
+	var last, want string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		local, ok := n.pod(name)
+		mp, err := admin.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if ok && err == nil {
+			lb, _ := json.Marshal(local.Status)
+			var norm v1.PodStatus
+			json.Unmarshal(lb, &norm)
+			if equality.Semantic.DeepEqual(norm, mp.Status) && running(mp) {
+				return
+			}
+			mb, _ := json.Marshal(mp.Status)
+			last, want = string(mb), string(lb)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mirror pod %s status never matched the daemon's:\nmirror: %s\ndaemon: %s", name, last, want)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
