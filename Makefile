@@ -8,7 +8,7 @@ BIN := bin/minikubelet
 FUZZTIME ?= 20s
 TESTTIMEOUT ?= 14m
 
-.PHONY: all build deps test unit vet fuzz run bench install clean
+.PHONY: all build deps test test-vm unit vet fuzz run bench install clean
 
 all: build
 
@@ -23,6 +23,7 @@ build:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags fieldtest ./internal/fieldtest/
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 # Every test. As root, integration tests boot a real systemd (internal/testnode);
@@ -31,6 +32,13 @@ test: deps vet build
 	@if [ "$$(id -u)" != 0 ]; then echo "make test: not root — integration tests (systemd, mounts, namespaces) will be SKIPPED; unit tests run."; fi
 	set -o pipefail; $(GO) test -count=1 -timeout $(TESTTIMEOUT) -json ./... | $(GO) run ./hack/testsummary
 	$(MAKE) --no-print-directory fuzz
+
+# The field host alone (root): a Debian 12 guest under QEMU (systemd PID 1,
+# pure cgroup v2) runs the integration packages and the e2e suite
+# (internal/fieldtest) with minikubelet installed as a service; see README.md
+# (Tests). The first run installs QEMU and builds the guest image (~2-4 min).
+test-vm: vet build
+	set -o pipefail; hack/vm/test-tier.sh | $(GO) run ./hack/testsummary
 
 # Bounded fuzzing of the manifest parser (the seed corpus runs in `go test` too).
 fuzz:
