@@ -1,5 +1,5 @@
 #!/bin/bash
-# guest-tests.sh BOOT — runs inside the make test-vm guest (hack/vm/vm.sh run,
+# guest-tests.sh BOOT [PLAN] — runs inside the make test-vm guest (hack/vm/vm.sh run,
 # cwd = the repository, shared in over 9p). Writes `go test -json` events on
 # stdout (test2json), one test binary after another, as hack/vm/test-tier.sh
 # listed them in bin/vmtest/plan: "BOOT IMPORTPATH DIR BINARY [ARGS...]".
@@ -18,5 +18,5 @@ while read -r b pkg dir bin args; do
   echo "guest-tests: $pkg" >&2
   # shellcheck disable=SC2086 # ARGS are words on purpose
   (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$vt/$bin" -test.v=test2json $args) || rc=1
-done < "$vt/plan"
+done < "${2:-$vt/plan}"
 exit $rc
