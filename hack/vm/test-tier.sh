@@ -8,6 +8,7 @@
 # stderr: progress, the guest's identity (kernel, systemd, cgroup v2, KVM/TCG).
 # Exit:   0 when every guest test passed or the tier was skipped (the skip is
 #         an event with its reason, listed by testsummary); 1 otherwise.
+#         `test-tier.sh --skip REASON` only reports the tier as skipped.
 #
 # The tier is skipped, with the reason, when not root, with
 # MKL_SKIP_INTEGRATION=1 or MKL_SKIP_VM=1, or when QEMU or the image cannot
@@ -69,6 +70,7 @@ skip_tier() {
 }
 
 t0=$SECONDS
+[ "${1:-}" = --skip ] && skip_tier "$2"
 [ "$(id -u)" = 0 ] || skip_tier "not running as root"
 [ -z "${MKL_SKIP_INTEGRATION:-}" ] || skip_tier "MKL_SKIP_INTEGRATION is set"
 [ -z "${MKL_SKIP_VM:-}" ] || skip_tier "MKL_SKIP_VM is set"
