@@ -170,7 +170,8 @@ func (n *e2eNode) start(extra ...string) {
 	n.cmd = cmd
 	n.exited = make(chan struct{})
 	go func(c *exec.Cmd, ch chan struct{}) { c.Wait(); close(ch) }(cmd, n.exited)
-	n.waitFor("the API socket", 20*time.Second, func() bool {
+	// Generous: under QEMU's emulation (make test-vm) a start took > 20 s.
+	n.waitFor("the API socket", 90*time.Second, func() bool {
 		_, err := n.cli("get", "pods", "-A")
 		return err == nil
 	})
