@@ -23,23 +23,23 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$PATH
 GO=${GO:-go}
-VM=hack/vm/vm.sh
+VM=${VM_SH:-hack/vm/vm.sh} # VM_SH: a stand-in, to test this script itself
 MOD=github.com/minikubelet/minikubelet
 TIER=$MOD/hack/vm
 VT=bin/vmtest
-export VM_TIMEOUT=${VM_TIMEOUT:-1200}
+export VM_TIMEOUT=${VM_TIMEOUT:-3600}
 export VM_MEM=${VM_MEM:-2048}
 
 # The guest's test binaries: BOOT PACKAGE [ARGS...]. Timings measured under
 # TCG on a 2-core host are in README.md (Tests). -test.run subsets say why.
 PLAN=(
   "1 internal/testnode -test.timeout=5m"
-  "1 systemd -test.timeout=8m"
+  "1 systemd -test.timeout=15m"
   "1 runtime/images -test.timeout=8m"
-  "1 runtime -test.timeout=10m"
-  "1 runtime/network -test.timeout=8m"
+  "1 runtime -test.timeout=12m"
+  "1 runtime/network -test.timeout=10m"
   "1 runtime/probe -test.timeout=5m"
-  "1 internal/daemon -test.timeout=12m"
+  "1 internal/daemon -test.timeout=15m"
 )
 
 json_str() { # a JSON string of $1
@@ -104,8 +104,8 @@ done
 if [ -d internal/fieldtest ]; then
   out=$($GO test -c -tags fieldtest -o "$VT/fieldtest.test" ./internal/fieldtest 2>&1) ||
     build_fail "go test -c ./internal/fieldtest: $out"
-  echo "1 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=15m -test.run ^TestBoot1" >> "$VT/plan"
-  echo "2 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=5m -test.run ^TestBoot2" >> "$VT/plan"
+  echo "1 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=20m -test.run ^TestBoot1" >> "$VT/plan"
+  echo "2 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=10m -test.run ^TestBoot2" >> "$VT/plan"
 fi
 echo "test-vm: built ($((SECONDS - t0)) s)" >&2
 
