@@ -522,8 +522,22 @@ func (d *DBusDriver) Init(ctx context.Context) error {
 }
 
 // sliceShares reads a slice's cpu shares back from its properties (v2: the
-// weight, converted back; approximate).
+// CPUShares recorded beside CPUWeight; for a slice made before that, the
+// weight converted back, approximate).
 func (d *DBusDriver) sliceShares(ctx context.Context, unit string) (uint64, error) {
+	if d.unified {
+		var v uint64
+		err := d.call(ctx, func(c *sd.Conn) error {
+			p, err := c.GetUnitTypePropertyContext(ctx, unit, "Slice", "CPUShares")
+			if err == nil {
+				v, _ = p.Value.Value().(uint64)
+			}
+			return err
+		})
+		if err == nil && v != sdInfinity && v != 0 {
+			return v, nil
+		}
+	}
 	name := "CPUShares"
 	if d.unified {
 		name = "CPUWeight"

@@ -9,8 +9,9 @@ package systemd
 //     land in memory.limit_in_bytes on 252; MemoryLimit is the v1 name older
 //     systemd versions know too (runc's v1 driver uses it), so v1 uses it.
 //   - v2: CPUWeight with the kubelet's shares→weight conversion (systemd's
-//     own CPUShares→weight conversion differs), MemoryMax, MemorySwapMax=0
-//     for limited containers (the kubelet's NoSwap default).
+//     own CPUShares→weight conversion differs, and CPUWeight wins when both
+//     are set: CPUShares only records the exact shares), MemoryMax,
+//     MemorySwapMax=0 for limited containers (the kubelet's NoSwap default).
 //   - both: CPUQuotaPerSecUSec (µs of CPU per second of wall time); systemd
 //     writes cfs_quota_us = value*period/1s with period 100 ms unless
 //     CPUQuotaPeriodUSec says otherwise, and TasksMax for pids.max.
@@ -85,6 +86,11 @@ func ResourceProperties(r Resources, unified, container bool) []sd.Property {
 			weight = CPUSharesToWeight(shares)
 		}
 		props = append(props, sdProp("CPUWeight", weight))
+		// The exact shares ride along: with CPUWeight set systemd ignores
+		// CPUShares for cpu.weight on v2, but keeps it as a unit property, so
+		// a restarted driver reads the pods' shares back exactly (the weight
+		// loses ~26 shares a step: the Burstable sum drifted on the field host).
+		props = append(props, sdProp("CPUShares", shares))
 	} else {
 		props = append(props, sdProp("CPUShares", shares))
 	}

@@ -80,19 +80,19 @@ func TestResourcePropertiesV1(t *testing.T) {
 func TestResourcePropertiesV2(t *testing.T) {
 	r := Resources{CPUShares: u64(1024), CPUQuotaMicros: i64(50000), CPUPeriodMicros: QuotaPeriod, MemoryLimit: i64(64 << 20)}
 	got := propString(ResourceProperties(r, true, true))
-	want := "CPUQuotaPerSecUSec=500000 CPUWeight=39 MemoryMax=67108864 MemorySwapMax=0 TasksMax=" + inf
+	want := "CPUQuotaPerSecUSec=500000 CPUShares=1024 CPUWeight=39 MemoryMax=67108864 MemorySwapMax=0 TasksMax=" + inf
 	if got != want {
 		t.Errorf("v2 container:\n got %s\nwant %s", got, want)
 	}
 	// A pod slice: no swap property (the kubelet sets swap per container).
 	got = propString(ResourceProperties(r, true, false))
-	want = "CPUQuotaPerSecUSec=500000 CPUWeight=39 MemoryMax=67108864 TasksMax=" + inf
+	want = "CPUQuotaPerSecUSec=500000 CPUShares=1024 CPUWeight=39 MemoryMax=67108864 TasksMax=" + inf
 	if got != want {
 		t.Errorf("v2 slice:\n got %s\nwant %s", got, want)
 	}
 	// No memory limit: no MemorySwapMax either; unset shares leave the weight unset.
 	got = propString(ResourceProperties(Resources{CPUPeriodMicros: 50000, CPUQuotaMicros: i64(10000)}, true, true))
-	want = "CPUQuotaPerSecUSec=200000 CPUQuotaPeriodUSec=50000 CPUWeight=" + inf + " MemoryMax=" + inf + " TasksMax=" + inf
+	want = "CPUQuotaPerSecUSec=200000 CPUQuotaPeriodUSec=50000 CPUShares=" + inf + " CPUWeight=" + inf + " MemoryMax=" + inf + " TasksMax=" + inf
 	if got != want {
 		t.Errorf("v2 unlimited memory:\n got %s\nwant %s", got, want)
 	}

@@ -12,9 +12,11 @@
 #                                exit with CMD's exit code
 #   vm.sh shell [DIR]            boot to a root shell on the serial console (debug;
 #                                leave it with Ctrl-A X)
+#   vm.sh check                  exit 0 when the image is built and QEMU is there,
+#                                else print why not and exit 3 (nothing is installed)
 #
 # Needs: root on a Debian 12 host; the Debian mirror for `image` (it apt-get
-# installs qemu-system-x86 debootstrap e2fsprogs xz-utils when missing). Uses KVM
+# installs qemu-system-x86 qemu-utils debootstrap e2fsprogs xz-utils when missing). Uses KVM
 # when /dev/kvm can run a stock kernel, else TCG (software emulation, multi-threaded):
 # on a 2-core host a `run` of a trivial command takes ~10 s with TCG.
 #
@@ -33,12 +35,25 @@
 #   VM_MIRROR=http://deb.debian.org/debian
 #   VM_VERBOSE=0             1: print the accelerator and boot/command timings on stderr
 #   VM_KEEP=0                1: keep the run folder (console.log, stdout, stderr, rc)
+#   VM_STATE=                a qcow2 file: the guest's disk lives on in it across runs
+#                            (created over the image's rootfs.img when missing), so a
+#                            test can boot, set up, shut down or reboot, and boot again
+#                            to check. Unset: every run starts pristine (snapshot=on).
+#
+# Inside the guest the command finds $VMCTL (the run's control folder). Writing
+# "poweroff" or "reboot" to $VMCTL/shutdown makes the runner end the run with a
+# graceful `systemctl poweroff|reboot` (every unit stopped, logind inhibitors
+# honoured) instead of the immediate power-off; QEMU exits either way (-no-reboot).
+# Every run prints one line on stderr saying which guest it was: kernel, systemd
+# version, cgroup hierarchy, KVM or TCG.
 #
 # Exit codes of `run`: CMD's own; 124 timeout; 125 the guest never reported an
 # exit code (boot failure, guest crash: the console log tail is printed).
 #
 # How it works: the root file system is an ext4 image opened with snapshot=on,
-# so every run starts from the same pristine state and writes are discarded.
+# so every run starts from the same pristine state and writes are discarded
+# (or a qcow2 overlay with VM_STATE). Images live in $VM_DIR/img-<recipe hash>,
+# so branches with different recipes do not rebuild each other's.
 # The kernel and initrd are booted directly (-kernel/-initrd). Two 9p shares:
 # "vmctl" (a per-run folder holding the command, its stdout/stderr and exit
 # code) and "vmshare" (DIR). A unit baked into the image, vmrun.service, runs
@@ -60,6 +75,7 @@ VM_DISK=${VM_DISK:-8G}
 VM_MIRROR=${VM_MIRROR:-http://deb.debian.org/debian}
 VM_VERBOSE=${VM_VERBOSE:-0}
 VM_KEEP=${VM_KEEP:-0}
+VM_STATE=${VM_STATE:-}
 
 GUEST_PKGS=systemd,systemd-sysv,systemd-resolved,dbus,udev,kmod,iproute2,iptables,containernetworking-plugins,busybox-static,procps,util-linux,make,linux-image-amd64
 
@@ -71,7 +87,7 @@ need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 # Installs the host tools that are missing (Debian package names).
 host_deps() {
   local missing=() p
-  for p in qemu-system-x86 debootstrap e2fsprogs xz-utils; do
+  for p in qemu-system-x86 qemu-utils debootstrap e2fsprogs xz-utils; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -83,10 +99,11 @@ host_deps() {
 
 # The stamp is a hash of this script: any change to the recipe rebuilds the image.
 stamp_text() { echo "recipe=$(sed '/^[[:space:]]*#/d' "$0" | sha256sum | cut -c1-16) pkgs=$GUEST_PKGS disk=$VM_DISK"; }
+IMG="$VM_DIR/img-$(stamp_text | sha256sum | cut -c1-12)"
 
 image_ok() {
-  [ -f "$VM_DIR/image.stamp" ] && [ "$(cat "$VM_DIR/image.stamp")" = "$(stamp_text)" ] &&
-    [ -f "$VM_DIR/vmlinux" ] && [ -f "$VM_DIR/initrd.img" ] && [ -f "$VM_DIR/rootfs.img" ]
+  [ -f "$IMG/image.stamp" ] && [ "$(cat "$IMG/image.stamp")" = "$(stamp_text)" ] &&
+    [ -f "$IMG/vmlinux" ] && [ -f "$IMG/initrd.img" ] && [ -f "$IMG/rootfs.img" ]
 }
 
 # ---------------------------------------------------------------- image ----
@@ -145,9 +162,13 @@ EOF2
 cmd_image() {
   need_root
   mkdir -p "$VM_DIR"
-  if image_ok; then echo "vm.sh: image up to date in $VM_DIR"; return 0; fi
+  if image_ok; then echo "vm.sh: image up to date in $IMG"; return 0; fi
+  # One build per recipe at a time: a second caller waits, then finds it done.
+  exec 9>"$IMG.lock"
+  flock 9
+  if image_ok; then echo "vm.sh: image up to date in $IMG"; return 0; fi
   host_deps
-  local t0=$SECONDS build="$VM_DIR/build"
+  local t0=$SECONDS build="$IMG.build"
   rm -rf "$build"; mkdir -p "$build"
   local r="$build/root"
   echo "vm.sh: debootstrap bookworm into $r (a few minutes)" >&2
@@ -204,6 +225,15 @@ if [ -e /sys/class/net/eth0 ]; then
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 fi
 read -r up _ </proc/uptime; echo "boot_to_runner_s=$up" > "$ctl/timing"
+# Which guest this is, for the host's report.
+{
+  echo "kernel=$(uname -r)"
+  echo "systemd=$(systemctl --version | sed -n '1s/^systemd \([0-9]*\) (\(.*\))$/\1 (\2)/p')"
+  echo "cgroupfs=$(stat -fc %T /sys/fs/cgroup)"
+  echo "controllers=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
+  echo "state=$(systemctl is-system-running 2>/dev/null)"
+  . /etc/os-release && echo "os=$PRETTY_NAME"
+} > "$ctl/guest"
 dir=$(cat "$ctl/dir")
 mkdir -p "$dir"
 if ! mount -t 9p -o "$opts,cache=mmap" vmshare "$dir"; then
@@ -218,13 +248,20 @@ while read -r tag path; do
 done < "$ctl/extra"
 cd "$dir"
 read -r up _ </proc/uptime; echo "cmd_start_s=$up" >> "$ctl/timing"
-HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin VMCTL=$ctl \
   bash "$ctl/cmd" </dev/null >"$ctl/stdout" 2>>"$ctl/stderr"
 rc=$?
 read -r up _ </proc/uptime; echo "cmd_end_s=$up" >> "$ctl/timing"
 free -m | awk '/^Mem:/ {print "guest_mem_used_mib=" $3}' >> "$ctl/timing"
 echo "$rc" > "$ctl/rc.tmp" && mv "$ctl/rc.tmp" "$ctl/rc"
 sync
+# The command asked for a real shutdown (VM_STATE runs: reboot or graceful
+# power-off scenarios): every unit is stopped as on any host. QEMU exits on
+# either (-no-reboot); the host boots again if the test wants a second boot.
+case "$(cat "$ctl/shutdown" 2>/dev/null)" in
+  reboot) systemctl reboot; exit 0 ;;
+  poweroff) systemctl poweroff; exit 0 ;;
+esac
 # Immediate power-off: the root disk is a throwaway snapshot, and a clean
 # shutdown could wait up to 90 s for some unit the test left behind.
 systemctl poweroff -ff
@@ -257,10 +294,11 @@ EOF
   echo "vm.sh: making the ext4 root image ($VM_DISK, sparse)" >&2
   rm -f "$build/rootfs.img"; truncate -s "$VM_DISK" "$build/rootfs.img"
   mkfs.ext4 -q -F -L vmroot -E lazy_itable_init=1 -d "$r" "$build/rootfs.img"
-  mv -f "$build/vmlinux" "$build/initrd.img" "$build/rootfs.img" "$VM_DIR/"
-  stamp_text > "$VM_DIR/image.stamp"
+  mkdir -p "$IMG"
+  mv -f "$build/vmlinux" "$build/initrd.img" "$build/rootfs.img" "$IMG/"
+  stamp_text > "$IMG/image.stamp"
   rm -rf "$build"
-  echo "vm.sh: image ready in $VM_DIR ($((SECONDS - t0)) s)"
+  echo "vm.sh: image ready in $IMG ($((SECONDS - t0)) s)"
 }
 
 # ------------------------------------------------------------ boot/run ----
@@ -289,13 +327,20 @@ qemu_args() {
     *) die "VM_ACCEL must be auto, kvm or tcg" ;;
   esac
   log "accelerator: ${accel[*]}"
+  ACCEL_NAME=TCG
+  [ "${accel[0]}" = -enable-kvm ] && ACCEL_NAME=KVM
   local append="root=/dev/vda rw console=ttyS0 panic=-1 net.ifnames=0 systemd.unified_cgroup_hierarchy=1"
   [ "$1" = run ] && append+=" quiet loglevel=4 systemd.show_status=false vmsh.run=1"
   Q=(qemu-system-x86_64 "${accel[@]}" -M "$VM_MACHINE" -smp "$VM_CPUS" -m "$VM_MEM"
      -nodefaults -no-user-config -display none -no-reboot
-     -kernel "$VM_DIR/vmlinux" -initrd "$VM_DIR/initrd.img" -append "$append"
-     -drive "file=$VM_DIR/rootfs.img,format=raw,if=virtio,snapshot=on,cache=unsafe"
+     -kernel "$IMG/vmlinux" -initrd "$IMG/initrd.img" -append "$append"
      -device virtio-rng-pci)
+  if [ -n "$VM_STATE" ]; then
+    # A disk that outlives the run: written back (graceful shutdowns flush it).
+    Q+=(-drive "file=$VM_STATE,format=qcow2,if=virtio,cache=writeback")
+  else
+    Q+=(-drive "file=$IMG/rootfs.img,format=raw,if=virtio,snapshot=on,cache=unsafe")
+  fi
   if [ "$VM_NET" = user ]; then Q+=(-nic user,model=virtio-net-pci); else Q+=(-nic none); fi
 }
 
@@ -320,7 +365,7 @@ cmd_run() {
   [ "${1:-}" = -- ] && shift
   (($#)) || die "usage: vm.sh run DIR -- CMD [ARG...]"
   check_dir "$dir"
-  image_ok || die "no image in $VM_DIR: run 'vm.sh image' first"
+  image_ok || die "no image in $IMG: run 'vm.sh image' first"
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   mkdir -p "$VM_DIR/runs"
@@ -329,6 +374,10 @@ cmd_run() {
   { printf 'cd %q || exit 125\nexec' "$dir"; printf ' %q' "$@"; printf '\n'; } > "$run_dir/cmd"
   : > "$run_dir/stdout"; : > "$run_dir/stderr"
 
+  if [ -n "$VM_STATE" ] && [ ! -f "$VM_STATE" ]; then
+    qemu-img create -q -f qcow2 -F raw -b "$IMG/rootfs.img" "$VM_STATE" ||
+      die "cannot create the state disk $VM_STATE"
+  fi
   qemu_args run
   share_args vmctl "$run_dir"
   share_args vmshare "$dir"
@@ -344,7 +393,10 @@ cmd_run() {
   local t0; t0=$(date +%s.%N)
   # timeout(1) bounds the whole boot+command+poweroff; it passes our TERM on to qemu.
   # TMPDIR: where snapshot=on puts its (already unlinked) overlay of the guest's writes.
-  TMPDIR="$run_dir" timeout -k 10 "$VM_TIMEOUT" "${Q[@]}" </dev/null >"$run_dir/qemu.log" 2>&1 &
+  # setpriv --pdeathsig: if this script is killed outright (no trap runs),
+  # timeout dies with it and qemu with timeout: no QEMU is ever left behind.
+  TMPDIR="$run_dir" setpriv --pdeathsig KILL timeout -k 10 "$VM_TIMEOUT" \
+    setpriv --pdeathsig KILL "${Q[@]}" </dev/null >"$run_dir/qemu.log" 2>&1 &
   qemu_pid=$!
   # Stream the command's output while it runs; tail reads once more after qemu exits.
   tail -c +1 -f --pid="$qemu_pid" "$run_dir/stdout" &
@@ -357,6 +409,7 @@ cmd_run() {
   wait "$tail_out" "$tail_err" 2>/dev/null || true
   local t1; t1=$(date +%s.%N)
 
+  guest_line "$run_dir/guest"
   if [ "$VM_VERBOSE" = 1 ]; then
     echo "vm.sh: host wall $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s; guest: $(tr '\n' ' ' < "$run_dir/timing" 2>/dev/null)" >&2
   fi
@@ -375,9 +428,33 @@ cmd_run() {
   exit "$(cat "$run_dir/rc")"
 }
 
+# guest_line FILE: one line on stderr naming the guest the run used.
+guest_line() {
+  [ -f "$1" ] || { echo "vm.sh: guest: (it did not report; accelerator $ACCEL_NAME)" >&2; return 0; }
+  local kernel systemd cgroupfs controllers os state
+  kernel=$(sed -n 's/^kernel=//p' "$1"); systemd=$(sed -n 's/^systemd=//p' "$1")
+  cgroupfs=$(sed -n 's/^cgroupfs=//p' "$1"); controllers=$(sed -n 's/^controllers=//p' "$1")
+  os=$(sed -n 's/^os=//p' "$1"); state=$(sed -n 's/^state=//p' "$1")
+  local cg="cgroup $cgroupfs"
+  [ "$cgroupfs" = cgroup2fs ] && cg="cgroup v2 only ($controllers)"
+  local why=""
+  [ "$ACCEL_NAME" = TCG ] && [ -d /sys/module/kvm_pvm ] && why=" (/dev/kvm is PVM: stock kernels hang there)"
+  [ "$ACCEL_NAME" = TCG ] && [ ! -e /dev/kvm ] && why=" (no /dev/kvm)"
+  echo "vm.sh: guest: $os, kernel $kernel, systemd $systemd, PID 1 systemd ($state), $cg, $ACCEL_NAME$why" >&2
+}
+
+# check: can a run happen right now, without installing or building anything?
+cmd_check() {
+  [ "$(id -u)" = 0 ] || { echo "vm.sh: not root"; exit 3; }
+  command -v qemu-system-x86_64 >/dev/null || { echo "vm.sh: qemu-system-x86_64 is not installed"; exit 3; }
+  if [ -n "$VM_STATE" ]; then command -v qemu-img >/dev/null || { echo "vm.sh: qemu-img (qemu-utils) is not installed"; exit 3; }; fi
+  image_ok || { echo "vm.sh: no image for this recipe in $IMG (vm.sh image builds it)"; exit 3; }
+  echo "vm.sh: ready ($IMG)"
+}
+
 cmd_shell() {
   need_root
-  image_ok || die "no image in $VM_DIR: run 'vm.sh image' first"
+  image_ok || die "no image in $IMG: run 'vm.sh image' first"
   qemu_args shell
   if (($#)); then
     local dir; dir=$(realpath -e "$1"); check_dir "$dir"
@@ -392,5 +469,6 @@ case "${1:-}" in
   image) shift; cmd_image "$@" ;;
   run) shift; cmd_run "$@" ;;
   shell) shift; cmd_shell "$@" ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  check) shift; cmd_check "$@" ;;
+  *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac

@@ -42,9 +42,20 @@ type e2eNode struct {
 	notes                                   chan string
 }
 
-// buildBinaries builds minikubelet and its shim into dir.
+// buildBinaries builds minikubelet and its shim into dir. With
+// MKL_E2E_BINDIR (make test-vm: the guest has no Go toolchain) it uses the
+// minikubelet and minikubelet-shim already built there.
 func buildBinaries(t *testing.T, dir string) string {
 	t.Helper()
+	if pre := os.Getenv("MKL_E2E_BINDIR"); pre != "" {
+		bin := filepath.Join(pre, "minikubelet")
+		for _, f := range []string{bin, filepath.Join(pre, "minikubelet-shim")} {
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("MKL_E2E_BINDIR: %v", err)
+			}
+		}
+		return bin
+	}
 	_, self, _, _ := goruntime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	bin := filepath.Join(dir, "minikubelet")
@@ -162,7 +173,8 @@ func (n *e2eNode) start(extra ...string) {
 	n.cmd = cmd
 	n.exited = make(chan struct{})
 	go func(c *exec.Cmd, ch chan struct{}) { c.Wait(); close(ch) }(cmd, n.exited)
-	n.waitFor("the API socket", 20*time.Second, func() bool {
+	// Generous: under QEMU's emulation (make test-vm) a start took > 20 s.
+	n.waitFor("the API socket", 90*time.Second, func() bool {
 		_, err := n.cli("get", "pods", "-A")
 		return err == nil
 	})

@@ -16,6 +16,13 @@
 //
 // As non-root (or with MKL_SKIP_INTEGRATION=1) no node is booted and Require
 // skips the test with a reason; unit tests in the same package still run.
+//
+// Host mode (MKL_TESTNODE_HOST=1): on a machine that is itself an ordinary
+// systemd host — PID 1 is systemd, /sys/fs/cgroup is pure cgroup v2 — such as
+// the Debian 12 guest of `make test-vm` (hack/vm), no node is booted: the
+// tests run directly against the host's systemd and hierarchy, and Inside
+// reports true. It refuses (exit 1) on a host that is not such a machine, so a
+// mistaken opt-in fails loudly instead of testing the wrong thing.
 package testnode
 
 import (
@@ -41,10 +48,42 @@ const (
 	envInside = "MKL_TESTNODE_INSIDE" // set in the re-executed test binary
 	envSkip   = "MKL_SKIP_INTEGRATION"
 	envWhy    = "MKL_TESTNODE_SKIPPED" // why the node could not be booted
+	envHost   = "MKL_TESTNODE_HOST"    // run against this host's own systemd (see package doc)
 )
 
-// Inside reports whether this process runs inside a booted test node.
+// hostMarker is envInside's value in host mode.
+const hostMarker = "host"
+
+// Inside reports whether this process runs inside a booted test node, or on
+// a real systemd host in host mode.
 func Inside() bool { return os.Getenv(envInside) != "" }
+
+// Host reports whether the tests run against the host's own systemd (host
+// mode): PID 1 of the machine, pure cgroup v2, units shared with the host.
+func Host() bool { return os.Getenv(envInside) == hostMarker }
+
+// hostProblem says why this machine cannot serve host mode, or "".
+func hostProblem() string {
+	if os.Geteuid() != 0 {
+		return "not running as root"
+	}
+	comm, err := os.ReadFile("/proc/1/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != "systemd" {
+		return fmt.Sprintf("PID 1 is %q, not systemd", strings.TrimSpace(string(comm)))
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return fmt.Sprintf("statfs /sys/fs/cgroup: %v", err)
+	}
+	const cgroup2Magic = 0x63677270
+	if st.Type != cgroup2Magic {
+		return "/sys/fs/cgroup is not a pure cgroup v2 mount"
+	}
+	if !fileExists("/run/systemd/private") {
+		return "systemd's private socket /run/systemd/private is missing"
+	}
+	return ""
+}
 
 // Require skips t unless it runs inside a test node with a real systemd.
 func Require(t testing.TB) {
@@ -74,6 +113,14 @@ func RequireRoot(t testing.TB) {
 // Main is the TestMain of a package with integration tests.
 func Main(m *testing.M) {
 	if Inside() {
+		os.Exit(m.Run())
+	}
+	if os.Getenv(envHost) != "" {
+		if why := hostProblem(); why != "" {
+			fmt.Fprintf(os.Stderr, "testnode: %s=1 but this is no systemd host with cgroup v2: %s\n", envHost, why)
+			os.Exit(1)
+		}
+		os.Setenv(envInside, hostMarker)
 		os.Exit(m.Run())
 	}
 	why := ""

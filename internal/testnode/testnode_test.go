@@ -79,3 +79,24 @@ func TestOutsideSkipsWithReason(t *testing.T) {
 		t.Fatal("non-root run must record why integration tests are skipped")
 	}
 }
+
+// TestHostModeNeedsSystemdV2Host: host mode is accepted exactly on a machine
+// whose PID 1 is systemd on pure cgroup v2 (the make test-vm guest), and
+// refused with a reason elsewhere (the lab host: PID 1 is not systemd or the
+// hierarchy is v1 hybrid).
+func TestHostModeNeedsSystemdV2Host(t *testing.T) {
+	why := hostProblem()
+	if Host() {
+		if why != "" {
+			t.Fatalf("running in host mode on a host that fails the check: %s", why)
+		}
+		return
+	}
+	comm, _ := os.ReadFile("/proc/1/comm")
+	if strings.TrimSpace(string(comm)) != "systemd" && why == "" {
+		t.Fatalf("PID 1 is %q but hostProblem accepts this host", comm)
+	}
+	if os.Getuid() != 0 && why != "not running as root" {
+		t.Fatalf("non-root: hostProblem = %q", why)
+	}
+}
