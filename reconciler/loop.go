@@ -74,6 +74,9 @@ type Loop struct {
 	busy   map[types.UID]bool
 	retry  map[types.UID]retryState
 	rounds uint64
+	// lastDone is when an action last returned: progress even while a
+	// round is slow (a slow host's CNI ADDs), for watchdogs.
+	lastDone time.Time
 }
 
 type retryState struct {
@@ -125,6 +128,13 @@ func (l *Loop) Rounds() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rounds
+}
+
+// LastActionDone is when an action last returned (zero: none yet).
+func (l *Loop) LastActionDone() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastDone
 }
 
 // InFlight returns the keys of the actions running now.
@@ -428,6 +438,7 @@ func (l *Loop) begin(key string) {
 func (l *Loop) end(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.lastDone = time.Now()
 	if l.inflight[key]--; l.inflight[key] <= 0 {
 		delete(l.inflight, key)
 	}

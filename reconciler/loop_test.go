@@ -450,3 +450,16 @@ func TestLoopAppContainerFailureDoesNotHoldBackSiblings(t *testing.T) {
 		t.Fatal("container bad runs although its create always fails")
 	}
 }
+
+// LastActionDone moves with every finished action, so a watchdog can tell a
+// slow round that makes progress from a stuck loop.
+func TestLoopLastActionDone(t *testing.T) {
+	f := newFakeShell(t, mkPod("u1", "p1", "a"))
+	before := time.Now()
+	l, stop := startLoop(t, f, 2)
+	defer stop()
+	waitFor(t, "the pod running", func() bool { return f.allRunning("u1") })
+	if got := l.LastActionDone(); got.Before(before) {
+		t.Fatalf("LastActionDone %v, want after the loop started (%v)", got, before)
+	}
+}

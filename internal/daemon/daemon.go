@@ -307,9 +307,21 @@ func Run(ctx context.Context, o Options) error {
 	if resync <= 0 {
 		resync = 20 * time.Second
 	}
+	// A slow round is not a dead loop: a completed action counts as
+	// progress too, and the start as the first sign of life (adopting or
+	// starting many pods at boot, or a slow host's CNI ADDs, can keep the
+	// first rounds busy past the watchdog's interval).
+	started := time.Now()
 	healthy := func() error {
-		if last := lastRound.Load(); last != 0 && time.Since(time.Unix(0, last)) > 2*resync+10*time.Second {
-			return fmt.Errorf("last reconcile round completed %s ago", time.Since(time.Unix(0, last)).Round(time.Second))
+		last := started
+		if r := lastRound.Load(); r != 0 && time.Unix(0, r).After(last) {
+			last = time.Unix(0, r)
+		}
+		if a := loop.LastActionDone(); a.After(last) {
+			last = a
+		}
+		if since := time.Since(last); since > 2*resync+10*time.Second {
+			return fmt.Errorf("no reconcile round completed and no action finished for %s", since.Round(time.Second))
 		}
 		return nil
 	}
@@ -371,8 +383,8 @@ wait:
 				log.Info("minikubelet ready")
 			}
 		case <-watchdog:
-			// Alive means the loop still completes rounds (at least one per resync).
-			if last := lastRound.Load(); last != 0 && time.Since(time.Unix(0, last)) < 2*resync+10*time.Second {
+			// Alive: the loop completes rounds or its actions finish (healthy).
+			if healthy() == nil {
 				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
 			}
 		case err := <-serverDone:
