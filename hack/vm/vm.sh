@@ -77,7 +77,9 @@ VM_VERBOSE=${VM_VERBOSE:-0}
 VM_KEEP=${VM_KEEP:-0}
 VM_STATE=${VM_STATE:-}
 
-GUEST_PKGS=systemd,systemd-sysv,systemd-resolved,dbus,udev,kmod,iproute2,iptables,containernetworking-plugins,busybox-static,procps,util-linux,make,linux-image-amd64
+# apparmor: Debian's kernel packages recommend it, so a stock Debian 12 host has AppArmor
+# enabled with apparmor_parser installed (containers then get the RuntimeDefault profile).
+GUEST_PKGS=systemd,systemd-sysv,systemd-resolved,dbus,udev,kmod,iproute2,iptables,containernetworking-plugins,busybox-static,procps,util-linux,make,apparmor,linux-image-amd64
 
 die() { echo "vm.sh: $*" >&2; exit 2; }
 log() { [ "$VM_VERBOSE" = 1 ] && echo "vm.sh: $*" >&2 || true; }
