@@ -363,7 +363,7 @@ func (d *DBusDriver) unitState(ctx context.Context, unit string) (sd.UnitStatus,
 
 // startTransient creates a transient unit and waits until it is active. A
 // leftover unit of the same name that failed is reset and the start retried
-// once (runc's habit). When the unit exists and is active, ours tells
+// (runc's habit; up to three tries). When the unit exists and is active, ours tells
 // whether it is the one asked for: a start whose reply was lost with the
 // connection (then retried on a new one) finds its own unit.
 func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd.Property, ours func(st sd.UnitStatus) bool) error {
@@ -372,7 +372,10 @@ func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd
 			_, err := c.StartTransientUnitContext(ctx, unit, "replace", props, ch)
 			return err
 		})
-		if err != nil && attempt == 0 && (dbusErrorName(err) == errUnitExists || errors.Is(err, errJobLost)) {
+		// Up to three tries: across a daemon-reexec a unit can read loaded
+		// but not yet active (or the first retry's reply is lost too) while
+		// systemd deserializes its jobs, so one retry was not always enough.
+		if err != nil && attempt < 3 && (dbusErrorName(err) == errUnitExists || errors.Is(err, errJobLost)) {
 			st, serr := d.unitState(ctx, unit)
 			// A job that outlived its connection may still be running:
 			// its outcome is the unit's next state (a rare recovery path,
@@ -392,6 +395,15 @@ func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd
 				return fmt.Errorf("start %s: a unit of that name already runs", unit)
 			}
 			d.resetFailed(ctx, unit)
+			if attempt > 0 {
+				// Back off before the next try: systemd settles the unit
+				// (job finished, or the inactive unit collected) meanwhile.
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("start %s: %w", unit, ctx.Err())
+				case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+				}
+			}
 			continue
 		}
 		if err != nil {
