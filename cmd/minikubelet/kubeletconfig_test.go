@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spf13/pflag"
 )
 
 // kubeadm's /var/lib/kubelet/config.yaml as kubeadm 1.37 writes it.
@@ -64,15 +62,8 @@ volumeStatsAggPeriod: 0s
 
 func parseRunPtr(t *testing.T, args ...string) (*daemonOptions, *runExtraOptions) {
 	t.Helper()
-	var opts daemonOptions
-	var extra runExtraOptions
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	opts.addFlags(fs)
-	extra.addFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	return &opts, &extra
+	base, extra := parseRun(t, args...)
+	return &base, &extra
 }
 
 func TestKubeadmConfigIsRead(t *testing.T) {

@@ -231,8 +231,9 @@ staticPodPath: /etc/kubernetes/manifests
 				warn = append(warn, l)
 			}
 		}
-		if len(warn) != 1 || !strings.Contains(warn[0], "clusterDNS") || !strings.Contains(warn[0], "rotateCertificates") {
-			t.Errorf("want one warning naming clusterDNS and rotateCertificates, got %q", warn)
+		// clusterDNS, clusterDomain and resolvConf are applied (not named).
+		if len(warn) != 1 || strings.Contains(warn[0], "clusterDNS") || !strings.Contains(warn[0], "rotateCertificates") {
+			t.Errorf("want one warning naming rotateCertificates and not clusterDNS, got %q", warn)
 		}
 		// --manifest-dir (a flag) overrode staticPodPath: web runs from n.manifests.
 	})
