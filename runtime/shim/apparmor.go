@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 )
 
 // appArmorOnExec makes this thread's next execve enter profile, as runc's
@@ -15,21 +16,39 @@ func appArmorOnExec(profile string) error {
 	if profile == "" {
 		return nil
 	}
+	f := preopenedAppArmorAttr
+	preopenedAppArmorAttr = nil
 	var err error
-	for _, p := range []string{"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"} {
-		var f *os.File
-		if f, err = os.OpenFile(p, os.O_WRONLY, 0); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			break
-		}
+	if f == nil {
+		f, err = openAppArmorAttr()
+	}
+	if err == nil {
 		_, err = f.Write([]byte("exec " + profile))
 		f.Close()
-		break
 	}
 	if err != nil {
 		return fmt.Errorf("AppArmor profile %s: %w", profile, err)
 	}
 	return nil
+}
+
+// preopenedAppArmorAttr is this thread's attr file, opened by the exec
+// helper before it enters the container's mount namespace: /proc there is
+// the container's PID namespace's, which has no entry for the helper's
+// thread (found on a Debian 12 host with AppArmor enabled).
+var preopenedAppArmorAttr *os.File
+
+// openAppArmorAttr opens the calling thread's AppArmor exec attribute.
+func openAppArmorAttr() (*os.File, error) {
+	var err error
+	for _, p := range []string{"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"} {
+		var f *os.File
+		if f, err = os.OpenFile(p, os.O_WRONLY|syscall.O_CLOEXEC, 0); err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	return nil, err
 }

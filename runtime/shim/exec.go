@@ -122,6 +122,15 @@ func ContainerExecMain() int {
 		}
 		f.Close()
 	}
+	if es.Spec.AppArmorProfile != "" {
+		// Written by finishAndExec on this thread; /proc after the setns
+		// below is the container's and has no entry for this thread.
+		f, err := openAppArmorAttr()
+		if err != nil {
+			return fail(fmt.Errorf("AppArmor profile %s: %w", es.Spec.AppArmorProfile, err))
+		}
+		preopenedAppArmorAttr = f
+	}
 	if err := unix.Setns(int(mnt.Fd()), unix.CLONE_NEWNS); err != nil {
 		return fail(fmt.Errorf("enter the container's mount namespace: %w", err))
 	}
