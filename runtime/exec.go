@@ -109,8 +109,29 @@ func (r *Runtime) Exec(ctx context.Context, uid types.UID, id string, cfg ExecCo
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, &helperErr
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sockChild)
 	}
+	// A stdin that is not a file (a stream from the kubelet API) is copied
+	// through a pipe of our own, closed once the command is over: os/exec
+	// would otherwise wait in Wait for the caller's stdin to end, and a
+	// `kubectl exec -i` whose command has exited would hang.
+	var stdinR, stdinW *os.File
+	if _, isFile := cfg.Stdin.(*os.File); cfg.Stdin != nil && !isFile && !cfg.TTY {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			specR.Close()
+			specW.Close()
+			return 0, fmt.Errorf("exec in container %s: stdin: %w", st.Name, err)
+		}
+		defer stdinW.Close()
+		cmd.Stdin = stdinR
+		go func() {
+			io.Copy(stdinW, cfg.Stdin)
+			stdinW.Close()
+		}()
+	}
 	err = cmd.Start()
 	specR.Close()
+	if stdinR != nil {
+		stdinR.Close()
+	}
 	if sockChild != nil {
 		sockChild.Close()
 	}

@@ -97,10 +97,11 @@ func runExec(ctx context.Context, o execOptions, logDir, podName string, argv []
 	if err != nil {
 		return 0, err
 	}
-	id, err := runningContainerID(pod, name)
+	st, err := kubectl.RunningContainer(pod, name, "exec into")
 	if err != nil {
 		return 0, err
 	}
+	id := kubectl.ContainerIDOf(st)
 	rt, err := runtime.New(runtime.Options{RootDir: o.rootDir, LogDir: logDir})
 	if err != nil {
 		return 0, err
@@ -152,32 +153,6 @@ func execContainer(pod *v1.Pod, want string, stderr io.Writer) (string, error) {
 	}
 	kubectl.DefaultedContainerNotice(stderr, pod)
 	return names[0], nil
-}
-
-// runningContainerID finds the runtime ID of a container's current instance.
-func runningContainerID(pod *v1.Pod, name string) (string, error) {
-	all := append(append([]v1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
-	for _, st := range all {
-		if st.Name != name {
-			continue
-		}
-		if st.State.Running == nil {
-			state := "waiting"
-			switch {
-			case st.State.Terminated != nil:
-				state = "terminated (" + st.State.Terminated.Reason + ")"
-			case st.State.Waiting != nil && st.State.Waiting.Reason != "":
-				state = "waiting (" + st.State.Waiting.Reason + ")"
-			}
-			return "", fmt.Errorf("cannot exec into container %s of pod %s: it is %s, not running", name, pod.Name, state)
-		}
-		_, id, ok := strings.Cut(st.ContainerID, "://")
-		if !ok || id == "" {
-			return "", fmt.Errorf("container %s of pod %s has no container ID yet", name, pod.Name)
-		}
-		return id, nil
-	}
-	return "", fmt.Errorf("container %s of pod %s has not started", name, pod.Name)
 }
 
 // watchWindowSize sends the terminal's size now and on every SIGWINCH.

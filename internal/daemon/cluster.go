@@ -65,7 +65,7 @@ func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
 
 // newClusterAgent prepares cluster mode: the agent and the kubelet API;
 // nil, nil when standalone.
-func newClusterAgent(o Options, src api.Source, ready func() error, metrics http.Handler, log *slog.Logger) (*cluster.Agent, *kubeletserver.Server, error) {
+func newClusterAgent(o Options, src api.Source, rt kubeletserver.Runtime, ready func() error, metrics http.Handler, log *slog.Logger) (*cluster.Agent, *kubeletserver.Server, error) {
 	co := o.Cluster
 	if co.Kubeconfig == "" {
 		return nil, nil, nil
@@ -92,7 +92,7 @@ func newClusterAgent(o Options, src api.Source, ready func() error, metrics http
 		srv = kubeletserver.New(kubeletserver.Options{Address: co.Address, Port: co.Port, NodeName: o.NodeName,
 			NodeIPs: ips, CertFile: co.TLSCertFile, KeyFile: co.TLSKeyFile, RootDir: o.RootDir,
 			ClientCAFile: co.ClientCAFile, WebhookAuthn: co.WebhookAuthn, WebhookAuthz: co.WebhookAuthz, Client: client,
-			Source: src, Socket: o.Socket, LogDir: o.LogDir, Metrics: metrics, Log: log.With("component", "kubelet-api")})
+			Source: src, Socket: o.Socket, LogDir: o.LogDir, Runtime: rt, Metrics: metrics, Log: log.With("component", "kubelet-api")})
 		if err := srv.Init(); err != nil {
 			return nil, nil, err
 		}

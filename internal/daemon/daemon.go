@@ -328,7 +328,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.HealthzAddr != "" {
 		go serveHealthz(ctx, o.HealthzAddr, healthy, log.With("component", "healthz"))
 	}
-	agent, kubeletAPI, err := newClusterAgent(o, usageSource{apiStore, sampler}, func() error {
+	agent, kubeletAPI, err := newClusterAgent(o, usageSource{apiStore, sampler}, rt, func() error {
 		if loop.Rounds() == 0 {
 			return errors.New("no reconcile round completed yet")
 		}

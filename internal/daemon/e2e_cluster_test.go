@@ -1,15 +1,20 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,9 +34,9 @@ import (
 // (Node authorizer, NodeRestriction) with the node's own certificate.
 //
 // The outage step keeps the API server down for MKL_CLUSTER_OUTAGE (default
-// 15s; the issue's figure is a minute) and the "stays Ready" step watches
-// the Node for MKL_CLUSTER_READY_FOR (default: two lease renewals; the
-// issue's figure is 2m), so make test stays short.
+// a minute) and the Node is watched, in the background of the other steps,
+// for MKL_CLUSTER_READY_FOR (default 2m): the issue's figures, at the cost of
+// about half a minute over the steps themselves.
 func TestClusterMode(t *testing.T) {
 	n := newE2ENode(t)
 	c := clustertest.Start(t)
@@ -79,7 +84,10 @@ staticPodPath: /etc/kubernetes/manifests
 	}
 	n.start("--kubeconfig", c.NodeKubeconfig(node), "--config", cfg, "--node-ip", nodeIP,
 		"--node-labels", "example.com/role=edge", "--register-with-taints", "example.com/dedicated=edge:NoSchedule")
-	n.write("web.yaml", podManifest("web", "Always", 2, `echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
+	// httpd (busybox's, backgrounded) listens on the pod's loopback only:
+	// kubectl port-forward reaches it through the API server and the
+	// kubelet API's dial inside the pod's network namespace.
+	n.write("web.yaml", podManifest("web", "Always", 2, `mkdir -p /tmp/www; echo pf-ok > /tmp/www/index.html; httpd -p 127.0.0.1:18090 -h /tmp/www; echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
 	const web = "web-node1"
 	n.waitPod(web, "Running", 60*time.Second, running)
 
@@ -141,39 +149,29 @@ staticPodPath: /etc/kubernetes/manifests
 		t.FailNow()
 	}
 
+	// The Node stays Ready and its lease is renewed for readyFor (the
+	// issue's 2 minutes; MKL_CLUSTER_READY_FOR to change), watched in the
+	// background while the other subtests run; the API server outage below
+	// is a gap in what can be seen, not a failure.
+	readyFor := 2 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("MKL_CLUSTER_READY_FOR")); err == nil {
+		readyFor = d
+	}
+	readyWatch := watchNodeReady(ctx, admin, node, nodeObj.UID)
+
 	t.Run("Lease owned by the Node and renewed", func(t *testing.T) {
-		var first *metav1.MicroTime
-		readyFor := 2 * 11 * time.Second
-		if d, err := time.ParseDuration(os.Getenv("MKL_CLUSTER_READY_FOR")); err == nil {
-			readyFor = d
+		n.waitFor("a lease renewal", 30*time.Second, func() bool { return readyWatch.snapshot().renewals >= 1 })
+		l, err := admin.CoordinationV1().Leases(cluster.LeaseNamespace).Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		renewals := 0
-		deadline := time.Now().Add(readyFor + 15*time.Second)
-		start := time.Now()
-		for time.Since(start) < readyFor || renewals < 2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("saw %d lease renewals in %s", renewals, time.Since(start))
-			}
-			l, err := admin.CoordinationV1().Leases(cluster.LeaseNamespace).Get(ctx, node, metav1.GetOptions{})
-			if err == nil {
-				if *l.Spec.HolderIdentity != node || *l.Spec.LeaseDurationSeconds != 40 {
-					t.Fatalf("lease spec: %+v", l.Spec)
-				}
-				// The first lease may predate the Node; a renewal sets the owner.
-				if renewals > 0 && (len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "Node" || l.OwnerReferences[0].UID != nodeObj.UID) {
-					t.Fatalf("lease owners %+v, node uid %s", l.OwnerReferences, nodeObj.UID)
-				}
-				if first != nil && !l.Spec.RenewTime.Equal(first) {
-					renewals++
-				}
-				first = l.Spec.RenewTime
-			}
-			if got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err != nil || !nodeReady(got) {
-				t.Fatalf("node not Ready at %s: %v", time.Since(start), err)
-			}
-			time.Sleep(time.Second)
+		if *l.Spec.HolderIdentity != node || *l.Spec.LeaseDurationSeconds != 40 {
+			t.Fatalf("lease spec: %+v", l.Spec)
 		}
-		t.Logf("Ready for %s with %d lease renewals", time.Since(start).Round(time.Second), renewals)
+		// The first lease may predate the Node; a renewal sets the owner.
+		if len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "Node" || l.OwnerReferences[0].UID != nodeObj.UID {
+			t.Fatalf("lease owners %+v, node uid %s", l.OwnerReferences, nodeObj.UID)
+		}
 	})
 
 	var mirrorUID types.UID
@@ -283,6 +281,67 @@ staticPodPath: /etc/kubernetes/manifests
 		}
 	})
 
+	t.Run("kubectl exec, attach and port-forward go through the API server to the kubelet API", func(t *testing.T) {
+		if nodeIP == "127.0.0.1" {
+			t.Skip("the API server does not stream to a node on loopback; no veth link here")
+		}
+		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		// stdout, stderr and the exit code come back apart.
+		cmd := c.KubectlCmd(tctx, "exec", "-n", "default", web, "--", "sh", "-c", "echo out $HOSTNAME; echo err >&2; exit 3")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 || out.String() != "out "+web+"\n" || !strings.Contains(errb.String(), "err\n") {
+			t.Fatalf("kubectl exec: %v, stdout %q, stderr %q", err, out.String(), errb.String())
+		}
+		// -i: stdin reaches the command; the session ends with the command.
+		cmd = c.KubectlCmd(tctx, "exec", "-i", "-n", "default", web, "-c", "c", "--", "sh", "-c", "read l; echo got $l")
+		cmd.Stdin = strings.NewReader("line1\n")
+		b, err := cmd.CombinedOutput()
+		if err != nil || string(b) != "got line1\n" {
+			t.Fatalf("kubectl exec -i: %v %q", err, b)
+		}
+		// attach shows what the container writes from now on.
+		cmd = c.KubectlCmd(tctx, "attach", "-n", "default", web, "-c", "c")
+		pr, pw := io.Pipe()
+		cmd.Stdout, cmd.Stderr = pw, pw
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		line, err := readLineMatching(pr, func(l string) bool { return strings.HasPrefix(l, "tick ") })
+		if err != nil {
+			t.Fatalf("kubectl attach: %v (last line %q)", err, line)
+		}
+		pw.Close()
+		// port-forward to a port on the pod's loopback.
+		pf := c.KubectlCmd(tctx, "port-forward", "-n", "default", "pod/"+web, ":18090")
+		pr, pw = io.Pipe()
+		pf.Stdout, pf.Stderr = pw, pw
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { pf.Process.Kill(); pf.Wait() }()
+		// "Forwarding from 127.0.0.1:PORT -> 18090"
+		line, err = readLineMatching(pr, func(l string) bool { return strings.HasPrefix(l, "Forwarding from 127.0.0.1:") })
+		if err != nil {
+			t.Fatalf("kubectl port-forward: %v (last line %q)", err, line)
+		}
+		go io.Copy(io.Discard, pr)
+		local := strings.Fields(strings.TrimPrefix(line, "Forwarding from "))[0]
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + local + "/index.html")
+		if err != nil {
+			t.Fatalf("GET through port-forward: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "pf-ok\n" {
+			t.Fatalf("GET through port-forward: %d %q", resp.StatusCode, body)
+		}
+	})
+
 	t.Run("healthz", func(t *testing.T) {
 		resp, err := http.Get("http://127.0.0.1:10248/healthz")
 		if err != nil {
@@ -296,7 +355,7 @@ staticPodPath: /etc/kubernetes/manifests
 	})
 
 	t.Run("an API server outage changes nothing for the pods; the node catches up", func(t *testing.T) {
-		outage := 15 * time.Second
+		outage := time.Minute
 		if d, err := time.ParseDuration(os.Getenv("MKL_CLUSTER_OUTAGE")); err == nil {
 			outage = d
 		}
@@ -332,6 +391,22 @@ staticPodPath: /etc/kubernetes/manifests
 			return apierrors.IsNotFound(err)
 		})
 	})
+
+	t.Run("the Node stayed Ready with its lease renewed", func(t *testing.T) {
+		n.waitFor(fmt.Sprintf("%s of watching the Node", readyFor), readyFor+30*time.Second, func() bool {
+			return readyWatch.snapshot().span >= readyFor
+		})
+		w := readyWatch.stop()
+		t.Logf("watched %s: %d lease renewals, %d samples Ready, %d unreachable", w.span.Round(time.Second), w.renewals, w.ready, w.unreachable)
+		if w.notReady != "" {
+			t.Errorf("the Node was not Ready: %s", w.notReady)
+		}
+		// Every 10 s while the API server could be reached (a sample a second).
+		if min := w.ready/10 - 1; w.renewals < min || w.renewals == 0 {
+			t.Errorf("%d lease renewals in %d s of reachable API server, want at least %d", w.renewals, w.ready, min)
+		}
+	})
+
 }
 
 func nodeReady(n *v1.Node) bool {
@@ -387,4 +462,85 @@ func waitMirrorStatus(t *testing.T, n *e2eNode, admin kubernetes.Interface, name
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// readyWatcher samples a Node's Ready condition and its lease every second.
+type readyWatcher struct {
+	mu     sync.Mutex
+	w      readyWatch
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type readyWatch struct {
+	span                         time.Duration
+	renewals, ready, unreachable int
+	notReady                     string // the first sample that was not Ready
+}
+
+func watchNodeReady(ctx context.Context, admin kubernetes.Interface, node string, _ types.UID) *readyWatcher {
+	ctx, cancel := context.WithCancel(ctx)
+	rw := &readyWatcher{cancel: cancel, done: make(chan struct{})}
+	start := time.Now()
+	go func() {
+		defer close(rw.done)
+		var last *metav1.MicroTime
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			l, lerr := admin.CoordinationV1().Leases(cluster.LeaseNamespace).Get(ctx, node, metav1.GetOptions{})
+			rw.mu.Lock()
+			rw.w.span = time.Since(start)
+			switch {
+			case err != nil:
+				rw.w.unreachable++
+			case nodeReady(got):
+				rw.w.ready++
+			case rw.w.notReady == "":
+				rw.w.notReady = fmt.Sprintf("at %s: %+v", time.Since(start).Round(time.Second), condition(got, v1.NodeReady))
+			}
+			if lerr == nil && l.Spec.RenewTime != nil {
+				if last != nil && !l.Spec.RenewTime.Equal(last) {
+					rw.w.renewals++
+				}
+				last = l.Spec.RenewTime
+			}
+			rw.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return rw
+}
+
+func (rw *readyWatcher) snapshot() readyWatch {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return rw.w
+}
+
+func (rw *readyWatcher) stop() readyWatch {
+	rw.cancel()
+	<-rw.done
+	return rw.snapshot()
+}
+
+// readLineMatching reads lines until one matches (returned) or r ends.
+func readLineMatching(r io.Reader, match func(string) bool) (string, error) {
+	sc := bufio.NewScanner(r)
+	last := ""
+	for sc.Scan() {
+		last = sc.Text()
+		if match(last) {
+			return last, nil
+		}
+	}
+	if sc.Err() != nil {
+		return last, sc.Err()
+	}
+	return last, io.ErrUnexpectedEOF
 }

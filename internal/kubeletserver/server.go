@@ -1,6 +1,6 @@
 // Package kubeletserver is the kubelet's API on --port (10250) in cluster
 // mode: what the API server proxies to a node (kubectl logs, the node proxy
-// to /pods, /metrics, /healthz) over TLS, with the kubelet's
+// to /pods, /metrics, /healthz; kubectl exec, attach and port-forward) over TLS, with the kubelet's
 // authentication (client certificates against --client-ca-file, bearer
 // tokens by TokenReview) and authorization (SubjectAccessReview on
 // nodes/<name> with the kubelet's subresources), or AlwaysAllow.
@@ -56,9 +56,11 @@ type Options struct {
 	WebhookAuthn, WebhookAuthz bool
 	Client                     kubernetes.Interface
 	// Source is the daemon's pod store; Socket its local API (logs).
-	Source  api.Source
-	Socket  string
-	LogDir  string
+	Source api.Source
+	Socket string
+	LogDir string
+	// Runtime serves /exec, /attach and /portForward (nil: 501).
+	Runtime Runtime
 	Metrics http.Handler
 	Log     *slog.Logger
 }
@@ -290,6 +292,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/pods/", s.pods)
 	mux.HandleFunc("/containerLogs/", s.containerLogs)
 	mux.HandleFunc("/stats/summary", s.summary)
+	mux.HandleFunc("/exec/", s.exec)
+	mux.HandleFunc("/attach/", s.attach)
+	mux.HandleFunc("/portForward/", s.portForward)
 	if s.o.Metrics != nil {
 		mux.Handle("/metrics", s.o.Metrics)
 	}

@@ -260,11 +260,15 @@ type Options struct {
 	// has drained everything (e.g. "the container is no longer running").
 	// Without it a follow ends when a newer instance's log appears.
 	Stop func() bool
+	// Stderr, when set, receives the stderr lines and w only the stdout
+	// ones (kubectl attach keeps the two streams apart).
+	Stderr io.Writer
 }
 
 // joiner assembles logical lines from CRI lines, per stream, and writes them.
 type joiner struct {
 	w          io.Writer
+	stderr     io.Writer // nil: stderr lines go to w too
 	timestamps bool
 	partial    map[string]*pending
 	// emit overrides writing (tail collects instead).
@@ -298,7 +302,11 @@ func (j *joiner) add(l Line) error {
 		j.emit(out)
 		return nil
 	}
-	_, err := j.w.Write(out)
+	w := j.w
+	if l.Stream == "stderr" && j.stderr != nil {
+		w = j.stderr
+	}
+	_, err := w.Write(out)
 	return err
 }
 
@@ -315,7 +323,7 @@ func Read(ctx context.Context, containerDir string, restartCount int, opts Optio
 		return err
 	}
 	live := files[len(files)-1]
-	j := &joiner{w: w, timestamps: opts.Timestamps, partial: map[string]*pending{}}
+	j := &joiner{w: w, stderr: opts.Stderr, timestamps: opts.Timestamps, partial: map[string]*pending{}}
 	var ring [][]byte
 	if opts.Tail >= 0 {
 		// Collect first, print the last Tail lines, then stream the rest.

@@ -253,9 +253,15 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.Dir)
 }
 
+// KubectlCmd is the real kubectl as cluster admin, not started (for stdin
+// or a command that runs until it is stopped, like port-forward).
+func (c *Cluster) KubectlCmd(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, filepath.Join(c.Bin, "kubectl"), append([]string{"--kubeconfig", c.AdminConf}, args...)...)
+}
+
 // Kubectl runs the real kubectl as cluster admin.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, "kubectl"), append([]string{"--kubeconfig", c.AdminConf}, args...)...)
+	cmd := c.KubectlCmd(ctx, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
