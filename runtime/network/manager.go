@@ -429,6 +429,20 @@ func (m *Manager) Check(ctx context.Context, pod PodNetwork) (Result, error) {
 // such a pod with hostPorts. Then the list is checked without portmap and
 // the IPv4 DNAT chain portmap made is verified here instead.
 func (m *Manager) checkList(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, r Result) error {
+	err := m.checkListOnce(ctx, list, rt, r)
+	if err == nil {
+		return nil
+	}
+	// udev may have given the host end of the veth a new MAC (udevmac.go).
+	if changed, rerr := m.refreshHostMAC(list, rt, err); rerr != nil {
+		return errors.Join(err, rerr)
+	} else if changed {
+		return m.checkListOnce(ctx, list, rt, r)
+	}
+	return err
+}
+
+func (m *Manager) checkListOnce(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, r Result) error {
 	err := m.cni.CheckNetworkList(ctx, list, rt)
 	if err == nil || !strings.Contains(err.Error(), "could not check ipv6 dnat") {
 		return err

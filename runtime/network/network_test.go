@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,27 @@ func hostVeths(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// hostVethOf is the host end of the veth whose other end is eth0 in netns.
+func hostVethOf(t *testing.T, netns string) string {
+	t.Helper()
+	// "2: eth0@if17: <...": the peer's index on the host.
+	out, err := exec.Command("nsenter", "--net="+netns, "ip", "-o", "link", "show", "eth0").Output()
+	if err != nil {
+		t.Fatalf("eth0 in %s: %v", netns, err)
+	}
+	_, after, _ := strings.Cut(string(out), "@if")
+	num, _, _ := strings.Cut(after, ":")
+	idx, err := strconv.Atoi(num)
+	if err != nil {
+		t.Fatalf("eth0's peer in %q: %v", out, err)
+	}
+	iface, err := net.InterfaceByIndex(idx)
+	if err != nil {
+		t.Fatalf("host end (index %d): %v", idx, err)
+	}
+	return iface.Name
 }
 
 func iptablesSave(t *testing.T) string {
@@ -398,6 +420,23 @@ func TestParallelPodsResetupAndBrokenCheck(t *testing.T) {
 	// Break pod 1: delete eth0 inside its netns; CHECK must say so.
 	if _, err := m.Check(ctx, pods[1]); err != nil {
 		t.Fatalf("Check of a healthy pod: %v", err)
+	}
+	// What systemd-udevd does on a Debian 12 host (MACAddressPolicy=
+	// persistent) a moment after ADD: the host end of pod 2's veth gets
+	// another MAC. The pod's network is fine; CHECK must say so (it failed
+	// there and every adopted pod was recreated after a daemon restart).
+	if atts, err := m.cni.GetCachedAttachments(pods[2].UID); err != nil || len(atts) != 1 {
+		t.Fatalf("cache of pod 2: %v %v", atts, err)
+	}
+	hostEnd := hostVethOf(t, pods[2].NetnsPath)
+	if out, err := exec.Command("ip", "link", "set", hostEnd, "address", "02:42:de:ad:be:ef").CombinedOutput(); err != nil {
+		t.Fatalf("set the MAC of %s: %v: %s", hostEnd, err, out)
+	}
+	if _, err := m.Check(ctx, pods[2]); err != nil {
+		t.Fatalf("Check after udev's MAC change of the host veth: %v", err)
+	}
+	if _, err := m.Check(ctx, pods[2]); err != nil {
+		t.Fatalf("second Check after the MAC change: %v", err)
 	}
 	if out, err := exec.Command("nsenter", "--net="+pods[1].NetnsPath, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("delete eth0 in the pod: %v: %s", err, out)
