@@ -158,8 +158,12 @@
 // said means containerd's RuntimeDefault profile cri-containerd.apparmor.d
 // (moby's template, loaded once with apparmor_parser; a failed load fails
 // the container, as in containerd) for unprivileged containers. The init
-// writes "exec <profile>" to /proc/thread-self/attr/apparmor/exec before
-// no_new_privs, so the workload (and every exec) starts confined. Where the
+// opens /proc/thread-self/attr/apparmor/current while it is root and writes
+// "changeprofile <profile>" to it just before the execve, so the workload
+// (and every exec) starts confined. Not runc's "exec <profile>" on
+// attr/exec: a profile transition at exec is a secure exec, which clears
+// the parent-death signal, and the workload would outlive its pod's
+// supervisor (shim/apparmor.go). Where the
 // kernel has no AppArmor the daemon says so once and pods asking for a
 // profile are refused ("Cannot enforce AppArmor", the kubelet's admission).
 // oom_score_adj and rlimits are best effort: where the kernel refuses (no

@@ -802,6 +802,35 @@ func TestPauseDeathKillsContainers(t *testing.T) {
 	}
 }
 
+// TestAppArmorConfinesWorkloadAndExec: where the host has AppArmor (the
+// field host, a Debian 12 guest; not the lab host), an unprivileged
+// container's workload and a command exec'd into it run under containerd's
+// default profile, in enforce mode, and an Unconfined container does not.
+func TestAppArmorConfinesWorkloadAndExec(t *testing.T) {
+	if !appArmorHost.enabled() {
+		t.Skip("the kernel has no AppArmor here (it runs on the field host)")
+	}
+	f := newFixture(t)
+	ctx := context.Background()
+	confined := sh("c", `cat /proc/self/attr/current; echo; exec sleep 1000`)
+	free := sh("u", `cat /proc/self/attr/current; echo; exec sleep 1000`)
+	free.SecurityContext = &v1.SecurityContext{AppArmorProfile: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeUnconfined}}
+	pod := testPod("aa", confined, free)
+	_, ccs := f.run(ctx, pod, nil)
+	want := AppArmorDefaultProfile + " (enforce)"
+	if got := f.waitLog(ccs["c"], want); !strings.Contains(got, want) {
+		t.Errorf("workload label %q, want %q", got, want)
+	}
+	if got := f.waitLog(ccs["u"], "unconfined"); !strings.Contains(got, "unconfined") {
+		t.Errorf("Unconfined workload label %q", got)
+	}
+	var out, errb strings.Builder
+	code, err := f.rt.Exec(ctx, pod.UID, ccs["c"].ID, ExecConfig{Cmd: []string{"cat", "/proc/self/attr/current"}, Stdout: &out, Stderr: &errb})
+	if err != nil || code != 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("exec label %q (code %d, %v, stderr %q), want %q", out.String(), code, err, errb.String(), want)
+	}
+}
+
 func TestExecEntersTheContainer(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

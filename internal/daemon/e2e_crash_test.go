@@ -87,7 +87,10 @@ func TestDaemonCrashSafety(t *testing.T) {
 	n.start()
 	n.write("keep.yaml", podManifest("keep", "Always", 1, `while true; do sleep 1; done`))
 	n.write("gone.yaml", podManifest("gone", "Always", 1, `while true; do sleep 1; done`))
-	n.write("exiter.yaml", podManifest("exiter", "Never", 1, `sleep 5; exit 42`))
+	// Runs long enough to be seen Running on a slow host (the field host is
+	// software-emulated: there 5 s passed before the first status said so),
+	// and exits while the daemon is down below.
+	n.write("exiter.yaml", podManifest("exiter", "Never", 1, `sleep 15; exit 42`))
 	exiter := n.waitPod("exiter-node1", "Running", 60*time.Second, running)
 	keep := n.waitPod("keep-node1", "Running", 60*time.Second, running)
 	n.waitPod("gone-node1", "Running", 60*time.Second, running)
@@ -109,7 +112,7 @@ func TestDaemonCrashSafety(t *testing.T) {
 			t.Fatalf("break netpod's eth0: %v: %s", err, out)
 		}
 		n.write("fresh.yaml", podManifest("fresh", "Always", 1, `while true; do sleep 1; done`))
-		n.waitFor("the exiter's exit recorded while the daemon is down", 20*time.Second, func() bool {
+		n.waitFor("the exiter's exit recorded while the daemon is down", 45*time.Second, func() bool {
 			m, _ := filepath.Glob(filepath.Join(n.root, "pods", string(exiter.UID), "containers", "*", "exit.json"))
 			return len(m) > 0
 		})

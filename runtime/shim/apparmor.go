@@ -7,41 +7,69 @@ import (
 	"syscall"
 )
 
-// appArmorOnExec makes this thread's next execve enter profile, as runc's
-// apparmor.ApplyProfile: "exec <profile>" written to the thread's
-// attr/apparmor/exec (attr/exec on kernels before 5.8, where the LSM has
-// no directory of its own). It is set before no_new_privs, while we are
-// unconfined, which the kernel allows. "" leaves the process unconfined.
-func appArmorOnExec(profile string) error {
+// appArmorProfile is a container's AppArmor profile, entered just before
+// the workload's execve by a change_profile on this thread ("changeprofile
+// <name>" written to its attr/apparmor/current; attr/current on kernels
+// before 5.8, where the LSM has no directory of its own).
+//
+// Why not runc's "exec <name>" on attr/exec (the profile entered by the
+// execve itself): AppArmor makes a profile transition at exec a secure exec
+// (AT_SECURE), and the kernel then clears the parent-death signal, so the
+// workload would outlive its pod's supervisor ("pause dies, the pod dies";
+// found on a Debian 12 host, where TestPauseDeathKillsContainers failed).
+// After a change_profile the execve stays in the same profile: no
+// transition, the death signal holds. The few steps between the change and
+// the execve (a write, a close, the seccomp load, the execve) are what the
+// profile must allow; every profile a container can run under allows its
+// own programs to run.
+//
+// The attribute file is opened early, while this thread is root and /proc
+// is still the host's (see openAppArmorProfile); nil: unconfined.
+type appArmorProfile struct {
+	name string
+	attr *os.File
+}
+
+// openAppArmorProfile prepares profile for enter; "" is unconfined (nil).
+// The exec helper opens it before it joins the container's mount namespace
+// (preopenedAppArmorAttr): /proc there is the container's PID namespace's,
+// which has no entry for the helper's thread.
+func openAppArmorProfile(profile string) (*appArmorProfile, error) {
 	if profile == "" {
-		return nil
+		return nil, nil
 	}
 	f := preopenedAppArmorAttr
 	preopenedAppArmorAttr = nil
 	var err error
 	if f == nil {
-		f, err = openAppArmorAttr()
+		if f, err = openAppArmorAttr(); err != nil {
+			return nil, fmt.Errorf("AppArmor profile %s: %w", profile, err)
+		}
 	}
-	if err == nil {
-		_, err = f.Write([]byte("exec " + profile))
-		f.Close()
+	return &appArmorProfile{name: profile, attr: f}, nil
+}
+
+// enter confines this thread to the profile now.
+func (p *appArmorProfile) enter() error {
+	if p == nil {
+		return nil
 	}
+	_, err := p.attr.Write([]byte("changeprofile " + p.name))
+	p.attr.Close()
 	if err != nil {
-		return fmt.Errorf("AppArmor profile %s: %w", profile, err)
+		return fmt.Errorf("AppArmor profile %s: %w", p.name, err)
 	}
 	return nil
 }
 
 // preopenedAppArmorAttr is this thread's attr file, opened by the exec
-// helper before it enters the container's mount namespace: /proc there is
-// the container's PID namespace's, which has no entry for the helper's
-// thread (found on a Debian 12 host with AppArmor enabled).
+// helper before it enters the container's mount namespace.
 var preopenedAppArmorAttr *os.File
 
-// openAppArmorAttr opens the calling thread's AppArmor exec attribute.
+// openAppArmorAttr opens the calling thread's AppArmor current attribute.
 func openAppArmorAttr() (*os.File, error) {
 	var err error
-	for _, p := range []string{"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"} {
+	for _, p := range []string{"/proc/thread-self/attr/apparmor/current", "/proc/thread-self/attr/current"} {
 		var f *os.File
 		if f, err = os.OpenFile(p, os.O_WRONLY|syscall.O_CLOEXEC, 0); err == nil {
 			return f, nil

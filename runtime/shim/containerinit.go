@@ -383,7 +383,9 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 	if err != nil {
 		return err
 	}
-	if err := appArmorOnExec(spec.AppArmorProfile); err != nil {
+	// Opened now (root, the host's /proc); entered just before the exec.
+	aa, err := openAppArmorProfile(spec.AppArmorProfile)
+	if err != nil {
 		return err
 	}
 	if spec.NoNewPrivileges {
@@ -434,6 +436,9 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 	// the supervisor the exec succeeded.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
+	}
+	if err := aa.enter(); err != nil {
+		return err
 	}
 	if spec.NoNewPrivileges {
 		if err := loadSeccomp(spec.SeccompFilter); err != nil {

@@ -123,8 +123,9 @@ func ContainerExecMain() int {
 		f.Close()
 	}
 	if es.Spec.AppArmorProfile != "" {
-		// Written by finishAndExec on this thread; /proc after the setns
-		// below is the container's and has no entry for this thread.
+		// Written by finishAndExec on this thread (openAppArmorProfile);
+		// /proc after the setns below is the container's and has no entry
+		// for this thread.
 		f, err := openAppArmorAttr()
 		if err != nil {
 			return fail(fmt.Errorf("AppArmor profile %s: %w", es.Spec.AppArmorProfile, err))
