@@ -12,7 +12,14 @@ repo=$PWD
 vt=$repo/bin/vmtest
 # The integration packages run against this guest's own systemd (PID 1, cgroup
 # v2) instead of a namespaced one; the daemon e2e uses the host-built binaries.
-export MKL_TESTNODE_HOST=1 MKL_E2E_BINDIR=$repo/bin MKL_REPO=$repo
+# The daemon and shim the e2e tests start many times, and each test binary,
+# run from the guest's own disk: a process paging its binary in over 9p
+# while the host is loaded can sit in uninterruptible sleep for minutes (a
+# killed CLI call once hung a package until its timeout).
+local=/var/tmp/mkl-vmtest
+mkdir -p "$local/bin"
+cp "$repo/bin/minikubelet" "$repo/bin/minikubelet-shim" "$local/bin/"
+export MKL_TESTNODE_HOST=1 MKL_E2E_BINDIR=$local/bin MKL_REPO=$repo
 mkdir -p "$vt/logs"
 rc=0
 while read -r b pkg dir bin args; do
@@ -22,7 +29,9 @@ while read -r b pkg dir bin args; do
   # Each package's events are also kept in bin/vmtest/logs (boot, binary), so
   # a failure can be read after the guest is gone.
   log=$vt/logs/boot$boot-${bin%.test}.json
-  (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$vt/$bin" -test.v=test2json $args) > >(tee "$log") || rc=1
+  cp "$vt/$bin" "$local/$bin"
+  (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) > >(tee "$log") || rc=1
+  rm -f "$local/$bin"
   wait # the tee
 done < "${2:-$vt/plan}"
 exit $rc

@@ -173,7 +173,7 @@ func TestNetworkEndToEnd(t *testing.T) {
 	t.Run("default conflist gives the pod an IP that serves HTTP to the node", func(t *testing.T) {
 		n.write("web.yaml", webManifest("web", netHostPort))
 		started := time.Now()
-		web = n.waitPod("web-node1", "Running", 30*time.Second, running)
+		web = n.waitPod("web-node1", "Running", 90*time.Second, running)
 		conf := network.DefaultConfPath(n.root)
 		b, err := os.ReadFile(conf)
 		if err != nil {

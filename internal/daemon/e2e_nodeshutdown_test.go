@@ -283,7 +283,7 @@ spec:
 	}
 	n.start()
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		n.waitPod(name, "adopted, not restarted", 30*time.Second, running)
+		n.waitPod(name, "adopted, not restarted", 60*time.Second, running)
 	}
 }
 
