@@ -8,9 +8,12 @@ package shim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -230,7 +233,26 @@ func ReadJSON(path string, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
+		reportDamaged(path, len(b), err)
+		return fmt.Errorf("parse %s: %w: %w", path, ErrDamaged, err)
 	}
 	return nil
+}
+
+// ErrDamaged marks a state file that exists but does not parse (truncated,
+// garbage: a disk error, a crash on a filesystem that broke the rename's
+// promise). Its readers treat what it describes as lost, so the reconciler
+// recreates that object and nothing else.
+var ErrDamaged = errors.New("state file is damaged")
+
+// damagedSeen: each damaged file is reported once per content size, not on
+// every reconcile round that reads it again.
+var damagedSeen sync.Map
+
+func reportDamaged(path string, size int, err error) {
+	if _, dup := damagedSeen.LoadOrStore(fmt.Sprintf("%s\x00%d", path, size), true); dup {
+		return
+	}
+	slog.Default().Warn("state file is damaged; what it describes is treated as lost and recreated",
+		"file", path, "bytes", size, "err", err)
 }
