@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -333,10 +332,7 @@ func Run(ctx context.Context, o Options) error {
 			return errors.New("no reconcile round completed yet")
 		}
 		return healthy()
-	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		metrics.SetPods(apiStore.Pods())
-		metrics.Handler().ServeHTTP(w, r)
-	}), log)
+	}, metrics.Handler(), log) // the pods gauge is recounted every round (report.go)
 	if err != nil {
 		return err
 	}
