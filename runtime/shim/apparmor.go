@@ -31,15 +31,15 @@ type appArmorProfile struct {
 }
 
 // openAppArmorProfile prepares profile for enter; "" is unconfined (nil).
-// The exec helper opens it before it joins the container's mount namespace
-// (preopenedAppArmorAttr): /proc there is the container's PID namespace's,
-// which has no entry for the helper's thread.
-func openAppArmorProfile(profile string) (*appArmorProfile, error) {
+// pre is the attr file when the caller opened it already: the exec helper
+// does, before it joins the container's mount namespace, because /proc
+// there is the container's PID namespace's and has no entry for the
+// helper's thread.
+func openAppArmorProfile(profile string, pre *os.File) (*appArmorProfile, error) {
 	if profile == "" {
 		return nil, nil
 	}
-	f := preopenedAppArmorAttr
-	preopenedAppArmorAttr = nil
+	f := pre
 	var err error
 	if f == nil {
 		if f, err = openAppArmorAttr(); err != nil {
@@ -61,10 +61,6 @@ func (p *appArmorProfile) enter() error {
 	}
 	return nil
 }
-
-// preopenedAppArmorAttr is this thread's attr file, opened by the exec
-// helper before it enters the container's mount namespace.
-var preopenedAppArmorAttr *os.File
 
 // openAppArmorAttr opens the calling thread's AppArmor current attribute.
 func openAppArmorAttr() (*os.File, error) {

@@ -384,7 +384,7 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 		return err
 	}
 	// Opened now (root, the host's /proc); entered just before the exec.
-	aa, err := openAppArmorProfile(spec.AppArmorProfile)
+	aa, err := openAppArmorProfile(spec.AppArmorProfile, spec.appArmorAttr)
 	if err != nil {
 		return err
 	}

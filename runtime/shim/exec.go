@@ -122,15 +122,14 @@ func ContainerExecMain() int {
 		}
 		f.Close()
 	}
+	var aaAttr *os.File
 	if es.Spec.AppArmorProfile != "" {
 		// Written by finishAndExec on this thread (openAppArmorProfile);
 		// /proc after the setns below is the container's and has no entry
 		// for this thread.
-		f, err := openAppArmorAttr()
-		if err != nil {
+		if aaAttr, err = openAppArmorAttr(); err != nil {
 			return fail(fmt.Errorf("AppArmor profile %s: %w", es.Spec.AppArmorProfile, err))
 		}
-		preopenedAppArmorAttr = f
 	}
 	if err := unix.Setns(int(mnt.Fd()), unix.CLONE_NEWNS); err != nil {
 		return fail(fmt.Errorf("enter the container's mount namespace: %w", err))
@@ -156,6 +155,7 @@ func ContainerExecMain() int {
 		stdio = []uintptr{s.Fd(), s.Fd(), s.Fd()}
 	}
 	p := *es.Spec
+	p.appArmorAttr = aaAttr
 	p.Args = es.Args
 	p.Env = append(append([]string{}, p.Env...), es.Env...)
 	p.CgroupNS = false  // joined by setns above

@@ -150,6 +150,10 @@ type ContainerSpec struct {
 	// forkExec, set by the exec helper, forks the command from the
 	// prepared thread instead of exec'ing over the caller.
 	forkExec func(path string) error
+	// appArmorAttr, set by the exec helper, is its thread's AppArmor attr
+	// file, opened before it joined the container's mount namespace (where
+	// /proc has no entry for the helper's thread); see apparmor.go.
+	appArmorAttr *os.File
 }
 
 // ContainerState is written by the supervisor at create and at start.
