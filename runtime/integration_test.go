@@ -202,7 +202,7 @@ var criLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (stdo
 // the log's payload lines (format checked on every line).
 func (f *fixture) waitLog(cc CreatedContainer, want string) string {
 	f.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(testnode.Scale(15 * time.Second))
 	for {
 		b, _ := os.ReadFile(cc.LogPath)
 		var payload strings.Builder

@@ -174,7 +174,7 @@ func randID(prefix string) string {
 }
 
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testnode.Scale(2*time.Minute))
 	t.Cleanup(cancel)
 	return ctx
 }

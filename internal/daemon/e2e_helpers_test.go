@@ -305,6 +305,7 @@ func (n *e2eNode) pod(name string) (v1.Pod, bool) {
 
 func (n *e2eNode) waitFor(what string, timeout time.Duration, cond func() bool) {
 	n.t.Helper()
+	timeout = testnode.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -318,6 +319,7 @@ func (n *e2eNode) waitFor(what string, timeout time.Duration, cond func() bool) 
 func (n *e2eNode) waitPod(name, what string, timeout time.Duration, cond func(p *v1.Pod) bool) v1.Pod {
 	n.t.Helper()
 	var last v1.Pod
+	timeout = testnode.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		if p, ok := n.pod(name); ok {
