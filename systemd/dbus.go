@@ -22,6 +22,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -646,7 +647,7 @@ func kubeletProcesses(procDir string) []string {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(procDir, e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(b)) == "kubelet" {
+		if err == nil && strings.TrimSpace(string(b)) == "kubelet" && !IsSelf(procDir, e.Name()) {
 			out = append(out, fmt.Sprintf("process %s (kubelet) is running", e.Name()))
 		}
 	}
@@ -977,4 +978,20 @@ func (d *DBusDriver) WatchOOM(ctx context.Context, uid types.UID, id string) (<-
 		return nil, fmt.Errorf("watch OOM of %s: %w", unit, err)
 	}
 	return ch, nil
+}
+
+// IsSelf says whether process pid (a /proc entry name) is this process or
+// runs this same binary: minikubelet invoked as kubelet (kubeadm's preflight
+// runs `kubelet --version`, a kubelet.service may run it under that name)
+// is not a kubelet next to it.
+func IsSelf(procDir, pid string) bool {
+	if pid == strconv.Itoa(os.Getpid()) {
+		return true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(filepath.Join(procDir, pid, "exe"))
+	return err == nil && exe == self
 }
