@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,7 @@ Before=network-online.target minikubelet.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'ip link add mkl0 type dummy 2>/dev/null; ip addr replace ` + nodeIP + `/24 dev mkl0 && ip link set mkl0 up && ip route replace default dev mkl0 metric 1000'
+ExecStart=/bin/sh -c 'ip link add mklnode0 type dummy 2>/dev/null; ip addr replace ` + nodeIP + `/24 dev mklnode0 && ip link set mklnode0 up && ip route replace default dev mklnode0 metric 1000'
 
 [Install]
 WantedBy=multi-user.target
@@ -97,15 +98,23 @@ func k8sBin(t *testing.T, name string) string {
 	return p
 }
 
-// long runs a command with a timeout, its output logged as it goes into a
-// file for the failure message.
-func long(t *testing.T, timeout time.Duration, name string, args ...string) (string, error) {
+// long runs a command with a timeout; its output is also written as it
+// goes to bin/vmtest/logs/<log> in the shared repository, to be followed
+// from the host while the guest runs.
+func long(t *testing.T, timeout time.Duration, log, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
+	dir := filepath.Join(repo(t), "bin", "vmtest", "logs")
+	os.MkdirAll(dir, 0o755)
+	if f, err := os.Create(filepath.Join(dir, log)); err == nil {
+		defer f.Close()
+		cmd.Stdout = io.MultiWriter(&b, f)
+		cmd.Stderr = cmd.Stdout
+	}
 	t0 := time.Now()
 	err := cmd.Run()
 	t.Logf("%s %s: %v after %s", filepath.Base(name), strings.Join(args, " "), err, time.Since(t0).Round(time.Second))
@@ -151,6 +160,7 @@ func TestKubeadm1Init(t *testing.T) {
 	run(t, "sysctl", "-w", "net.ipv4.ip_forward=1")
 	run(t, "systemctl", "daemon-reload")
 	run(t, "systemctl", "enable", "--now", "mkl-node-ip.service")
+	t.Logf("node address %s on mklnode0, ip_forward 1", nodeIP)
 
 	// minikubelet as a service (boot 1's tests may have installed it
 	// already), then the images, through the airgap folder.
@@ -172,6 +182,8 @@ func TestKubeadm1Init(t *testing.T) {
 			refs = append(refs, l)
 		}
 	}
+	t.Logf("minikubelet.service running; %d archives in %s", len(imgs), imp)
+	t0 := time.Now()
 	waitFor(t, "the airgap folder's images imported: "+strings.Join(refs, " "), 15*time.Minute, func() bool {
 		out, _ := try(bin, "image", "ls", "--root-dir", rootDir)
 		for _, r := range refs {
@@ -182,6 +194,7 @@ func TestKubeadm1Init(t *testing.T) {
 		return true
 	})
 
+	t.Logf("images imported in %s: %s", time.Since(t0).Round(time.Second), strings.Join(refs, " "))
 	// minikubelet as kubeadm's kubelet.
 	out := run(t, "make", "-C", repo(t), "-o", "build", "install-kubelet-alias")
 	t.Logf("make install-kubelet-alias:\n%s", out)
@@ -200,7 +213,7 @@ func TestKubeadm1Init(t *testing.T) {
 	var initOut string
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		initOut, err = long(t, 45*time.Minute, kubeadm, "init", "--config", kubeadmConfigPath,
+		initOut, err = long(t, 45*time.Minute, fmt.Sprintf("kubeadm-init-%d.log", attempt), kubeadm, "init", "--config", kubeadmConfigPath,
 			"--ignore-preflight-errors="+strings.Join(ignore, ","), "--v=1")
 		// A preflight error not in the list fails the test, and init is
 		// tried once more with it, to find what else would fail.
@@ -227,7 +240,9 @@ func TestKubeadm1Init(t *testing.T) {
 		t.Errorf("kubelet.conf lost its embedded client certificate:\n%s", b)
 	}
 
+	t0 = time.Now()
 	checkCluster(t, 10*time.Minute)
+	t.Logf("node Ready with kubeadm's label and taint, control-plane mirror pods Running and Ready (%s after init)", time.Since(t0).Round(time.Second))
 
 	// kubectl logs through the API server and minikubelet's 10250.
 	logs, err := kubectl(t, "logs", "-n", "kube-system", "kube-apiserver-"+nodeName, "--tail=5")
@@ -246,7 +261,9 @@ func TestKubeadm1Init(t *testing.T) {
 	// server answers again, nothing restarted.
 	before := mirrorContainers(t)
 	run(t, "systemctl", "restart", service)
+	t0 = time.Now()
 	checkCluster(t, 10*time.Minute)
+	t.Logf("after systemctl restart %s: the cluster is back in %s", service, time.Since(t0).Round(time.Second))
 	if after := mirrorContainers(t); !equalMaps(before, after) {
 		t.Errorf("systemctl restart minikubelet changed the control plane's containers: %v -> %v", before, after)
 	}
@@ -286,7 +303,9 @@ func TestKubeadm2ControlPlaneBack(t *testing.T) {
 			t.Errorf("%s after the reboot: %v", u, p)
 		}
 	}
+	t0 := time.Now()
 	checkCluster(t, 20*time.Minute)
+	t.Logf("control plane back %s after the test started", time.Since(t0).Round(time.Second))
 	for name, id := range mirrorContainers(t) {
 		if st.Containers[name] == id {
 			t.Errorf("%s kept its container %s across the reboot", name, id)
