@@ -97,7 +97,7 @@ install-kubelet-alias: install
 	ln -sfn minikubelet.service $(DESTDIR)/etc/systemd/system/kubelet.service
 	ln -sfn minikubelet $(DESTDIR)/usr/local/bin/kubelet
 	install -d -m 0700 $(DESTDIR)/var/lib/kubelet
-	@echo "installed. Next: systemctl daemon-reload && systemctl enable minikubelet; then kubeadm init (README.md)"
+	@echo "installed (stop minikubelet before this: systemd loses a running unit's PID when an alias is added). Next: systemctl daemon-reload && systemctl enable minikubelet; then kubeadm init (README.md)"
 
 clean:
 	rm -rf bin

@@ -60,7 +60,7 @@ nodeRegistration:
 timeouts:
   kubeletHealthCheck: 10m0s
   controlPlaneComponentHealthCheck: 30m0s
-  kubernetesAPICall: 5m0s
+  kubernetesAPICall: 30m0s
   etcdAPICall: 5m0s
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
@@ -133,6 +133,10 @@ func kubeadmJournal(t *testing.T) {
 		t.Logf("journalctl -u %s:\n%s", service, out)
 		out, _ = try(bin, "get", "pods", "-A", "-o", "wide")
 		t.Logf("minikubelet get pods -A:\n%s", out)
+		for _, c := range controlPlane {
+			out, _ = try(bin, "logs", "-n", "kube-system", c+"-"+nodeName, "--tail", "25")
+			t.Logf("minikubelet logs %s-%s --tail 25:\n%s", c, nodeName, out)
+		}
 	}
 }
 
@@ -195,7 +199,12 @@ func TestKubeadm1Init(t *testing.T) {
 	})
 
 	t.Logf("images imported in %s: %s", time.Since(t0).Round(time.Second), strings.Join(refs, " "))
-	// minikubelet as kubeadm's kubelet.
+	// minikubelet as kubeadm's kubelet. The daemon is stopped first (the
+	// pods keep running): kubeadm starts it with its configuration. A
+	// daemon-reload that adds the kubelet.service alias to the running
+	// unit made systemd lose its main PID (systemd 252: the next start met
+	// the old daemon holding the root dir's lock).
+	run(t, "systemctl", "stop", service)
 	out := run(t, "make", "-C", repo(t), "-o", "build", "install-kubelet-alias")
 	t.Logf("make install-kubelet-alias:\n%s", out)
 	run(t, "systemctl", "daemon-reload")
@@ -266,6 +275,14 @@ func TestKubeadm1Init(t *testing.T) {
 	t.Logf("after systemctl restart %s: the cluster is back in %s", service, time.Since(t0).Round(time.Second))
 	if after := mirrorContainers(t); !equalMaps(before, after) {
 		t.Errorf("systemctl restart minikubelet changed the control plane's containers: %v -> %v", before, after)
+	}
+
+	// A daemon-reload (any package installation does one) keeps the running
+	// daemon as the unit's main process.
+	pid := show(t, service, "MainPID")["MainPID"]
+	run(t, "systemctl", "daemon-reload")
+	if p := show(t, service, "MainPID", "ActiveState"); p["MainPID"] != pid || p["ActiveState"] != "active" {
+		t.Errorf("after systemctl daemon-reload: %v (MainPID before %s)", p, pid)
 	}
 
 	b, _ := json.Marshal(kubeadmState{Containers: mirrorContainers(t)})
