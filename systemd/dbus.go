@@ -614,7 +614,8 @@ func (d *DBusDriver) checkCoexistence(ctx context.Context) error {
 	cerr := &CoexistenceError{Root: d.names.RootSlice()}
 	cerr.Reasons = append(cerr.Reasons, kubeletProcesses(d.opts.ProcDir)...)
 	if st, err := d.unitState(ctx, "kubelet.service"); err == nil && st.LoadState == "loaded" &&
-		(st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading") {
+		(st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading") &&
+		!d.isAlias(ctx, "kubelet.service") {
 		cerr.Reasons = append(cerr.Reasons, "kubelet.service is "+st.ActiveState)
 	}
 	units, err := d.listUnderRoot(ctx)
@@ -994,4 +995,20 @@ func IsSelf(procDir, pid string) bool {
 	}
 	exe, err := os.Readlink(filepath.Join(procDir, pid, "exe"))
 	return err == nil && exe == self
+}
+
+// isAlias says whether unit is another unit's alias (its Id is not its
+// name): kubelet.service as an alias of minikubelet.service (make
+// install-kubelet-alias, for kubeadm) is this daemon, not a kubelet.
+func (d *DBusDriver) isAlias(ctx context.Context, unit string) bool {
+	var id string
+	err := d.call(ctx, func(c *sd.Conn) error {
+		p, err := c.GetUnitPropertyContext(ctx, unit, "Id")
+		if err != nil {
+			return err
+		}
+		id, _ = p.Value.Value().(string)
+		return nil
+	})
+	return err == nil && id != "" && id != unit
 }
