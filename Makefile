@@ -8,7 +8,7 @@ BIN := bin/minikubelet
 FUZZTIME ?= 20s
 TESTTIMEOUT ?= 14m
 
-.PHONY: all build deps test test-vm unit vet fuzz escapes run bench install clean
+.PHONY: all build deps test test-vm unit vet fuzz escapes run bench install install-kubelet-alias clean
 
 all: build
 
@@ -86,6 +86,18 @@ install: build
 	install -d -m 0755 $(DESTDIR)/etc/kubernetes/manifests
 	@echo "installed. Next: systemctl daemon-reload && systemctl enable --now minikubelet"
 	@echo "(upgrade: systemctl daemon-reload && systemctl restart minikubelet; pods keep running)"
+
+# minikubelet as kubeadm's kubelet (README.md, "Bootstrapping a control-plane
+# node with kubeadm"): the drop-in that gives minikubelet.service kubeadm's
+# kubelet command line, kubelet.service as an alias of minikubelet.service
+# (kubeadm runs systemctl stop|start|restart kubelet), and `kubelet` on PATH
+# for kubeadm's preflight (`kubelet --version` prints Kubernetes v1.37.2).
+install-kubelet-alias: install
+	install -D -m 0644 examples/kubeadm/minikubelet-as-kubelet.conf $(DESTDIR)/etc/systemd/system/minikubelet.service.d/10-kubeadm.conf
+	ln -sfn minikubelet.service $(DESTDIR)/etc/systemd/system/kubelet.service
+	ln -sfn minikubelet $(DESTDIR)/usr/local/bin/kubelet
+	install -d -m 0700 $(DESTDIR)/var/lib/kubelet
+	@echo "installed (stop minikubelet before this: systemd loses a running unit's PID when an alias is added). Next: systemctl daemon-reload && systemctl enable minikubelet; then kubeadm init (README.md)"
 
 clean:
 	rm -rf bin

@@ -288,7 +288,7 @@ func runningKubelet() int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(b)) == "kubelet" {
+		if err == nil && strings.TrimSpace(string(b)) == "kubelet" && !IsSelf("/proc", e.Name()) {
 			return pid
 		}
 	}

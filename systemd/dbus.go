@@ -22,6 +22,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,7 +614,8 @@ func (d *DBusDriver) checkCoexistence(ctx context.Context) error {
 	cerr := &CoexistenceError{Root: d.names.RootSlice()}
 	cerr.Reasons = append(cerr.Reasons, kubeletProcesses(d.opts.ProcDir)...)
 	if st, err := d.unitState(ctx, "kubelet.service"); err == nil && st.LoadState == "loaded" &&
-		(st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading") {
+		(st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading") &&
+		!d.isAlias(ctx, "kubelet.service") {
 		cerr.Reasons = append(cerr.Reasons, "kubelet.service is "+st.ActiveState)
 	}
 	units, err := d.listUnderRoot(ctx)
@@ -646,7 +648,7 @@ func kubeletProcesses(procDir string) []string {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(procDir, e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(b)) == "kubelet" {
+		if err == nil && strings.TrimSpace(string(b)) == "kubelet" && !IsSelf(procDir, e.Name()) {
 			out = append(out, fmt.Sprintf("process %s (kubelet) is running", e.Name()))
 		}
 	}
@@ -977,4 +979,36 @@ func (d *DBusDriver) WatchOOM(ctx context.Context, uid types.UID, id string) (<-
 		return nil, fmt.Errorf("watch OOM of %s: %w", unit, err)
 	}
 	return ch, nil
+}
+
+// IsSelf says whether process pid (a /proc entry name) is this process or
+// runs this same binary: minikubelet invoked as kubelet (kubeadm's preflight
+// runs `kubelet --version`, a kubelet.service may run it under that name)
+// is not a kubelet next to it.
+func IsSelf(procDir, pid string) bool {
+	if pid == strconv.Itoa(os.Getpid()) {
+		return true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(filepath.Join(procDir, pid, "exe"))
+	return err == nil && exe == self
+}
+
+// isAlias says whether unit is another unit's alias (its Id is not its
+// name): kubelet.service as an alias of minikubelet.service (make
+// install-kubelet-alias, for kubeadm) is this daemon, not a kubelet.
+func (d *DBusDriver) isAlias(ctx context.Context, unit string) bool {
+	var id string
+	err := d.call(ctx, func(c *sd.Conn) error {
+		p, err := c.GetUnitPropertyContext(ctx, unit, "Id")
+		if err != nil {
+			return err
+		}
+		id, _ = p.Value.Value().(string)
+		return nil
+	})
+	return err == nil && id != "" && id != unit
 }

@@ -20,6 +20,7 @@ import (
 
 type clusterFlags struct {
 	kubeconfig         string
+	bootstrapConfig    string
 	config             string
 	nodeIP             string
 	nodeLabels         map[string]string
@@ -40,6 +41,8 @@ type clusterFlags struct {
 func (o *clusterFlags) addFlags(fs *pflag.FlagSet) {
 	o.fs = fs
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the API server to report into as a node (cluster mode); without it minikubelet runs standalone")
+	fs.StringVar(&o.bootstrapConfig, "bootstrap-kubeconfig", "", "the kubelet's TLS bootstrap kubeconfig: accepted (kubeadm's kubelet.service passes it) and not read while --kubeconfig exists; "+
+		"TLS bootstrap itself is not supported, so a missing --kubeconfig with this flag is an error (kubeadm init writes kubelet.conf itself)")
 	fs.StringVar(&o.config, "config", "", "a kubelet.config.k8s.io/v1beta1 KubeletConfiguration file (kubeadm's /var/lib/kubelet/config.yaml); flags override it")
 	fs.StringVar(&o.nodeIP, "node-ip", "", "the Node's InternalIP (default: the IPv4 address of the default-route interface)")
 	fs.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels added to the Node at registration: key=value,...")
@@ -62,6 +65,9 @@ func (o *clusterFlags) addFlags(fs *pflag.FlagSet) {
 func (o *clusterFlags) apply(d *daemon.Options, log *slog.Logger) error {
 	taints, err := parseTaints(o.taints)
 	if err != nil {
+		return err
+	}
+	if err := bootstrapCheck(o.kubeconfig, o.bootstrapConfig); err != nil {
 		return err
 	}
 	if o.healthzPort > 0 {

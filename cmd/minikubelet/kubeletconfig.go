@@ -140,6 +140,9 @@ func applyKubeletConfig(kc *kubeletv1beta1.KubeletConfiguration, fs *pflag.FlagS
 	if kc.RotateCertificates {
 		notImplemented = append(notImplemented, "rotateCertificates")
 	}
+	if kc.ContainerRuntimeEndpoint != "" {
+		notImplemented = append(notImplemented, "containerRuntimeEndpoint (minikubelet is the container runtime, no CRI)")
+	}
 	if len(kc.EvictionHard) > 0 {
 		notImplemented = append(notImplemented, "evictionHard")
 	}

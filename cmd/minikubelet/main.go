@@ -51,7 +51,9 @@ func main() {
 	if kubeletVersion(os.Args, os.Stdout) {
 		return
 	}
-	if err := newRootCmd().Execute(); err != nil {
+	root := newRootCmd()
+	root.SetArgs(kubeletArgs(os.Args))
+	if err := root.Execute(); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {

@@ -89,6 +89,7 @@ func newLogger(verbosity int) *slog.Logger {
 func runDaemon(ctx context.Context, opts *daemonOptions, extra *runExtraOptions, log *slog.Logger) error {
 	o := extra.daemonOptions(opts)
 	o.Log = log
+	warnIgnoredFlags(log)
 	if err := extra.cluster.apply(&o, log); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ package main
 // of options.go (the reconciler, network and registry knobs).
 
 import (
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -14,6 +15,7 @@ import (
 
 type runExtraOptions struct {
 	crashLoopMax       time.Duration
+	hostnameOverride   string
 	podPidsLimit       int64
 	readOnlyPort       int
 	address            string
@@ -31,6 +33,7 @@ type runExtraOptions struct {
 }
 
 func (o *runExtraOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.hostnameOverride, "hostname-override", "", "the kubelet's name for --node-name (kubeadm's kubeadm-flags.env passes it when the node name is not the hostname); wins over --node-name")
 	fs.DurationVar(&o.crashLoopMax, "crashloop-max", 300*time.Second, "cap of the CrashLoopBackOff restart delay (kubelet: 300s; the first delay is 10s or this cap when lower)")
 	fs.Int64Var(&o.podPidsLimit, "pod-pids-limit", -1, "maximum number of processes per pod (-1: unlimited, the kubelet's default)")
 	fs.IntVar(&o.readOnlyPort, "read-only-port", 0, "TCP port of the read-only API (0: off, the default; the kubelet's was 10255). It has no authentication: "+
@@ -63,6 +66,10 @@ func (o *runExtraOptions) daemonOptions(base *daemonOptions) daemon.Options {
 		CrashLoopMax: o.crashLoopMax, PodPidsLimit: o.podPidsLimit, InsecureRegistries: o.insecureRegistries,
 		Parallel: o.parallelPods, Network: o.network, PodLogRetention: o.podLogRetention,
 		ShutdownGracePeriod: o.shutdownGracePeriod, ShutdownGracePeriodCriticalPods: o.shutdownGracePeriodCriticalPods,
+	}
+	if o.hostnameOverride != "" {
+		// kubelet: the override is lower-cased and trimmed like the hostname.
+		d.NodeName = strings.ToLower(strings.TrimSpace(o.hostnameOverride))
 	}
 	d.ReadOnlyPort, d.Address = o.readOnlyPort, o.address
 	d.ResolvConf, d.NoResolvConf = o.resolvConf, o.resolvConf == ""

@@ -279,6 +279,27 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}()
+	// The airgap folder (<root-dir>/images/import): archives dropped there
+	// are imported, at start and as they appear; a pod waiting for one of
+	// their images is tried again at once.
+	go func() {
+		alog := log.With("component", "airgap")
+		err := store.WatchAirgap(ctx, store.ImportDir(), func(r images.AirgapResult) {
+			if r.Err != nil {
+				alog.Warn("import failed", "file", r.File, "err", r.Err)
+				return
+			}
+			var refs []string
+			for _, rec := range r.Images {
+				refs = append(refs, rec.RepoTags...)
+			}
+			alog.Info("imported", "file", r.File, "images", strings.Join(refs, ","))
+			loop.Wake()
+		})
+		if err != nil {
+			alog.Warn("the airgap folder is not watched", "dir", store.ImportDir(), "err", err)
+		}
+	}()
 	go func() {
 		for {
 			select {
