@@ -31,6 +31,7 @@ pod_cidr=10.87.0.0/24
 read -r -a extra_args <<<"${MKL_DEMO_ARGS:-}"
 
 say() { echo "== $*" 2>/dev/null || true; } # the terminal may be gone (SIGHUP)
+follow="" # the tail -F that shows the daemon's log here
 
 # One demo at a time: the daemon holds a lock in its root dir while it runs.
 if [ -e "$state/minikubelet.lock" ] && ! flock -n "$state/minikubelet.lock" true; then
@@ -66,7 +67,7 @@ cleanup() {
     say "stopping: removed the demo manifests; waiting for the daemon to stop the pods (SIGTERM to each container, SIGKILL after the pod's terminationGracePeriodSeconds: 5s for the demo)"
     local last="" now deadline=$((SECONDS + 60))
     while ((SECONDS < deadline)); do
-      if ! now=$("$bin" get pods -A --no-headers --socket "$socket" 2>/dev/null); then
+      if ! now=$(timeout 10 "$bin" get pods -A --no-headers --socket "$socket" 2>/dev/null); then
         say "the daemon does not answer on $socket"
         break
       fi
@@ -84,8 +85,14 @@ cleanup() {
     fi
     say "stopping the daemon (pid $daemon)"
     kill -TERM "$daemon" 2>/dev/null
+    # Its exit is bounded (10 s for actions in flight); a daemon that does
+    # not go within 30 s is killed: its pods stay and the next run adopts them.
+    local i
+    for i in $(seq 1 150); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$daemon" 2>/dev/null && { say "the daemon did not stop in 30s; SIGKILL"; kill -KILL "$daemon" 2>/dev/null; }
     wait "$daemon" 2>/dev/null
   fi
+  [ -n "$follow" ] && kill "$follow" 2>/dev/null
   if [ -n "$(ls -A "$state/pods" 2>/dev/null)" ]; then
     # A daemon that died before it removed the pods leaves them running:
     # their state stays for the next make run, which adopts and removes them.
@@ -143,9 +150,16 @@ cp examples/manifests/*.yaml "$manifests"/
 
 # Its own session: the terminal's Ctrl-C or hangup and make's TERM reach this
 # script, which stops the pods first and the daemon last.
+# Its log goes to a file, followed on this terminal: a daemon writing straight
+# to the terminal blocks in write() once nobody reads it any more (a closed
+# terminal whose pty is still held open), and then even its API stops
+# answering; found when the demo test's terminal-close case hung under load.
+daemon_log=$run_dir/minikubelet.log
 setsid "$bin" run --manifest-dir "$manifests" --root-dir "$state" --log-dir "$logs" --socket "$socket" \
-  --cni-conf-dir "$cni_conf" --cgroup-root "$cgroup_root" "${extra_args[@]}" &
+  --cni-conf-dir "$cni_conf" --cgroup-root "$cgroup_root" "${extra_args[@]}" >>"$daemon_log" 2>&1 &
 daemon=$!
+tail -n +1 -F --pid="$daemon" "$daemon_log" 2>/dev/null &
+follow=$!
 
 for _ in $(seq 1 100); do
   "$bin" get pods --socket "$socket" >/dev/null 2>&1 && break
@@ -162,6 +176,7 @@ cat <<EOF
    edit or add a file in $manifests and watch the pod follow it
 == Ctrl-C (or kill -TERM, or closing this terminal) removes the demo pods, stops the
    daemon and removes $run_dir, $state, the bridge $bridge and the demo's cgroups.
+   The daemon's log: $daemon_log (followed here).
 
 EOF
 for _ in $(seq 1 50); do
