@@ -37,13 +37,11 @@ vet:
 # summary; without it the tier is listed as skipped with that reason (it ran
 # green once under emulation, ~23 min, but not yet often enough to gate
 # every merge on it: see README.md, Tests). Every test's events are kept in
-# bin/test-events.json. The demo test runs alone, after the others: its
-# terminal-close case hangs when it runs beside the daemon's e2e packages
-# (not alone, not yet understood; see the session notes).
+# bin/test-events.json.
 TESTVM = if [ -n "$$MKL_TEST_VM" ]; then hack/vm/test-tier.sh; else hack/vm/test-tier.sh --skip "not in make test by default yet: MKL_TEST_VM=1 make test, or make test-vm"; fi
 test: deps vet build k8s-bins
 	@if [ "$$(id -u)" != 0 ]; then echo "make test: not root — integration tests (systemd, mounts, namespaces) will be SKIPPED; unit tests run."; fi
-	set -o pipefail; { $(GO) test -count=1 -timeout $(TESTTIMEOUT) -json $$($(GO) list ./... | grep -v /internal/demotest); rc=$$?; $(GO) test -count=1 -timeout $(TESTTIMEOUT) -json ./internal/demotest || rc=1; $(TESTVM) || rc=1; exit $$rc; } | tee bin/test-events.json | $(GO) run ./hack/testsummary
+	set -o pipefail; { $(GO) test -count=1 -timeout $(TESTTIMEOUT) -json ./...; rc=$$?; $(TESTVM) || rc=1; exit $$rc; } | tee bin/test-events.json | $(GO) run ./hack/testsummary
 	$(MAKE) --no-print-directory fuzz
 
 # The real Kubernetes binaries the cluster-mode test runs against
