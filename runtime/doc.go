@@ -63,7 +63,7 @@
 // request per connection, so a restarted daemon has nothing to reconnect.
 //
 // The supervisor reaps every container itself and writes, atomically
-// (temp file, fsync, rename):
+// (temp file, fsync, rename, fsync of the folder):
 //
 //	<root-dir>/pods/<uid>/
 //	  sandbox/spec.json      what the supervisor was asked to be (daemon)

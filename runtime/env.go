@@ -46,7 +46,10 @@ func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) (env []str
 	if len(c.EnvFrom) > 0 {
 		return nil, nil, fmt.Errorf("container %s: envFrom needs ConfigMaps or Secrets, which static pods cannot use", c.Name)
 	}
-	// Expansion sees only the container's own variables, not the image's.
+	// $(VAR) in a value sees the container's variables defined before it
+	// (mine grows as the loop goes), never the image's, HOSTNAME or the
+	// default PATH; once complete, mine is what command and args expand
+	// against.
 	mine := map[string]string{}
 	for _, e := range c.Env {
 		var v string

@@ -58,7 +58,7 @@ func (r *Runtime) setupVolumes(pod *v1.Pod) error {
 		case vol.Projected != nil, vol.ConfigMap != nil, vol.Secret != nil:
 			return fmt.Errorf("volume %s: this volume type is not supported yet", vol.Name)
 		default:
-			return fmt.Errorf("volume %s: unsupported volume type (static pods support emptyDir and hostPath)", vol.Name)
+			return fmt.Errorf("volume %s: unsupported volume type (static pods support emptyDir, hostPath and downwardAPI)", vol.Name)
 		}
 	}
 	return nil
