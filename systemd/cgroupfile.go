@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -72,30 +73,23 @@ func parseProcCgroups(b []byte) map[string]bool {
 	return out
 }
 
-// parseCgroupMounts extracts the cgroup and cgroup2 mounts of a mountinfo
-// file. A v1 mount's keys are its super options that /proc/cgroups names as
-// controllers, plus name=X as X; generic mount options (rw, xattr,
+// readCgroupMounts extracts the cgroup and cgroup2 mounts of a mountinfo
+// file (parsed by moby/sys/mountinfo, which also undoes the kernel's octal
+// escapes). A v1 mount's keys are its super options that /proc/cgroups
+// names as controllers, plus name=X as X; generic mount options (rw, xattr,
 // release_agent=...) are not controllers and are dropped that way.
-func parseCgroupMounts(mountinfo []byte, known map[string]bool) []cgroupMount {
+func readCgroupMounts(mi []byte, known map[string]bool) ([]cgroupMount, error) {
+	infos, err := mountinfo.GetMountsFromReader(bytes.NewReader(mi), mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, fmt.Errorf("/proc/self/mountinfo: %w", err)
+	}
 	var out []cgroupMount
-	for _, line := range strings.Split(string(mountinfo), "\n") {
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 6 || len(fields) < sep+4 {
-			continue
-		}
-		m := cgroupMount{root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4])}
-		switch fields[sep+1] {
-		case "cgroup2":
+	for _, info := range infos {
+		m := cgroupMount{root: info.Root, mountpoint: info.Mountpoint}
+		if info.FSType == "cgroup2" {
 			m.v2 = true
-		case "cgroup":
-			for _, o := range strings.Split(fields[sep+3], ",") {
+		} else {
+			for _, o := range strings.Split(info.VFSOptions, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
 					m.keys = append(m.keys, strings.TrimPrefix(o, "name="))
@@ -106,31 +100,10 @@ func parseCgroupMounts(mountinfo []byte, known map[string]bool) []cgroupMount {
 			if len(m.keys) == 0 {
 				continue
 			}
-		default:
-			continue
 		}
 		out = append(out, m)
 	}
-	return out
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space...).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 // cgroupDirsFrom resolves cgroupPath against parsed mounts. A mount whose

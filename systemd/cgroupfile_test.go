@@ -323,10 +323,11 @@ func TestWatchOOMV2Fake(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/x\134y`: `/x\y`, `/plain`: "/plain", `/end\04`: `/end\04`} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("%q: got %q want %q", in, got, want)
-		}
+// parseCgroupMounts is readCgroupMounts for fixtures, which always parse.
+func parseCgroupMounts(mi []byte, known map[string]bool) []cgroupMount {
+	m, err := readCgroupMounts(mi, known)
+	if err != nil {
+		panic(err)
 	}
+	return m
 }

@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 const (
@@ -435,40 +437,30 @@ func hostHierarchies() ([]hierarchy, error) {
 // cgroupMounts maps a hierarchy key (its comma-joined controllers or
 // name=X option, or "cgroup2") to its mount point.
 func cgroupMounts() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("/proc/self/mountinfo: %w", err)
 	}
 	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+4 || fields[3] != "/" {
+	for _, m := range mounts {
+		if m.Root != "/" {
 			continue
 		}
-		fstype, mnt, opts := fields[sep+1], fields[4], fields[sep+3]
-		switch fstype {
-		case "cgroup2":
-			out["cgroup2"] = mnt
-		case "cgroup":
-			var ctrls []string
-			for _, o := range strings.Split(opts, ",") {
-				switch o {
-				case "rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "none", "clone_children", "xattr":
-				default:
-					if !strings.HasPrefix(o, "release_agent=") {
-						ctrls = append(ctrls, o)
-					}
+		if m.FSType == "cgroup2" {
+			out["cgroup2"] = m.Mountpoint
+			continue
+		}
+		var ctrls []string
+		for _, o := range strings.Split(m.VFSOptions, ",") {
+			switch o {
+			case "rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "none", "clone_children", "xattr":
+			default:
+				if !strings.HasPrefix(o, "release_agent=") {
+					ctrls = append(ctrls, o)
 				}
 			}
-			out[strings.Join(ctrls, ",")] = mnt
 		}
+		out[strings.Join(ctrls, ",")] = m.Mountpoint
 	}
 	return out, nil
 }

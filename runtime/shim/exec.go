@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -256,36 +257,27 @@ func joinCgroups(pid int) error {
 // cgroupMountPoints maps "memory", "cpu,cpuacct", "systemd", "cgroup2" ... to
 // the mount point of the hierarchy's root.
 func cgroupMountPoints() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("/proc/self/mountinfo: %w", err)
 	}
 	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+4 || fields[3] != "/" {
+	for _, m := range mounts {
+		if m.Root != "/" {
 			continue
 		}
-		switch fields[sep+1] {
-		case "cgroup2":
-			out["cgroup2"] = fields[4]
-		case "cgroup":
-			var keys []string
-			for _, o := range strings.Split(fields[sep+3], ",") {
-				if o == "rw" || o == "ro" || strings.Contains(o, "=") && !strings.HasPrefix(o, "name=") || o == "xattr" || o == "clone_children" || o == "noprefix" {
-					continue
-				}
-				keys = append(keys, strings.TrimPrefix(o, "name="))
-			}
-			out[strings.Join(keys, ",")] = fields[4]
+		if m.FSType == "cgroup2" {
+			out["cgroup2"] = m.Mountpoint
+			continue
 		}
+		var keys []string
+		for _, o := range strings.Split(m.VFSOptions, ",") {
+			if o == "rw" || o == "ro" || strings.Contains(o, "=") && !strings.HasPrefix(o, "name=") || o == "xattr" || o == "clone_children" || o == "noprefix" {
+				continue
+			}
+			keys = append(keys, strings.TrimPrefix(o, "name="))
+		}
+		out[strings.Join(keys, ",")] = m.Mountpoint
 	}
 	return out, nil
 }
