@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/procfs"
 	"github.com/minikubelet/minikubelet/runtime/crilog"
 	"github.com/minikubelet/minikubelet/runtime/shim"
 )
@@ -441,32 +441,15 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, uid types.UID) error {
 }
 
 // procAlive: the PID exists and is not a zombie.
-func procAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
-}
+func procAlive(pid int) bool { return procfs.Alive(pid) }
 
+// procStartTicks is the process's start time (0: gone or a zombie).
 func procStartTicks(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.State == 'Z' {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 || f[0] == "Z" {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return st.StartTicks
 }
 
 func newID() string {
