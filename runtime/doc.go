@@ -20,7 +20,7 @@
 //	 │  reads its ContainerSpec from fd 3,          inherits net/ipc/uts from the supervisor
 //	 │  mounts the root (bind, /proc, /dev, /sys, volumes, /etc files, masks), pivot_root,
 //	 │  writes "ready" on fd 5 and BLOCKS on fd 4 ──── daemon places the PID in its scope
-//	 │  (StartContainer writes one byte) → cgroup ns, oom_score_adj, rlimits, no_new_privs,
+//	 │  (StartContainer writes one byte) → cgroup ns, oom_score_adj, no_new_privs,
 //	 │  bounding set, setgroups/setgid/setuid, caps, close-on-exec of every fd > 2,
 //	 │  seccomp, execve — all on the one locked OS thread that execs.
 //	 ▼
@@ -162,7 +162,8 @@
 // no_new_privs, so the workload (and every exec) starts confined. Where the
 // kernel has no AppArmor the daemon says so once and pods asking for a
 // profile are refused ("Cannot enforce AppArmor", the kubelet's admission).
-// oom_score_adj and rlimits are best effort: where the kernel refuses (no
+// oom_score_adj is best effort (rlimits are inherited from the daemon, as
+// Kubernetes has no field for them): where the kernel refuses (no
 // CAP_SYS_RESOURCE), the init keeps the nearest allowed value silently (not
 // in the container's log) and the daemon warns once (log/slog) when it sees
 // the pause did not get -998; the pod never fails for it.

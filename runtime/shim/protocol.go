@@ -93,13 +93,6 @@ type Mount struct {
 	Extra   []string `json:"extra,omitempty"`
 }
 
-// Rlimit is one resource limit (best effort: clamped to the hard limit the node has).
-type Rlimit struct {
-	Resource int    `json:"resource"`
-	Soft     uint64 `json:"soft"`
-	Hard     uint64 `json:"hard"`
-}
-
 // ContainerSpec is everything the container init needs; the supervisor
 // passes it through a pipe and keeps the log and stop settings for itself.
 type ContainerSpec struct {
@@ -127,7 +120,6 @@ type ContainerSpec struct {
 	// loads it on the thread that execs.
 	SeccompFilter []unix.SockFilter `json:"seccompFilter,omitempty"`
 	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
-	Rlimits       []Rlimit          `json:"rlimits,omitempty"`
 
 	// AppArmorProfile is entered on exec ("" = unconfined).
 	AppArmorProfile string `json:"appArmorProfile,omitempty"`
