@@ -33,6 +33,7 @@ import (
 	"github.com/minikubelet/minikubelet/internal/nodeshutdown"
 	"github.com/minikubelet/minikubelet/manifests"
 	"github.com/minikubelet/minikubelet/reconciler"
+	"github.com/minikubelet/minikubelet/reconciler/shell"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
@@ -222,7 +223,7 @@ func Run(ctx context.Context, o Options) error {
 			cfg.CrashLoopInitial = cfg.CrashLoopMax
 		}
 	}
-	var loop *reconciler.Loop
+	var loop *shell.Loop
 	wake := func() {
 		if loop != nil {
 			loop.Wake()
@@ -239,22 +240,22 @@ func Run(ctx context.Context, o Options) error {
 		apiStore.RecordEvent(v1.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg,
 			Source: v1.EventSource{Component: "kubelet", Host: o.NodeName}})
 	}
-	shell := reconciler.NewNodeShell(reconciler.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
+	node := shell.NewNode(shell.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
 		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake, Event: podEvent,
 		LogDir: o.LogDir, LogRetention: o.PodLogRetention,
 		Log: log.With("component", "node")})
-	defer shell.Close()
-	rep := newReporter(apiStore, metrics, shell, driver, sampler, planOpts, cfg, o.NodeName)
+	defer node.Close()
+	rep := newReporter(apiStore, metrics, node, driver, sampler, planOpts, cfg, o.NodeName)
 	// Graceful node shutdown asks the loop to stop pods through the gate
 	// (Desired.Shutdown) and learns from each round which have stopped.
 	shutdownGate := nodeshutdown.NewGate(wake, func(uid types.UID) bool { return loop != nil && loop.Busy(uid) }, nil)
 	var lastRound atomic.Int64
-	loop = reconciler.NewLoop(shell, func() (reconciler.Desired, bool) {
+	loop = shell.NewLoop(node, func() (reconciler.Desired, bool) {
 		snap := src.Snapshot()
 		d := desiredFrom(snap)
 		shutdownGate.Fill(&d)
 		return d, snap.Synced
-	}, reconciler.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
+	}, shell.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
 		Log: log.With("component", "reconciler"),
 		Report: func(res *reconciler.Result, d *reconciler.Desired, obs *reconciler.Observed) {
 			rep.report(res, d, obs)

@@ -1,4 +1,4 @@
-package reconciler
+package shell
 
 // observe_state.go: the reconciler's own records in a pod's state dir,
 // beside the runtime's (sandbox/, containers/, shm, volumes):
@@ -28,6 +28,8 @@ import (
 
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/shim"
+
+	"github.com/minikubelet/minikubelet/reconciler"
 )
 
 type podRecord struct {
@@ -44,16 +46,16 @@ type sandboxRecord struct {
 }
 
 type containerRecord struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Attempt   uint32    `json:"attempt"`
-	SandboxID string    `json:"sandboxID"`
-	Image     string    `json:"image"`
-	ImageRef  string    `json:"imageRef,omitempty"`
-	ImageID   string    `json:"imageID,omitempty"`
-	RootfsID  string    `json:"rootfsID,omitempty"`
-	RootfsDir string    `json:"rootfsDir,omitempty"`
-	PreStop   HookState `json:"preStop,omitempty"`
+	ID        string               `json:"id"`
+	Name      string               `json:"name"`
+	Attempt   uint32               `json:"attempt"`
+	SandboxID string               `json:"sandboxID"`
+	Image     string               `json:"image"`
+	ImageRef  string               `json:"imageRef,omitempty"`
+	ImageID   string               `json:"imageID,omitempty"`
+	RootfsID  string               `json:"rootfsID,omitempty"`
+	RootfsDir string               `json:"rootfsDir,omitempty"`
+	PreStop   reconciler.HookState `json:"preStop,omitempty"`
 	// StopSignal is the image's StopSignal ("" = SIGTERM).
 	StopSignal string `json:"stopSignal,omitempty"`
 	// Hash is containerHash of the spec it was created from.
