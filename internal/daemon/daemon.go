@@ -240,8 +240,12 @@ func Run(ctx context.Context, o Options) error {
 		apiStore.RecordEvent(v1.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg,
 			Source: v1.EventSource{Component: "kubelet", Host: o.NodeName}})
 	}
+	var podNet shell.Network // a nil *network.Manager would be a non-nil interface
+	if netm != nil {
+		podNet = netm
+	}
 	node := shell.NewNode(shell.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
-		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake, Event: podEvent,
+		Driver: driver, Runtime: rt, Images: store, Network: podNet, Plan: planOpts, Wake: wake, Event: podEvent,
 		LogDir: o.LogDir, LogRetention: o.PodLogRetention,
 		Log: log.With("component", "node")})
 	defer node.Close()

@@ -9,6 +9,10 @@
 // Crash safety is the shell's part of the contract: each action writes the
 // record naming what it is about to create before creating it (execute.go),
 // so a daemon killed at any instant leaves something the next observation
-// recognises and the next plan completes or collects (tested end to end in
-// internal/daemon).
+// recognises and the next plan completes or collects. Node reaches the node
+// through the small interfaces of parts.go (only the methods it calls of the
+// runtime, the image store, the network manager and the cgroup driver), so
+// those rules have fast unit tests over fakes (node_test.go: adoption,
+// half-created pods, retries) besides the end-to-end tests with the real
+// parts (internal/daemon).
 package shell

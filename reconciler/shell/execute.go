@@ -312,14 +312,8 @@ func (n *Node) createAndStart(ctx context.Context, a reconciler.CreateAndStartCo
 		return err
 	}
 	if !isMountPoint(merged) {
-		rf, err := n.opt.Images.PrepareRootfs(ctx, rid, img, rdir, readOnly)
-		if err != nil {
+		if err := n.opt.Images.MountRootfs(ctx, rid, img, rdir, readOnly, merged); err != nil {
 			err = fmt.Errorf("container %s: %w", a.Name, err)
-			n.recordCreateError(a.UID, a.Name, a.Attempt, reconciler.ReasonCreateContainerError, err)
-			return err
-		}
-		if err := rf.Mount(merged); err != nil {
-			err = fmt.Errorf("container %s: mount root %s: %w", a.Name, merged, err)
 			n.recordCreateError(a.UID, a.Name, a.Attempt, reconciler.ReasonCreateContainerError, err)
 			return err
 		}

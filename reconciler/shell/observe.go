@@ -8,7 +8,6 @@ package shell
 import (
 	"context"
 	"errors"
-	"github.com/moby/sys/mountinfo"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -18,12 +17,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	mklrt "github.com/minikubelet/minikubelet/runtime"
-	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
 	"github.com/minikubelet/minikubelet/systemd"
 
@@ -42,10 +41,10 @@ type NodeOptions struct {
 	RootDir  string
 	NodeName string
 	HostIP   string // "" = first global IPv4 of the host, else 127.0.0.1
-	Driver   systemd.Driver
-	Runtime  *mklrt.Runtime
-	Images   *images.Store
-	Network  *network.Manager // nil: pods get loopback only
+	Driver   Cgroups
+	Runtime  Runtime
+	Images   Images
+	Network  Network // nil (not a nil *network.Manager): pods get loopback only
 	Plan     systemd.PlanOptions
 	// LogDir and LogRetention: the log folders of pods that are gone are
 	// removed once untouched for LogRetention (0: kept forever).
