@@ -144,6 +144,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// completeRounds wakes the loop until n more rounds have run to their end
+// (the counter moves when a round's observation is done, so n+1 moves mean
+// the first n rounds planned and dispatched too).
+func completeRounds(t *testing.T, l *shell.Loop, n int) {
+	t.Helper()
+	start := l.Rounds()
+	for l.Rounds() < start+uint64(n)+1 {
+		before := l.Rounds()
+		l.Wake()
+		waitFor(t, "a round", func() bool { return l.Rounds() > before })
+	}
+}
+
 func uidsOf(pods []*v1.Pod) []types.UID {
 	var out []types.UID
 	for _, p := range pods {
@@ -235,11 +248,7 @@ func TestLoopDedupsInFlightPulls(t *testing.T) {
 	l, stop := startLoop(t, f, 8)
 	defer stop()
 	waitFor(t, "the pull in flight", func() bool { _, ok := l.InFlight()["pull/shared:1"]; return ok })
-	// Several rounds while the pull hangs.
-	for i := 0; i < 5; i++ {
-		l.Wake()
-		time.Sleep(10 * time.Millisecond)
-	}
+	completeRounds(t, l, 5) // while the pull hangs
 	close(release)
 	waitFor(t, "all pods running", func() bool { return f.allRunning(uidsOf(pods)...) })
 	f.mu.Lock()
@@ -349,10 +358,7 @@ func TestLoopFreezesStatusOfBusyPods(t *testing.T) {
 	go func() { l.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	waitFor(t, "the sandbox action in flight", func() bool { mu.Lock(); defer mu.Unlock(); return inAction })
-	for i := 0; i < 5; i++ {
-		l.Wake()
-		time.Sleep(5 * time.Millisecond)
-	}
+	completeRounds(t, l, 5) // while the sandbox action hangs
 	close(release)
 	waitFor(t, "pod running", func() bool { return f.allRunning("u1") })
 	mu.Lock()

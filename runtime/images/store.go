@@ -107,6 +107,9 @@ type Store struct {
 	// fetches counts registry pulls actually performed (not shared ones); for tests and metrics.
 	mu      sync.Mutex
 	fetches int
+	// pullers is how many Pull calls are waiting on a fetch now (shared or
+	// not): what a test waits on to know every caller has joined.
+	pullers int
 }
 
 // Open creates (if needed) and opens the store under rootDir/images.
