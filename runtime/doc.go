@@ -83,6 +83,11 @@
 //	                                kubelet does: node memory, the pod's memory limit,
 //	                                sizeLimit, whichever is smallest)
 //
+// The folder is shared with the reconciler's shell (rootfs/, mkl/,
+// status.json); internal/layout names every part of it and both ask it, so
+// neither hard-codes the other's names (the sandbox rollback leaves
+// layout's ContainerRoots alone).
+//
 // Reasons are Completed (0), Error (non-zero or signal; ExitCode 128+sig) and
 // StartError (exec failed: ExitCode 128, message from the init). OOMKilled
 // is the daemon's decision from the cgroup's OOM counter (the supervisor
@@ -219,7 +224,8 @@
 // outside the safe set; the node's network (its own network namespace);
 // the node's terminals; the daemon's state outside its own pod directory
 // (metadata.uid must be a plain name: manifests refuses "..", "/" and the
-// like, and runtime.PodDirName maps any other to a name inside pods/).
+// like, and layout.PodDirName (internal/layout) maps any other to a name
+// inside pods/).
 //
 // An image author (the layers' content) can ship any file: absolute and
 // relative symlinks, setuid binaries and file capabilities, device nodes,

@@ -26,6 +26,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/podlogs"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
@@ -93,7 +94,7 @@ func (n *Node) setAsideOldLogs(pod *v1.Pod) {
 	if n.opt.LogDir == "" {
 		return
 	}
-	dir := filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	dir := filepath.Join(n.opt.LogDir, podlogs.PodDirName(pod.Namespace, pod.Name, pod.UID))
 	if !exists(dir) {
 		return
 	}
@@ -556,7 +557,7 @@ func (n *Node) removeContainer(ctx context.Context, uid types.UID, id string) er
 			return fmt.Errorf("remove container %s: %w", id, err)
 		}
 		// No supervisor: nothing runs; drop the records ourselves.
-		os.RemoveAll(filepath.Join(n.opt.Runtime.PodDir(uid), "containers", id))
+		os.RemoveAll(n.state.root.Pod(uid).Container(id))
 	}
 	n.opt.Driver.StopScope(ctx, id, true)
 	var cr containerRecord
@@ -589,7 +590,7 @@ func (n *Node) stopSandbox(ctx context.Context, uid types.UID, id string, pod *v
 	// served its purpose: unpinning here frees the dead namespace now
 	// rather than when the pod is recreated or removed (a pod that is
 	// never recreated would keep it).
-	nsPin := filepath.Join(n.opt.Runtime.PodDir(uid), "sandbox", "netns")
+	nsPin := n.state.root.Pod(uid).NetnsPin()
 	if err := unix.Unmount(nsPin, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unpin network namespace %s: %w", nsPin, err)
 	}
@@ -699,7 +700,7 @@ func (n *Node) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) error 
 	if pod != nil && n.opt.LogDir != "" {
 		// The logs' retention counts from the pod's removal.
 		now := n.opt.Now()
-		os.Chtimes(filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(uid)), now, now)
+		os.Chtimes(filepath.Join(n.opt.LogDir, podlogs.PodDirName(pod.Namespace, pod.Name, uid)), now, now)
 	}
 	n.forget(uid)
 	return nil

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/layout"
 	"github.com/minikubelet/minikubelet/reconciler"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/images"
@@ -142,13 +142,13 @@ func (r *fakeRuntime) RemoveSandbox(ctx context.Context, uid types.UID) error {
 }
 
 func (r *fakeRuntime) netns(uid types.UID) string {
-	return filepath.Join(r.PodDir(uid), "sandbox", "netns")
+	return layout.Root(r.root).Pod(uid).NetnsPin()
 }
 
 func (r *fakeRuntime) SetPodIP(pod *v1.Pod, ip string) error { return nil }
 
 func (r *fakeRuntime) PodDir(uid types.UID) string {
-	return filepath.Join(r.root, "pods", mklrt.PodDirName(uid))
+	return layout.Root(r.root).Pod(uid).Dir()
 }
 
 func (r *fakeRuntime) CreateContainer(ctx context.Context, cfg mklrt.ContainerConfig) (mklrt.CreatedContainer, error) {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/layout"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/network"
 	"github.com/minikubelet/minikubelet/systemd"
@@ -119,7 +120,7 @@ func NewNode(opt NodeOptions) *Node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := opt.Wake
-	n := &Node{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
+	n := &Node{opt: opt, state: stateDir{layout.Root(opt.RootDir)}, bg: ctx, cancel: cancel,
 		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{},
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*reconciler.ImageState{}, pulling: map[string]int{},
