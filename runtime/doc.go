@@ -183,7 +183,7 @@
 //
 // # Exec, attach, terminals
 //
-// Exec (kubectl exec) is one short-lived helper (shim/exec.go), started by
+// Exec (kubectl exec) is one short-lived helper (shim/exechelper.go), started by
 // the daemon from the sealed copy of the binary, in the node's namespaces.
 // It joins the container's cgroups and, on its one locked thread after
 // unshare(CLONE_FS), setns()es into the container's cgroup, ipc, uts, net,
