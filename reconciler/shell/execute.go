@@ -1,6 +1,6 @@
 package shell
 
-// exec.go: Node.Execute, one idempotent action at a time. Each action
+// execute.go: Node.Execute, one idempotent action at a time. Each action
 // writes the record that names what it is about to create before creating
 // it, so a daemon killed in the middle leaves something the next
 // observation recognises (and completes or collects).
