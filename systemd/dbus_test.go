@@ -236,7 +236,7 @@ const v1Unlimited = "9223372036854771712" // memory.limit_in_bytes of -1 (4 KiB 
 // readCgroup reads the limit files of a ControlGroup path.
 func readCgroup(t *testing.T, cg string) cgroupValues {
 	t.Helper()
-	dirs, err := cgroupDirs(cg)
+	dirs, err := CgroupDirs(cg)
 	if err != nil {
 		t.Fatalf("cgroupDirs(%s): %v", cg, err)
 	}
@@ -251,16 +251,16 @@ func readCgroup(t *testing.T, cg string) cgroupValues {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	if isV2Dirs(dirs) {
-		quota := strings.Fields(rd(unifiedKey, "cpu.max"))[0]
+	if IsV2Dirs(dirs) {
+		quota := strings.Fields(rd(UnifiedKey, "cpu.max"))[0]
 		if quota == "max" {
 			quota = "-1"
 		}
-		mem := rd(unifiedKey, "memory.max")
+		mem := rd(UnifiedKey, "memory.max")
 		if mem == "max" {
 			mem = v1Unlimited
 		}
-		return cgroupValues{Memory: mem, Shares: rd(unifiedKey, "cpu.weight"), Quota: quota, Pids: rd(unifiedKey, "pids.max")}
+		return cgroupValues{Memory: mem, Shares: rd(UnifiedKey, "cpu.weight"), Quota: quota, Pids: rd(UnifiedKey, "pids.max")}
 	}
 	return cgroupValues{
 		Memory: rd("memory", "memory.limit_in_bytes"),
@@ -467,7 +467,7 @@ func TestTreeForEveryQOSClass(t *testing.T) {
 	var podDirs []string
 	for _, tc := range cases {
 		plan := PlanPod(tc.pod, PlanOptions{CgroupRoot: root})
-		dirs, _ := cgroupDirs("/" + plan.SlicePath)
+		dirs, _ := CgroupDirs("/" + plan.SlicePath)
 		for _, dir := range dirs {
 			podDirs = append(podDirs, dir)
 		}

@@ -41,6 +41,7 @@ import (
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
 	"github.com/minikubelet/minikubelet/systemd"
+	"github.com/minikubelet/minikubelet/systemd/cgroupfs"
 )
 
 // Options are the daemon's settings (the flags of `minikubelet run`).
@@ -454,7 +455,7 @@ func openCgroupDriver(ctx context.Context, o Options, metrics *api.Metrics, log 
 	if driverName == "systemd" {
 		driver, err = systemd.New(ctx, systemd.DBusOptions{CgroupRoot: o.CgroupRoot})
 	} else {
-		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot, StateDir: o.RootDir})
+		driver, err = cgroupfs.New(cgroupfs.Options{CgroupRoot: o.CgroupRoot, StateDir: o.RootDir})
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("cgroup driver %s: %w", driverName, err)
