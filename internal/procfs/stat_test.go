@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +33,32 @@ func TestReadStatSelf(t *testing.T) {
 	}
 	if Alive(-1) {
 		t.Error("pid -1 alive")
+	}
+}
+
+// Keys are what /proc/self/cgroup names each hierarchy, so a caller can
+// join the two files.
+func TestCgroupMountPointsMatchProcSelfCgroup(t *testing.T) {
+	mounts, err := CgroupMountPoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		key := parts[1]
+		if parts[0] == "0" && key == "" {
+			key = "cgroup2"
+		}
+		if _, ok := mounts[key]; ok {
+			found++
+		}
+	}
+	if len(mounts) > 0 && found == 0 {
+		t.Errorf("no hierarchy of /proc/self/cgroup (%q) is a key of %v", b, mounts)
 	}
 }

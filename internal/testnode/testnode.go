@@ -43,7 +43,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
+	"github.com/minikubelet/minikubelet/internal/procfs"
 )
 
 const (
@@ -401,7 +401,7 @@ func cgroupTreeHasProcs(dir string) bool {
 // hostHierarchies lists the mounted cgroup hierarchies and this process's
 // cgroup in each, from /proc/self/cgroup and /proc/self/mountinfo.
 func hostHierarchies() ([]hierarchy, error) {
-	mounts, err := cgroupMounts()
+	mounts, err := procfs.CgroupMountPoints()
 	if err != nil {
 		return nil, err
 	}
@@ -432,37 +432,6 @@ func hostHierarchies() ([]hierarchy, error) {
 		return nil, errors.New("no mounted cgroup hierarchy found")
 	}
 	return hs, nil
-}
-
-// cgroupMounts maps a hierarchy key (its comma-joined controllers or
-// name=X option, or "cgroup2") to its mount point.
-func cgroupMounts() (map[string]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, fmt.Errorf("/proc/self/mountinfo: %w", err)
-	}
-	out := map[string]string{}
-	for _, m := range mounts {
-		if m.Root != "/" {
-			continue
-		}
-		if m.FSType == "cgroup2" {
-			out["cgroup2"] = m.Mountpoint
-			continue
-		}
-		var ctrls []string
-		for _, o := range strings.Split(m.VFSOptions, ",") {
-			switch o {
-			case "rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "none", "clone_children", "xattr":
-			default:
-				if !strings.HasPrefix(o, "release_agent=") {
-					ctrls = append(ctrls, o)
-				}
-			}
-		}
-		out[strings.Join(ctrls, ",")] = m.Mountpoint
-	}
-	return out, nil
 }
 
 // childOf returns the first child PID of pid (systemd under unshare --fork).

@@ -14,8 +14,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/minikubelet/minikubelet/internal/procfs"
 )
 
 // Exec into a running container is one short-lived helper
@@ -219,7 +220,7 @@ func sameNS(f *os.File, other string) (bool, error) {
 // joinCgroups moves this process into every cgroup of pid (its children
 // inherit them), reading the hierarchies from our own mount table.
 func joinCgroups(pid int) error {
-	mounts, err := cgroupMountPoints()
+	mounts, err := procfs.CgroupMountPoints()
 	if err != nil {
 		return err
 	}
@@ -235,7 +236,7 @@ func joinCgroups(pid int) error {
 		if len(parts) != 3 {
 			continue
 		}
-		key := strings.TrimPrefix(parts[1], "name=")
+		key := parts[1]
 		if parts[0] == "0" && parts[1] == "" {
 			key = "cgroup2"
 		}
@@ -252,32 +253,4 @@ func joinCgroups(pid int) error {
 		}
 	}
 	return sc.Err()
-}
-
-// cgroupMountPoints maps "memory", "cpu,cpuacct", "systemd", "cgroup2" ... to
-// the mount point of the hierarchy's root.
-func cgroupMountPoints() (map[string]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, fmt.Errorf("/proc/self/mountinfo: %w", err)
-	}
-	out := map[string]string{}
-	for _, m := range mounts {
-		if m.Root != "/" {
-			continue
-		}
-		if m.FSType == "cgroup2" {
-			out["cgroup2"] = m.Mountpoint
-			continue
-		}
-		var keys []string
-		for _, o := range strings.Split(m.VFSOptions, ",") {
-			if o == "rw" || o == "ro" || strings.Contains(o, "=") && !strings.HasPrefix(o, "name=") || o == "xattr" || o == "clone_children" || o == "noprefix" {
-				continue
-			}
-			keys = append(keys, strings.TrimPrefix(o, "name="))
-		}
-		out[strings.Join(keys, ",")] = m.Mountpoint
-	}
-	return out, nil
 }
