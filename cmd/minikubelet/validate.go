@@ -230,7 +230,7 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	}
 
 	p("")
-	p("Images (store %s)", filepath.Join(opts.rootDir, "images"))
+	p("Images (store %s)", layout.Root(opts.rootDir).Images())
 	explainImages(w, names, opts.rootDir)
 
 	if hasProbes(pod) {
@@ -615,7 +615,7 @@ func securityText(psc *v1.PodSecurityContext, c *v1.Container) string {
 func explainImages(w io.Writer, names []namedContainer, rootDir string) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	var store *images.Store
-	if st, err := os.Stat(filepath.Join(rootDir, "images")); err == nil && st.IsDir() {
+	if st, err := os.Stat(layout.Root(rootDir).Images()); err == nil && st.IsDir() {
 		if s, err := images.Open(rootDir, images.Options{}); err == nil {
 			store = s
 		} else {

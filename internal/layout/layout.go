@@ -4,6 +4,7 @@
 // --explain) ask. Log folders under --log-dir are podlogs' (the kubelet's
 // CRI layout), not this package's.
 //
+//	<root-dir>/images/                      Images(): the image store (runtime/images)
 //	<root-dir>/pods/<uid>/                  Pod(uid)
 //	  sandbox/                              the supervisor's socket, records, log   (runtime)
 //	  sandbox/netns                         bind mount pinning the pod's netns      (runtime; the shell unpins it after CNI DEL)
@@ -28,6 +29,10 @@ import (
 
 // Root is the --root-dir.
 type Root string
+
+// Images is <root-dir>/images, the image store (runtime/images owns what is
+// inside).
+func (r Root) Images() string { return filepath.Join(string(r), "images") }
 
 // Pods is <root-dir>/pods, the parent of every pod's folder.
 func (r Root) Pods() string { return filepath.Join(string(r), "pods") }
