@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/minikubelet/minikubelet/internal/procfs"
 )
 
 // podProcesses lists the PIDs whose systemd cgroup lies in the kubepods tree
@@ -107,22 +109,11 @@ func memOf(pid int) (rss, pss int64) {
 
 // cpuTicks is utime+stime of a process in clock ticks (USER_HZ = 100).
 func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return -1
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 13 {
-		return -1
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st
+	return int64(st.UTime + st.STime)
 }
 
 // fileWatch records when files first appear in a folder, with inotify: the

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,8 +8,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	mklrt "github.com/minikubelet/minikubelet/runtime"
 )
 
 // TestCreateErrorWaitingReasons: a container the runtime refused to create
@@ -116,34 +113,5 @@ func TestCreateErrorWaitingReasons(t *testing.T) {
 				t.Fatal("plan without status")
 			}
 		})
-	}
-}
-
-// The executor's bookkeeping: a create failure is classified, shown for
-// its pod until a create of that container succeeds, and forgotten with
-// the pod.
-func TestCreateErrorsObserved(t *testing.T) {
-	if r := createErrorReason(fmt.Errorf("create container app: %w", &mklrt.ConfigError{Err: errors.New("runAsNonRoot")})); r != ReasonCreateContainerConfigError {
-		t.Errorf("config error classified as %s", r)
-	}
-	if r := createErrorReason(errors.New("container init: mount: not a directory")); r != ReasonCreateContainerError {
-		t.Errorf("runtime error classified as %s", r)
-	}
-	n := &NodeShell{}
-	n.recordCreateError("u1", "app", 3, ReasonCreateContainerError, errors.New("boom"))
-	n.recordCreateError("gone", "app", 0, ReasonCreateContainerError, errors.New("boom"))
-	obs := Observed{Pods: map[types.UID]*ObservedPod{"u1": {UID: "u1"}}}
-	n.observeCreateErrorsLocked(&obs, &Desired{})
-	if ce := obs.Pods["u1"].CreateErrors["app"]; ce != (CreateError{3, ReasonCreateContainerError, "boom"}) {
-		t.Errorf("observed %+v", ce)
-	}
-	if _, ok := n.createErrs["gone"]; ok {
-		t.Error("the error of a pod that is gone is kept")
-	}
-	n.clearCreateError("u1", "app")
-	obs = Observed{Pods: map[types.UID]*ObservedPod{"u1": {UID: "u1"}}}
-	n.observeCreateErrorsLocked(&obs, &Desired{})
-	if len(obs.Pods["u1"].CreateErrors) != 0 {
-		t.Errorf("cleared error still observed: %+v", obs.Pods["u1"].CreateErrors)
 	}
 }

@@ -3,7 +3,11 @@
 // The design follows etcd's raft core and controller-runtime's Reconcile:
 // the decision logic is a pure function, and every piece of IO (reading the
 // manifest folder, listing cgroup units, asking the runtime, pulling images,
-// writing status, the clock) lives in the shell that calls it.
+// writing status, the clock) lives in the shell that calls it: package
+// reconciler/shell (Node observes and executes, Loop runs rounds). This
+// package imports nothing that does IO and never reads the clock;
+// TestPureCoreDoesNoIO (purity_test.go) fails the build of any change that
+// would.
 //
 //	Plan(desired, observed, now, cfg) -> Result{per pod: actions + v1.PodStatus, events, next wake-up}
 //
@@ -51,7 +55,7 @@
 //     with the waiting reasons (ContainerCreating, PodInitializing,
 //     CrashLoopBackOff, ErrImagePull, ImagePullBackOff,
 //     CreateContainerConfigError, CreateContainerError ...), and the
-//     kubectl READY/STATUS/RESTARTS columns (KubectlStatus);
+//     kubectl READY/STATUS/RESTARTS columns (KubectlStatusAt);
 //   - a manifest edited under a fixed metadata.uid keeps its pod: a running
 //     app container or sidecar whose spec hash (recorded at creation)
 //     differs is killed and started again at once, whatever the restart

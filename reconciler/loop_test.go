@@ -1,16 +1,22 @@
-package reconciler
+package reconciler_test
+
+// The Loop (reconciler/shell) is tested here, beside the pure package, so
+// that its fake shell can drive the plan tests' simulated node (sim, seen
+// through export_test.go).
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/reconciler"
+	"github.com/minikubelet/minikubelet/reconciler/shell"
 )
 
 // fakeShell drives the sim's fake node through the real Loop: Observe
@@ -18,8 +24,8 @@ import (
 // (after an optional per-action hook that can block or fail).
 type fakeShell struct {
 	mu   sync.Mutex
-	s    *sim
-	hook func(a Action) error // called before the action takes effect, unlocked
+	s    *reconciler.Sim
+	hook func(a reconciler.Action) error // called before the action takes effect, unlocked
 
 	executed  []string // every executed action, in order
 	perPod    map[types.UID][]string
@@ -29,45 +35,45 @@ type fakeShell struct {
 }
 
 func newFakeShell(t *testing.T, pods ...*v1.Pod) *fakeShell {
-	s := newSim(t, pods...)
-	s.now = time.Now()
+	s := reconciler.NewSim(t, pods...)
+	s.SetNow(time.Now())
 	return &fakeShell{s: s, perPod: map[types.UID][]string{}, keys: map[string]int{}}
 }
 
-func (f *fakeShell) desired() (Desired, bool) {
+func (f *fakeShell) desired() (reconciler.Desired, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d := Desired{Pods: map[types.UID]*DesiredPod{}}
-	for k, v := range f.s.d.Pods {
+	d := reconciler.Desired{Pods: map[types.UID]*reconciler.DesiredPod{}}
+	for k, v := range f.s.D().Pods {
 		d.Pods[k] = v
 	}
 	return d, true
 }
 
-func (f *fakeShell) Observe(ctx context.Context, _ *Desired) (Observed, error) {
+func (f *fakeShell) Observe(ctx context.Context, _ *reconciler.Desired) (reconciler.Observed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	o := f.s.o
-	o.Pods = map[types.UID]*ObservedPod{}
-	for uid, op := range f.s.o.Pods {
+	o := *f.s.O()
+	o.Pods = map[types.UID]*reconciler.ObservedPod{}
+	for uid, op := range f.s.O().Pods {
 		c := *op
-		c.Containers = append([]ContainerInstance(nil), op.Containers...)
+		c.Containers = append([]reconciler.ContainerInstance(nil), op.Containers...)
 		o.Pods[uid] = &c
 	}
-	o.Images = map[string]*ImageState{}
-	for k, v := range f.s.o.Images {
+	o.Images = map[string]*reconciler.ImageState{}
+	for k, v := range f.s.O().Images {
 		c := *v
 		o.Images[k] = &c
 	}
 	o.PrevStatus = map[types.UID]*v1.PodStatus{}
-	for k, v := range f.s.o.PrevStatus {
+	for k, v := range f.s.O().PrevStatus {
 		o.PrevStatus[k] = v
 	}
 	o.InFlight = nil
 	return o, nil
 }
 
-func (f *fakeShell) Execute(ctx context.Context, a Action, pod *v1.Pod) error {
+func (f *fakeShell) Execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error {
 	f.mu.Lock()
 	f.active++
 	if f.active > f.maxActive {
@@ -86,20 +92,20 @@ func (f *fakeShell) Execute(ctx context.Context, a Action, pod *v1.Pod) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.s.now = time.Now()
-	d := describe(a)
+	f.s.SetNow(time.Now())
+	d := reconciler.Describe(a)
 	f.executed = append(f.executed, d)
 	f.perPod[a.Pod()] = append(f.perPod[a.Pod()], d)
 	f.keys[a.Key()]++
-	f.s.exec(a)
+	f.s.Exec(a)
 	return nil
 }
 
-func (f *fakeShell) Persist(pp *PodPlan) {
+func (f *fakeShell) Persist(pp *reconciler.PodPlan) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if pp.Status != nil {
-		f.s.o.PrevStatus[pp.UID] = pp.Status
+		f.s.O().PrevStatus[pp.UID] = pp.Status
 	}
 }
 
@@ -108,9 +114,9 @@ func (f *fakeShell) allRunning(uids ...types.UID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, uid := range uids {
-		dp := f.s.d.Pods[uid]
+		dp := f.s.D().Pods[uid]
 		for _, c := range dp.Pod.Spec.Containers {
-			if f.s.running(uid, c.Name) == nil {
+			if f.s.Running(uid, c.Name) == nil {
 				return false
 			}
 		}
@@ -118,9 +124,9 @@ func (f *fakeShell) allRunning(uids ...types.UID) bool {
 	return true
 }
 
-func startLoop(t *testing.T, f *fakeShell, parallel int) (*Loop, func()) {
+func startLoop(t *testing.T, f *fakeShell, parallel int) (*shell.Loop, func()) {
 	t.Helper()
-	l := NewLoop(f, f.desired, LoopOptions{Parallel: parallel, Resync: time.Hour, RetryMin: 20 * time.Millisecond})
+	l := shell.NewLoop(f, f.desired, shell.LoopOptions{Parallel: parallel, Resync: time.Hour, RetryMin: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -138,6 +144,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// completeRounds wakes the loop until n more rounds have run to their end
+// (the counter moves when a round's observation is done, so n+1 moves mean
+// the first n rounds planned and dispatched too).
+func completeRounds(t *testing.T, l *shell.Loop, n int) {
+	t.Helper()
+	start := l.Rounds()
+	for l.Rounds() < start+uint64(n)+1 {
+		before := l.Rounds()
+		l.Wake()
+		waitFor(t, "a round", func() bool { return l.Rounds() > before })
+	}
+}
+
 func uidsOf(pods []*v1.Pod) []types.UID {
 	var out []types.UID
 	for _, p := range pods {
@@ -151,7 +170,7 @@ func uidsOf(pods []*v1.Pod) []types.UID {
 func TestLoopRunsEachPodsChainInOrder(t *testing.T) {
 	var pods []*v1.Pod
 	for i := 0; i < 3; i++ {
-		pods = append(pods, mkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i), "a", "b"))
+		pods = append(pods, reconciler.MkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i), "a", "b"))
 	}
 	f := newFakeShell(t, pods...)
 	_, stop := startLoop(t, f, 4)
@@ -174,7 +193,7 @@ func TestLoopRunsEachPodsChainInOrder(t *testing.T) {
 				}
 			}
 		}
-		eq(t, "order of "+u, got, filtered)
+		reconciler.Eq(t, "order of "+u, got, filtered)
 		if len(got) < 4 || got[0] != "cgroup "+u {
 			t.Fatalf("pod %s: chain %q does not start with its cgroup", u, got)
 		}
@@ -190,11 +209,11 @@ func TestLoopRunsEachPodsChainInOrder(t *testing.T) {
 func TestLoopBoundsParallelism(t *testing.T) {
 	var pods []*v1.Pod
 	for i := 0; i < 8; i++ {
-		pods = append(pods, mkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i), "a"))
+		pods = append(pods, reconciler.MkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i), "a"))
 	}
 	f := newFakeShell(t, pods...)
-	f.hook = func(a Action) error {
-		if _, ok := a.(RunSandbox); ok {
+	f.hook = func(a reconciler.Action) error {
+		if _, ok := a.(reconciler.RunSandbox); ok {
 			time.Sleep(20 * time.Millisecond)
 		}
 		return nil
@@ -214,14 +233,14 @@ func TestLoopBoundsParallelism(t *testing.T) {
 func TestLoopDedupsInFlightPulls(t *testing.T) {
 	var pods []*v1.Pod
 	for i := 0; i < 4; i++ {
-		p := mkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i))
+		p := reconciler.MkPod(fmt.Sprintf("u%d", i), fmt.Sprintf("p%d", i))
 		p.Spec.Containers = []v1.Container{{Name: "c", Image: "shared:1", ImagePullPolicy: v1.PullIfNotPresent}}
 		pods = append(pods, p)
 	}
 	f := newFakeShell(t, pods...)
 	release := make(chan struct{})
-	f.hook = func(a Action) error {
-		if _, ok := a.(PullImage); ok {
+	f.hook = func(a reconciler.Action) error {
+		if _, ok := a.(reconciler.PullImage); ok {
 			<-release
 		}
 		return nil
@@ -229,11 +248,7 @@ func TestLoopDedupsInFlightPulls(t *testing.T) {
 	l, stop := startLoop(t, f, 8)
 	defer stop()
 	waitFor(t, "the pull in flight", func() bool { _, ok := l.InFlight()["pull/shared:1"]; return ok })
-	// Several rounds while the pull hangs.
-	for i := 0; i < 5; i++ {
-		l.Wake()
-		time.Sleep(10 * time.Millisecond)
-	}
+	completeRounds(t, l, 5) // while the pull hangs
 	close(release)
 	waitFor(t, "all pods running", func() bool { return f.allRunning(uidsOf(pods)...) })
 	f.mu.Lock()
@@ -250,13 +265,13 @@ func TestLoopDedupsInFlightPulls(t *testing.T) {
 
 // A pod stuck in an action does not hold the others back.
 func TestLoopSlowPodDoesNotDelayAnother(t *testing.T) {
-	slow := mkPod("slow", "slow", "a")
-	fast := mkPod("fast", "fast", "a")
+	slow := reconciler.MkPod("slow", "slow", "a")
+	fast := reconciler.MkPod("fast", "fast", "a")
 	fast.Spec.Containers[0].Image = "img-fast:1"
 	f := newFakeShell(t, slow, fast)
 	release := make(chan struct{})
-	f.hook = func(a Action) error {
-		if rs, ok := a.(RunSandbox); ok && rs.UID == "slow" {
+	f.hook = func(a reconciler.Action) error {
+		if rs, ok := a.(reconciler.RunSandbox); ok && rs.UID == "slow" {
 			<-release
 		}
 		return nil
@@ -273,12 +288,12 @@ func TestLoopSlowPodDoesNotDelayAnother(t *testing.T) {
 // A failing action stops its pod's chain (nothing after it runs) and is
 // retried after a delay until it succeeds.
 func TestLoopStopsChainAtFailureAndRetries(t *testing.T) {
-	p := mkPod("u1", "p1", "a")
+	p := reconciler.MkPod("u1", "p1", "a")
 	f := newFakeShell(t, p)
 	var mu sync.Mutex
 	failures := 0
-	f.hook = func(a Action) error {
-		if _, ok := a.(RunSandbox); ok {
+	f.hook = func(a reconciler.Action) error {
+		if _, ok := a.(reconciler.RunSandbox); ok {
 			mu.Lock()
 			defer mu.Unlock()
 			if failures < 3 {
@@ -307,13 +322,13 @@ func TestLoopStopsChainAtFailureAndRetries(t *testing.T) {
 // While a pod's chain runs, its status is not re-persisted and no events
 // are derived from what is observed of it mid-action.
 func TestLoopFreezesStatusOfBusyPods(t *testing.T) {
-	p := mkPod("u1", "p1", "a")
+	p := reconciler.MkPod("u1", "p1", "a")
 	f := newFakeShell(t, p)
 	var mu sync.Mutex
 	inAction, violations := false, 0
 	release := make(chan struct{})
-	f.hook = func(a Action) error {
-		if _, ok := a.(RunSandbox); ok {
+	f.hook = func(a reconciler.Action) error {
+		if _, ok := a.(reconciler.RunSandbox); ok {
 			mu.Lock()
 			inAction = true
 			mu.Unlock()
@@ -324,14 +339,14 @@ func TestLoopFreezesStatusOfBusyPods(t *testing.T) {
 		}
 		return nil
 	}
-	var events []Event
-	l := NewLoop(&persistSpy{fakeShell: f, check: func(uid types.UID) {
+	var events []reconciler.Event
+	l := shell.NewLoop(&persistSpy{fakeShell: f, check: func(uid types.UID) {
 		mu.Lock()
 		defer mu.Unlock()
 		if inAction && uid == "u1" {
 			violations++
 		}
-	}}, f.desired, LoopOptions{Parallel: 2, Resync: time.Hour, Report: func(res *Result, _ *Desired, _ *Observed) {
+	}}, f.desired, shell.LoopOptions{Parallel: 2, Resync: time.Hour, Report: func(res *reconciler.Result, _ *reconciler.Desired, _ *reconciler.Observed) {
 		mu.Lock()
 		defer mu.Unlock()
 		if inAction {
@@ -343,10 +358,7 @@ func TestLoopFreezesStatusOfBusyPods(t *testing.T) {
 	go func() { l.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	waitFor(t, "the sandbox action in flight", func() bool { mu.Lock(); defer mu.Unlock(); return inAction })
-	for i := 0; i < 5; i++ {
-		l.Wake()
-		time.Sleep(5 * time.Millisecond)
-	}
+	completeRounds(t, l, 5) // while the sandbox action hangs
 	close(release)
 	waitFor(t, "pod running", func() bool { return f.allRunning("u1") })
 	mu.Lock()
@@ -361,18 +373,9 @@ type persistSpy struct {
 	check func(types.UID)
 }
 
-func (p *persistSpy) Persist(pp *PodPlan) {
+func (p *persistSpy) Persist(pp *reconciler.PodPlan) {
 	p.check(pp.UID)
 	p.fakeShell.Persist(pp)
-}
-
-func TestStopSignal(t *testing.T) {
-	for in, want := range map[string]syscall.Signal{"": syscall.SIGTERM, "SIGQUIT": syscall.SIGQUIT, "quit": syscall.SIGQUIT,
-		"9": syscall.SIGKILL, "SIGRTMIN+3": syscall.SIGTERM, "bogus": syscall.SIGTERM, "SIGUSR1": syscall.SIGUSR1} {
-		if got := stopSignal(in); got != want {
-			t.Errorf("stopSignal(%q) = %v, want %v", in, got, want)
-		}
-	}
 }
 
 // Deleting a pod kills its containers side by side, each with the whole grace
@@ -380,7 +383,7 @@ func TestStopSignal(t *testing.T) {
 // SIGTERM take one grace period, not two. The fake kills wait for each other:
 // run one after the other, the first never returns and the test fails.
 func TestLoopKillsAPodsContainersTogether(t *testing.T) {
-	p := mkPod("u1", "p1", "a", "b")
+	p := reconciler.MkPod("u1", "p1", "a", "b")
 	f := newFakeShell(t, p)
 	l, stop := startLoop(t, f, 4)
 	defer stop()
@@ -389,8 +392,8 @@ func TestLoopKillsAPodsContainersTogether(t *testing.T) {
 	var mu sync.Mutex
 	entered, serialized := 0, false
 	both := make(chan struct{})
-	f.hook = func(a Action) error {
-		if _, ok := a.(KillContainer); !ok {
+	f.hook = func(a reconciler.Action) error {
+		if _, ok := a.(reconciler.KillContainer); !ok {
 			return nil
 		}
 		mu.Lock()
@@ -410,7 +413,7 @@ func TestLoopKillsAPodsContainersTogether(t *testing.T) {
 		}
 	}
 	f.mu.Lock()
-	delete(f.s.d.Pods, "u1")
+	delete(f.s.D().Pods, "u1")
 	f.mu.Unlock()
 	l.Wake()
 	select {
@@ -429,10 +432,10 @@ func TestLoopKillsAPodsContainersTogether(t *testing.T) {
 // siblings (issue 12, item 10): the kubelet starts every app container it
 // can and reports the failing one alone.
 func TestLoopAppContainerFailureDoesNotHoldBackSiblings(t *testing.T) {
-	p := mkPod("u1", "p1", "bad", "good")
+	p := reconciler.MkPod("u1", "p1", "bad", "good")
 	f := newFakeShell(t, p)
-	f.hook = func(a Action) error {
-		if c, ok := a.(CreateAndStartContainer); ok && c.Name == "bad" {
+	f.hook = func(a reconciler.Action) error {
+		if c, ok := a.(reconciler.CreateAndStartContainer); ok && c.Name == "bad" {
 			return errors.New("container bad: unable to find user nobody")
 		}
 		return nil
@@ -442,11 +445,11 @@ func TestLoopAppContainerFailureDoesNotHoldBackSiblings(t *testing.T) {
 	waitFor(t, "container good running while bad cannot be created", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return f.s.running("u1", "good") != nil
+		return f.s.Running("u1", "good") != nil
 	})
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.s.running("u1", "bad") != nil {
+	if f.s.Running("u1", "bad") != nil {
 		t.Fatal("container bad runs although its create always fails")
 	}
 }
@@ -454,7 +457,7 @@ func TestLoopAppContainerFailureDoesNotHoldBackSiblings(t *testing.T) {
 // LastActionDone moves with every finished action, so a watchdog can tell a
 // slow round that makes progress from a stuck loop.
 func TestLoopLastActionDone(t *testing.T) {
-	f := newFakeShell(t, mkPod("u1", "p1", "a"))
+	f := newFakeShell(t, reconciler.MkPod("u1", "p1", "a"))
 	before := time.Now()
 	l, stop := startLoop(t, f, 2)
 	defer stop()

@@ -447,14 +447,9 @@ func seen(prev *v1.ContainerStatus, in *ContainerInstance) bool {
 // ---------------------------------------------------------------------------
 // kubectl's columns.
 
-// KubectlStatus returns kubectl get pods' READY, STATUS and RESTARTS cells
-// for a pod with its status, as of the wall clock.
-func KubectlStatus(pod *v1.Pod) (ready, status, restarts string) {
-	return KubectlStatusAt(pod, time.Now())
-}
-
-// KubectlStatusAt is KubectlStatus at a given time (the "(2m ago)" of
-// RESTARTS). It follows kubectl's printPod
+// KubectlStatusAt returns kubectl get pods' READY, STATUS and RESTARTS
+// cells for a pod with its status, as of now (the "(2m ago)" of RESTARTS;
+// the caller reads the clock, this package never does). It follows kubectl's printPod
 // (pkg/printers/internalversion/printers.go): init container problems show
 // as Init:<reason> or Init:N/M, then the last app container with a waiting
 // or terminated reason wins, Completed becomes Running while a container

@@ -374,7 +374,7 @@ func (r *Runtime) containerStatus(ctx context.Context, uid types.UID, id string,
 
 // ListContainers returns the status of every container of a pod.
 func (r *Runtime) ListContainers(ctx context.Context, uid types.UID) ([]ContainerStatus, error) {
-	ents, err := os.ReadDir(filepath.Join(r.PodDir(uid), "containers"))
+	ents, err := os.ReadDir(r.pod(uid).Containers())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil

@@ -20,7 +20,7 @@
 //	 │  reads its ContainerSpec from fd 3,          inherits net/ipc/uts from the supervisor
 //	 │  mounts the root (bind, /proc, /dev, /sys, volumes, /etc files, masks), pivot_root,
 //	 │  writes "ready" on fd 5 and BLOCKS on fd 4 ──── daemon places the PID in its scope
-//	 │  (StartContainer writes one byte) → cgroup ns, oom_score_adj, rlimits, no_new_privs,
+//	 │  (StartContainer writes one byte) → cgroup ns, oom_score_adj, no_new_privs,
 //	 │  bounding set, setgroups/setgid/setuid, caps, close-on-exec of every fd > 2,
 //	 │  seccomp, execve — all on the one locked OS thread that execs.
 //	 ▼
@@ -63,7 +63,7 @@
 // request per connection, so a restarted daemon has nothing to reconnect.
 //
 // The supervisor reaps every container itself and writes, atomically
-// (temp file, fsync, rename):
+// (temp file, fsync, rename, fsync of the folder):
 //
 //	<root-dir>/pods/<uid>/
 //	  sandbox/spec.json      what the supervisor was asked to be (daemon)
@@ -82,6 +82,11 @@
 //	  volumes/kubernetes.io~empty-dir/<name>   (medium Memory: a tmpfs sized as the
 //	                                kubelet does: node memory, the pod's memory limit,
 //	                                sizeLimit, whichever is smallest)
+//
+// The folder is shared with the reconciler's shell (rootfs/, mkl/,
+// status.json); internal/layout names every part of it and both ask it, so
+// neither hard-codes the other's names (the sandbox rollback leaves
+// layout's ContainerRoots alone).
 //
 // Reasons are Completed (0), Error (non-zero or signal; ExitCode 128+sig) and
 // StartError (exec failed: ExitCode 128, message from the init). OOMKilled
@@ -166,7 +171,8 @@
 // supervisor (shim/apparmor.go). Where the
 // kernel has no AppArmor the daemon says so once and pods asking for a
 // profile are refused ("Cannot enforce AppArmor", the kubelet's admission).
-// oom_score_adj and rlimits are best effort: where the kernel refuses (no
+// oom_score_adj is best effort (rlimits are inherited from the daemon, as
+// Kubernetes has no field for them): where the kernel refuses (no
 // CAP_SYS_RESOURCE), the init keeps the nearest allowed value silently (not
 // in the container's log) and the daemon warns once (log/slog) when it sees
 // the pause did not get -998; the pod never fails for it.
@@ -181,7 +187,7 @@
 //
 // # Exec, attach, terminals
 //
-// Exec (kubectl exec) is one short-lived helper (shim/exec.go), started by
+// Exec (kubectl exec) is one short-lived helper (shim/exechelper.go), started by
 // the daemon from the sealed copy of the binary, in the node's namespaces.
 // It joins the container's cgroups and, on its one locked thread after
 // unshare(CLONE_FS), setns()es into the container's cgroup, ipc, uts, net,
@@ -222,7 +228,8 @@
 // outside the safe set; the node's network (its own network namespace);
 // the node's terminals; the daemon's state outside its own pod directory
 // (metadata.uid must be a plain name: manifests refuses "..", "/" and the
-// like, and runtime.PodDirName maps any other to a name inside pods/).
+// like, and layout.PodDirName (internal/layout) maps any other to a name
+// inside pods/).
 //
 // An image author (the layers' content) can ship any file: absolute and
 // relative symlinks, setuid binaries and file capabilities, device nodes,

@@ -37,7 +37,7 @@ func emptyDirMemorySize(pod *v1.Pod, ed *v1.EmptyDirVolumeSource, nodeAllocatabl
 // the kubelet measures it with du: allocated blocks, not crossing into
 // other filesystems. A volume not created yet uses nothing.
 func (r *Runtime) EmptyDirUsage(uid types.UID, name string) (int64, error) {
-	root := filepath.Join(r.PodDir(uid), "volumes", "kubernetes.io~empty-dir", name)
+	root := r.pod(uid).EmptyDir(name)
 	var rootDev uint64
 	var total int64
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

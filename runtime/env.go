@@ -10,6 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/minikubelet/minikubelet/systemd"
 )
 
 // containerEnv is what the workload gets, in containerd's order: HOSTNAME,
@@ -46,7 +48,10 @@ func (r *Runtime) containerEnv(cfg *ContainerConfig, sb *sandboxMeta) (env []str
 	if len(c.EnvFrom) > 0 {
 		return nil, nil, fmt.Errorf("container %s: envFrom needs ConfigMaps or Secrets, which static pods cannot use", c.Name)
 	}
-	// Expansion sees only the container's own variables, not the image's.
+	// $(VAR) in a value sees the container's variables defined before it
+	// (mine grows as the loop goes), never the image's, HOSTNAME or the
+	// default PATH; once complete, mine is what command and args expand
+	// against.
 	mine := map[string]string{}
 	for _, e := range c.Env {
 		var v string
@@ -254,40 +259,13 @@ func memTotal() uint64 {
 	return 0
 }
 
-// qosClass follows the Kubernetes rules over cpu and memory of all containers.
-func qosClass(pod *v1.Pod) v1.PodQOSClass {
-	all := append(append([]v1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
-	anySet, guaranteed := false, true
-	for _, c := range all {
-		for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-			req, hasReq := c.Resources.Requests[r]
-			lim, hasLim := c.Resources.Limits[r]
-			if hasReq && !req.IsZero() || hasLim && !lim.IsZero() {
-				anySet = true
-			}
-			if !hasLim || lim.IsZero() {
-				guaranteed = false
-			} else if hasReq && req.Cmp(lim) != 0 {
-				guaranteed = false
-			}
-		}
-	}
-	switch {
-	case !anySet:
-		return v1.PodQOSBestEffort
-	case guaranteed:
-		return v1.PodQOSGuaranteed
-	}
-	return v1.PodQOSBurstable
-}
-
 // containerOOMScoreAdj is kubelet's policy: node-critical and Guaranteed
 // -997, BestEffort 1000, Burstable 1000 - 1000*request/capacity in [3, 999].
 func containerOOMScoreAdj(pod *v1.Pod, c *v1.Container) int {
 	if pod.Spec.PriorityClassName == "system-node-critical" {
 		return -997
 	}
-	switch qosClass(pod) {
+	switch systemd.GetPodQOS(pod) {
 	case v1.PodQOSGuaranteed:
 		return -997
 	case v1.PodQOSBestEffort:

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"github.com/moby/sys/mountinfo"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -54,8 +53,8 @@ func (r *Runtime) writePodFiles(pod *v1.Pod, hostname string) error {
 			r.opt.Event(pod, v1.EventTypeWarning, w.Reason, w.Message)
 		}
 	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(r.PodDir(pod.UID), name), []byte(content), 0o644); err != nil {
+	for path, content := range files {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			return err
 		}
 	}
@@ -102,7 +101,8 @@ func (r *Runtime) podFiles(pod *v1.Pod, hostname string) (map[string]string, []d
 			return nil, nil, err
 		}
 	}
-	return map[string]string{"etc-hosts": hosts.String(), "etc-hostname": uts + "\n", "resolv.conf": resolv}, warns, nil
+	p := r.pod(pod.UID)
+	return map[string]string{p.EtcHosts(): hosts.String(), p.EtcHostname(): uts + "\n", p.ResolvConf(): resolv}, warns, nil
 }
 
 // resolvConf composes the pod's resolv.conf (dns.go) from the node's file
@@ -210,12 +210,12 @@ func (r *Runtime) SetPodIP(pod *v1.Pod, ip string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(r.PodDir(pod.UID), "etc-hosts"), os.O_WRONLY|os.O_TRUNC, 0)
+	f, err := os.OpenFile(r.pod(pod.UID).EtcHosts(), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = f.WriteString(files["etc-hosts"])
+	_, err = f.WriteString(files[r.pod(pod.UID).EtcHosts()])
 	return err
 }
 

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/layout"
+	"github.com/minikubelet/minikubelet/internal/procfs"
 	"github.com/minikubelet/minikubelet/runtime/crilog"
 	"github.com/minikubelet/minikubelet/runtime/shim"
 )
@@ -107,7 +108,7 @@ func New(opt Options) (*Runtime, error) {
 	if opt.LogMaxFiles == 0 {
 		opt.LogMaxFiles = crilog.DefaultMaxFiles
 	}
-	if err := os.MkdirAll(filepath.Join(opt.RootDir, "pods"), 0o750); err != nil {
+	if err := os.MkdirAll(layout.Root(opt.RootDir).Pods(), 0o750); err != nil {
 		return nil, err
 	}
 	r := &Runtime{opt: opt}
@@ -115,27 +116,16 @@ func New(opt Options) (*Runtime, error) {
 	return r, nil
 }
 
-// PodDir is <root-dir>/pods/<uid>.
-func (r *Runtime) PodDir(uid types.UID) string {
-	return filepath.Join(r.opt.RootDir, "pods", PodDirName(uid))
-}
+// pod is the pod's folder and what is in it (internal/layout names it all;
+// layout.PodDirName keeps every UID inside <root-dir>/pods).
+func (r *Runtime) pod(uid types.UID) layout.Pod { return layout.Root(r.opt.RootDir).Pod(uid) }
 
-// PodDirName is the pod's directory name under <root-dir>/pods: its UID.
-// The manifests package refuses UIDs that are not a plain name; this is the
-// defence behind it, for every path joined from a UID: a UID that is not a
-// single path component ("", ".", "..", anything with '/' or NUL) maps to
-// a name of its own that cannot leave the pods folder, so a removal can
-// never reach the root dir, the image store or another pod.
-func PodDirName(uid types.UID) string {
-	s := string(uid)
-	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
-		return "invalid-uid-" + hex.EncodeToString([]byte(s))
-	}
-	return s
-}
-func (r *Runtime) sandboxDir(uid types.UID) string { return filepath.Join(r.PodDir(uid), "sandbox") }
+// PodDir is <root-dir>/pods/<uid>.
+func (r *Runtime) PodDir(uid types.UID) string { return r.pod(uid).Dir() }
+
+func (r *Runtime) sandboxDir(uid types.UID) string { return r.pod(uid).Sandbox() }
 func (r *Runtime) containerDir(uid types.UID, id string) string {
-	return filepath.Join(r.PodDir(uid), "containers", id)
+	return r.pod(uid).Container(id)
 }
 
 // SandboxConfig asks for one pod sandbox.
@@ -172,7 +162,6 @@ type sandboxMeta struct {
 
 const (
 	sandboxMetaFile = "daemon.json"
-	netnsFile       = "netns" // bind mount of the pod's network namespace
 )
 
 // RunSandbox creates the pod's directory, its /etc files and /dev/shm, and
@@ -187,7 +176,6 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	if st, err := r.SandboxStatus(ctx, pod.UID); err == nil && st.PID != 0 {
 		return st, nil // idempotent: already running
 	}
-	podDir := r.PodDir(pod.UID)
 	sbDir := r.sandboxDir(pod.UID)
 	// A sandbox that fails half-way leaves no mount or folder of its own
 	// behind, and nothing else: when it replaces a dead sandbox, the pod
@@ -203,7 +191,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	if err := os.MkdirAll(sbDir, 0o750); err != nil {
 		return SandboxStatus{}, err
 	}
-	os.MkdirAll(filepath.Join(podDir, "containers"), 0o750)
+	os.MkdirAll(r.pod(pod.UID).Containers(), 0o750)
 	hostname, err := podHostname(pod)
 	if err != nil {
 		return SandboxStatus{}, err
@@ -212,7 +200,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 		return SandboxStatus{}, err
 	}
 	if !pod.Spec.HostIPC {
-		if err := mountPodShm(filepath.Join(podDir, "shm")); err != nil {
+		if err := mountPodShm(r.pod(pod.UID).Shm()); err != nil {
 			return SandboxStatus{}, err
 		}
 	}
@@ -295,7 +283,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg SandboxConfig) (SandboxSta
 	if !pod.Spec.HostNetwork {
 		// A bind of the pod's netns outlives the pause, so that CNI DEL can
 		// still enter it after a crash; RemoveSandbox unmounts it.
-		nsFile := filepath.Join(sbDir, netnsFile)
+		nsFile := r.pod(pod.UID).NetnsPin()
 		// A previous sandbox of this pod left its pin (StopSandbox keeps
 		// it for CNI DEL); its pause is dead, so it is replaced. Writing
 		// over the nsfs bind would fail with EPERM.
@@ -358,7 +346,7 @@ func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStat
 		return SandboxStatus{}, err
 	}
 	st := SandboxStatus{PodUID: meta.PodUID, Namespace: meta.Namespace, Name: meta.Name, Dir: r.PodDir(uid)}
-	if nsFile := filepath.Join(sbDir, netnsFile); !meta.HostNetwork && mounted(nsFile) {
+	if nsFile := r.pod(uid).NetnsPin(); !meta.HostNetwork && mounted(nsFile) {
 		st.NetNSPath = nsFile
 	}
 	if meta.PID != 0 && procStartTicks(meta.PID) == meta.StartTicks {
@@ -379,7 +367,7 @@ func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStat
 // sandbox record (a create cut short by a crash) is listed with PID 0 so
 // that the reconciler can remove it.
 func (r *Runtime) ListSandboxes(ctx context.Context) ([]SandboxStatus, error) {
-	ents, err := os.ReadDir(filepath.Join(r.opt.RootDir, "pods"))
+	ents, err := os.ReadDir(layout.Root(r.opt.RootDir).Pods())
 	if err != nil {
 		return nil, err
 	}
@@ -441,32 +429,15 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, uid types.UID) error {
 }
 
 // procAlive: the PID exists and is not a zombie.
-func procAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
-}
+func procAlive(pid int) bool { return procfs.Alive(pid) }
 
+// procStartTicks is the process's start time (0: gone or a zombie).
 func procStartTicks(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.State == 'Z' {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 || f[0] == "Z" {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return st.StartTicks
 }
 
 func newID() string {

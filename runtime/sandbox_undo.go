@@ -17,6 +17,7 @@ import (
 // reconciler's records and status.json must survive a failed replacement.
 type sandboxUndo struct {
 	podDir       string
+	roots        string // the containers' roots (the shell's): never rolled back here
 	mountsBefore map[string]bool
 	created      []string // paths that did not exist before the call, outermost first
 	bound        []string // mounts the call made over paths that were mount points before (the netns pin)
@@ -24,14 +25,13 @@ type sandboxUndo struct {
 
 // noteSandboxState is called before RunSandbox creates anything.
 func (r *Runtime) noteSandboxState(pod *v1.Pod) *sandboxUndo {
-	podDir := r.PodDir(pod.UID)
-	u := &sandboxUndo{podDir: podDir, mountsBefore: map[string]bool{}}
+	p := r.pod(pod.UID)
+	podDir := p.Dir()
+	u := &sandboxUndo{podDir: podDir, roots: p.ContainerRoots(), mountsBefore: map[string]bool{}}
 	for _, m := range mountPoints(podDir) {
 		u.mountsBefore[m] = true
 	}
-	paths := []string{podDir, r.sandboxDir(pod.UID), filepath.Join(podDir, "containers"),
-		filepath.Join(podDir, "etc-hosts"), filepath.Join(podDir, "etc-hostname"), filepath.Join(podDir, "resolv.conf"),
-		filepath.Join(podDir, "shm"), filepath.Join(podDir, "volumes")}
+	paths := []string{podDir, p.Sandbox(), p.Containers(), p.EtcHosts(), p.EtcHostname(), p.ResolvConf(), p.Shm(), p.Volumes()}
 	for _, vol := range pod.Spec.Volumes {
 		switch {
 		case vol.EmptyDir != nil:
@@ -55,7 +55,7 @@ func (r *Runtime) noteSandboxState(pod *v1.Pod) *sandboxUndo {
 // first. Mounts and files that were there before are left alone.
 func (u *sandboxUndo) rollback() {
 	for _, m := range mountPoints(u.podDir) { // deepest first
-		if u.mountsBefore[m] || strings.HasPrefix(m, filepath.Join(u.podDir, "rootfs")+"/") {
+		if u.mountsBefore[m] || strings.HasPrefix(m, u.roots+"/") {
 			continue // not ours: an earlier sandbox's, or a container root
 		}
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {

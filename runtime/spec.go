@@ -228,7 +228,6 @@ func seccompProfile(pod *v1.Pod, c *v1.Container) (string, error) {
 // defaults, the pod's /etc files and /dev/shm, then the volume mounts.
 func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privileged, readOnlyRoot bool, dir string) ([]shim.Mount, error) {
 	pod, c := cfg.Pod, cfg.Container
-	podDir := r.PodDir(pod.UID)
 	const nsd = unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV
 	ms := []shim.Mount{
 		{Source: "proc", Destination: "/proc", Type: "proc", Flags: nsd},
@@ -248,7 +247,8 @@ func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privile
 		sysFlags |= unix.MS_RDONLY
 	}
 	ms = append(ms, shim.Mount{Source: "sysfs", Destination: "/sys", Type: "sysfs", Flags: sysFlags})
-	shm := filepath.Join(podDir, "shm")
+	p := r.pod(pod.UID)
+	shm := p.Shm()
 	if sb.ShmHost {
 		shm = "/dev/shm"
 	}
@@ -259,11 +259,11 @@ func (r *Runtime) containerMounts(cfg *ContainerConfig, sb *sandboxMeta, privile
 	if readOnlyRoot {
 		etcFlags |= unix.MS_RDONLY
 	}
-	for _, f := range [][2]string{{"etc-hosts", "/etc/hosts"}, {"etc-hostname", "/etc/hostname"}, {"resolv.conf", "/etc/resolv.conf"}} {
+	for _, f := range [][2]string{{p.EtcHosts(), "/etc/hosts"}, {p.EtcHostname(), "/etc/hostname"}, {p.ResolvConf(), "/etc/resolv.conf"}} {
 		if hasMountAt(c, f[1]) {
 			continue
 		}
-		ms = append(ms, shim.Mount{Source: filepath.Join(podDir, f[0]), Destination: f[1], Type: "bind", Flags: etcFlags, File: true})
+		ms = append(ms, shim.Mount{Source: f[0], Destination: f[1], Type: "bind", Flags: etcFlags, File: true})
 	}
 	vms, err := r.volumeMounts(pod, c)
 	if err != nil {

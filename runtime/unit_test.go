@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/runtime/shim"
+	"github.com/minikubelet/minikubelet/systemd"
 )
 
 func TestExpand(t *testing.T) {
@@ -191,14 +192,14 @@ func TestOOMScoreAdjPolicy(t *testing.T) {
 		return &v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c", Resources: v1.ResourceRequirements{Requests: req, Limits: lim}}}}}
 	}
 	one := v1.ResourceList{v1.ResourceCPU: resource.MustParse("1"), v1.ResourceMemory: resource.MustParse("1Gi")}
-	if p := mk(one, one); containerOOMScoreAdj(p, &p.Spec.Containers[0]) != -997 || qosClass(p) != v1.PodQOSGuaranteed {
+	if p := mk(one, one); containerOOMScoreAdj(p, &p.Spec.Containers[0]) != -997 || systemd.GetPodQOS(p) != v1.PodQOSGuaranteed {
 		t.Error("Guaranteed should get -997")
 	}
-	if p := mk(nil, nil); containerOOMScoreAdj(p, &p.Spec.Containers[0]) != 1000 || qosClass(p) != v1.PodQOSBestEffort {
+	if p := mk(nil, nil); containerOOMScoreAdj(p, &p.Spec.Containers[0]) != 1000 || systemd.GetPodQOS(p) != v1.PodQOSBestEffort {
 		t.Error("BestEffort should get 1000")
 	}
 	p := mk(v1.ResourceList{v1.ResourceMemory: resource.MustParse("1Mi")}, nil)
-	if got := containerOOMScoreAdj(p, &p.Spec.Containers[0]); qosClass(p) != v1.PodQOSBurstable || got < 3 || got > 999 {
+	if got := containerOOMScoreAdj(p, &p.Spec.Containers[0]); systemd.GetPodQOS(p) != v1.PodQOSBurstable || got < 3 || got > 999 {
 		t.Errorf("Burstable with a tiny request = %d, want within [3, 999]", got)
 	}
 	huge := mk(v1.ResourceList{v1.ResourceMemory: resource.MustParse("100Ti")}, nil)

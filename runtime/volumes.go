@@ -18,7 +18,7 @@ import (
 )
 
 func (r *Runtime) emptyDirPath(pod *v1.Pod, name string) string {
-	return filepath.Join(r.PodDir(pod.UID), "volumes", "kubernetes.io~empty-dir", name)
+	return r.pod(pod.UID).EmptyDir(name)
 }
 
 // setupVolumes prepares the pod's volumes once per sandbox: emptyDir folders
@@ -58,7 +58,7 @@ func (r *Runtime) setupVolumes(pod *v1.Pod) error {
 		case vol.Projected != nil, vol.ConfigMap != nil, vol.Secret != nil:
 			return fmt.Errorf("volume %s: this volume type is not supported yet", vol.Name)
 		default:
-			return fmt.Errorf("volume %s: unsupported volume type (static pods support emptyDir and hostPath)", vol.Name)
+			return fmt.Errorf("volume %s: unsupported volume type (static pods support emptyDir, hostPath and downwardAPI)", vol.Name)
 		}
 	}
 	return nil
@@ -221,7 +221,7 @@ func (r *Runtime) volumeMounts(pod *v1.Pod, c *v1.Container) ([]shim.Mount, erro
 }
 
 func (r *Runtime) downwardAPIPath(pod *v1.Pod, name string) string {
-	return filepath.Join(r.PodDir(pod.UID), "volumes", "kubernetes.io~downward-api", name)
+	return r.pod(pod.UID).DownwardAPI(name)
 }
 
 // writeDownwardAPI writes the files of a downwardAPI volume (labels and

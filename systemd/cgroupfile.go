@@ -5,7 +5,7 @@ package systemd
 // the daemon may sit in another cgroup namespace than the tree it drives),
 // what a cgroup used, and when its memory controller killed a process.
 //
-// Directory maps (the result of cgroupDirs) are keyed by controller:
+// Directory maps (the result of CgroupDirs) are keyed by controller:
 //
 //	v1 / hybrid: "memory", "cpu", "cpuacct", "pids", "cpuset", "blkio",
 //	             "devices", "freezer", ... (co-mounted controllers such as
@@ -29,13 +29,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
-// Keys of a cgroupDirs map that are not controller names.
+// Keys of a CgroupDirs map that are not controller names.
 const (
-	unifiedKey  = ""        // pure cgroup v2: the only key
-	hybridV2Key = "unified" // the cgroup2 mount beside v1 hierarchies
+	UnifiedKey  = ""        // pure cgroup v2: the only key
+	HybridV2Key = "unified" // the cgroup2 mount beside v1 hierarchies
 )
 
 // cgroupMount is one cgroup filesystem mount from mountinfo.
@@ -46,11 +47,11 @@ type cgroupMount struct {
 	keys       []string // v1: controllers and named hierarchies (name= stripped)
 }
 
-// cgroupDirs maps a cgroup path relative to the hierarchy roots (systemd's
+// CgroupDirs maps a cgroup path relative to the hierarchy roots (systemd's
 // ControlGroup property, or a cgroupfs path like /kubepods/pod<uid>/<id>) to
 // the absolute directory of that cgroup in every mounted hierarchy.
 // Controllers listed in /proc/cgroups but not mounted are simply absent.
-func cgroupDirs(cgroupPath string) (map[string]string, error) {
+func CgroupDirs(cgroupPath string) (map[string]string, error) {
 	mounts, err := currentCgroupMounts()
 	if err != nil {
 		return nil, err
@@ -72,30 +73,23 @@ func parseProcCgroups(b []byte) map[string]bool {
 	return out
 }
 
-// parseCgroupMounts extracts the cgroup and cgroup2 mounts of a mountinfo
-// file. A v1 mount's keys are its super options that /proc/cgroups names as
-// controllers, plus name=X as X; generic mount options (rw, xattr,
+// readCgroupMounts extracts the cgroup and cgroup2 mounts of a mountinfo
+// file (parsed by moby/sys/mountinfo, which also undoes the kernel's octal
+// escapes). A v1 mount's keys are its super options that /proc/cgroups
+// names as controllers, plus name=X as X; generic mount options (rw, xattr,
 // release_agent=...) are not controllers and are dropped that way.
-func parseCgroupMounts(mountinfo []byte, known map[string]bool) []cgroupMount {
+func readCgroupMounts(mi []byte, known map[string]bool) ([]cgroupMount, error) {
+	infos, err := mountinfo.GetMountsFromReader(bytes.NewReader(mi), mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, fmt.Errorf("/proc/self/mountinfo: %w", err)
+	}
 	var out []cgroupMount
-	for _, line := range strings.Split(string(mountinfo), "\n") {
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 6 || len(fields) < sep+4 {
-			continue
-		}
-		m := cgroupMount{root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4])}
-		switch fields[sep+1] {
-		case "cgroup2":
+	for _, info := range infos {
+		m := cgroupMount{root: info.Root, mountpoint: info.Mountpoint}
+		if info.FSType == "cgroup2" {
 			m.v2 = true
-		case "cgroup":
-			for _, o := range strings.Split(fields[sep+3], ",") {
+		} else {
+			for _, o := range strings.Split(info.VFSOptions, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
 					m.keys = append(m.keys, strings.TrimPrefix(o, "name="))
@@ -106,31 +100,10 @@ func parseCgroupMounts(mountinfo []byte, known map[string]bool) []cgroupMount {
 			if len(m.keys) == 0 {
 				continue
 			}
-		default:
-			continue
 		}
 		out = append(out, m)
 	}
-	return out
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space...).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 // cgroupDirsFrom resolves cgroupPath against parsed mounts. A mount whose
@@ -167,9 +140,9 @@ func cgroupDirsFrom(mounts []cgroupMount, cgroupPath string) (map[string]string,
 	for _, m := range mounts {
 		switch {
 		case m.v2 && v1:
-			consider(hybridV2Key, m)
+			consider(HybridV2Key, m)
 		case m.v2:
-			consider(unifiedKey, m)
+			consider(UnifiedKey, m)
 		case v1:
 			for _, k := range m.keys {
 				consider(k, m)
@@ -207,23 +180,23 @@ func relToRoot(p, root string) (string, bool) {
 	return p, false
 }
 
-// isV2Dirs reports whether a dirs map is of a pure cgroup v2 host.
-func isV2Dirs(dirs map[string]string) bool {
-	_, ok := dirs[unifiedKey]
+// IsV2Dirs reports whether a dirs map is of a pure cgroup v2 host.
+func IsV2Dirs(dirs map[string]string) bool {
+	_, ok := dirs[UnifiedKey]
 	return ok
 }
 
-// readUsage reads what a cgroup used. Memory is the working set as the
+// ReadUsage reads what a cgroup used. Memory is the working set as the
 // kubelet (cadvisor) computes it: usage minus inactive file pages, floored
 // at 0. OOMKills counts kills in the cgroup and below on both hierarchies
 // (v2's memory.events is hierarchical; v1 counts a kill only in the
 // victim's own cgroup, so descendants are summed). A controller that is not
 // mounted or not enabled leaves its field 0; a cgroup that does not exist
 // is an error.
-func readUsage(dirs map[string]string) (Usage, error) {
+func ReadUsage(dirs map[string]string) (Usage, error) {
 	var u Usage
-	if isV2Dirs(dirs) {
-		dir := dirs[unifiedKey]
+	if IsV2Dirs(dirs) {
+		dir := dirs[UnifiedKey]
 		if _, err := os.Stat(dir); err != nil {
 			return u, fmt.Errorf("cgroup %s: %w", dir, err)
 		}
@@ -280,7 +253,7 @@ func readUsage(dirs map[string]string) (Usage, error) {
 			return u, err
 		}
 	}
-	if dir, ok := dirs[hybridV2Key]; ok && !cpuFound {
+	if dir, ok := dirs[HybridV2Key]; ok && !cpuFound {
 		// systemd does not create its units' cgroups in a cpuacct hierarchy
 		// mounted apart from cpu (as on the build machine), but on a hybrid
 		// host every cgroup2 directory counts cpu time in cpu.stat, with or
@@ -387,8 +360,8 @@ func readKeyedFile(dir, file, key string) (uint64, error) {
 // (v1 memory.oom_control, local to the victim's cgroup) or hierarchical
 // (v2 memory.events) count.
 func oomKillCount(dirs map[string]string) (uint64, error) {
-	if isV2Dirs(dirs) {
-		return readKeyedFile(dirs[unifiedKey], "memory.events", "oom_kill")
+	if IsV2Dirs(dirs) {
+		return readKeyedFile(dirs[UnifiedKey], "memory.events", "oom_kill")
 	}
 	dir, ok := dirs["memory"]
 	if !ok {
@@ -397,7 +370,7 @@ func oomKillCount(dirs map[string]string) (uint64, error) {
 	return sumOOMKillsV1(dir)
 }
 
-// watchOOM delivers one value per OOM kill in the cgroup (and below) from
+// WatchOOMDirs delivers one value per OOM kill in the cgroup (and below) from
 // now on, and closes the channel when the cgroup is removed or ctx ends.
 // Call it before the workload runs, so no kill goes unseen.
 //
@@ -412,13 +385,13 @@ func oomKillCount(dirs map[string]string) (uint64, error) {
 // v2: memory.events changes are signalled through inotify (IN_MODIFY); a
 // slow poll catches the cgroup's removal and stands in when inotify is
 // unavailable.
-func watchOOM(ctx context.Context, dirs map[string]string) (<-chan struct{}, error) {
+func WatchOOMDirs(ctx context.Context, dirs map[string]string) (<-chan struct{}, error) {
 	base, err := oomKillCount(dirs)
 	if err != nil {
 		return nil, fmt.Errorf("watch OOM: %w", err)
 	}
-	if isV2Dirs(dirs) {
-		return watchOOMV2(ctx, dirs[unifiedKey], base)
+	if IsV2Dirs(dirs) {
+		return watchOOMV2(ctx, dirs[UnifiedKey], base)
 	}
 	return watchOOMV1(ctx, dirs, base)
 }

@@ -2,13 +2,17 @@ package systemd
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
 	"github.com/minikubelet/minikubelet/internal/testnode"
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/systemd/internal/heldproc"
 )
 
 // TestDBusDriverOOMAttribution drives the cgroup file functions through the
@@ -46,8 +50,8 @@ func TestDBusDriverOOMAttribution(t *testing.T) {
 	}
 	// A bystander keeps the hog's scope alive after the kill (systemd
 	// collects an emptied scope, and its counters with it).
-	hog, bystander, calm := startHeld(t, "oom"), startSleep(t), startSleep(t)
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "dhog", PIDs: []int{hog.cmd.Process.Pid, bystander.Process.Pid}, Resources: Resources{MemoryLimit: &limit}}); err != nil {
+	hog, bystander, calm := heldproc.Start(t, "oom"), heldproc.Sleep(t), heldproc.Sleep(t)
+	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "dhog", PIDs: []int{hog.PID(), bystander.Process.Pid}, Resources: Resources{MemoryLimit: &limit}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "dcalm", PIDs: []int{calm.Process.Pid}, Resources: Resources{MemoryLimit: &big}}); err != nil {
@@ -65,11 +69,11 @@ func TestDBusDriverOOMAttribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hog.release(t)
-	expectOOM(t, hogCh, "hog scope")
-	expectOOM(t, podCh, "pod slice")
-	if ws, ok := waitStatus(hog.wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("hog ended with %v, want SIGKILL", hog.wait())
+	hog.Release(t)
+	heldproc.ExpectOOM(t, hogCh, "hog scope")
+	heldproc.ExpectOOM(t, podCh, "pod slice")
+	if ws, ok := heldproc.WaitStatus(hog.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("hog ended with %v, want SIGKILL", hog.Wait())
 	}
 	hu, err := d.Usage(ctx, pod.UID, "dhog")
 	if err != nil {
@@ -90,17 +94,109 @@ func TestDBusDriverOOMAttribution(t *testing.T) {
 	if hu.OOMKills != 1 || cu.OOMKills != 0 || pu.OOMKills != 1 {
 		t.Errorf("OOMKills: hog %d (want 1), calm %d (want 0), pod %d (want 1)", hu.OOMKills, cu.OOMKills, pu.OOMKills)
 	}
-	expectNoOOM(t, calmCh, "calm scope")
+	heldproc.ExpectNoOOM(t, calmCh, "calm scope")
 	if err := d.StopScope(ctx, "dhog", true); err != nil {
 		t.Fatal(err)
 	}
-	expectClosed(t, hogCh, "hog scope")
+	heldproc.ExpectClosed(t, hogCh, "hog scope")
 	if err := d.StopScope(ctx, "dcalm", true); err != nil {
 		t.Fatal(err)
 	}
-	expectClosed(t, calmCh, "calm scope")
+	heldproc.ExpectClosed(t, calmCh, "calm scope")
 	if err := d.RemovePod(ctx, pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	expectClosed(t, podCh, "pod slice")
+	heldproc.ExpectClosed(t, podCh, "pod slice")
+}
+
+// TestSystemdScopeOOMKill: the same OOM attribution for a transient scope
+// made by systemd itself (systemd 252 on v1 only reports Result=signal, so
+// the kill must be read from the cgroup): the shared cgroupfile functions
+// find the scope's directories from its ControlGroup property.
+func TestSystemdScopeOOMKill(t *testing.T) {
+	testnode.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := sd.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := func(unit string, pids []uint32, limit uint64) map[string]string {
+		t.Helper()
+		props := []sd.Property{
+			sd.PropPids(pids...),
+			{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
+			{Name: "MemoryMax", Value: godbus.MakeVariant(limit)},
+			{Name: "Delegate", Value: godbus.MakeVariant(true)},
+		}
+		done := make(chan string, 1)
+		if _, err := conn.StartTransientUnitContext(ctx, unit, "fail", props, done); err != nil {
+			t.Fatalf("start %s: %v", unit, err)
+		}
+		if r := <-done; r != "done" {
+			t.Fatalf("start %s: job %s", unit, r)
+		}
+		t.Cleanup(func() {
+			ch := make(chan string, 1)
+			if _, err := conn.StopUnitContext(context.Background(), unit, "replace", ch); err == nil {
+				<-ch
+			}
+			conn.ResetFailedUnitContext(context.Background(), unit)
+		})
+		p, err := conn.GetUnitTypePropertyContext(ctx, unit, "Scope", "ControlGroup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cg := strings.Trim(p.Value.String(), `"`)
+		dirs, err := CgroupDirs(cg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: ControlGroup %s, memory dir %s", unit, cg, dirs["memory"])
+		return dirs
+	}
+	// The hog shares its scope with a small bystander, which the OOM killer
+	// spares (it picks the biggest task): systemd would otherwise collect
+	// the emptied scope, and its counters with it, right after the kill.
+	hog := heldproc.Start(t, "oom")
+	bystander := heldproc.Sleep(t)
+	calm := heldproc.Sleep(t)
+	hogDirs := start("mkl-cgfs-oom-hog.scope", []uint32{uint32(hog.PID()), uint32(bystander.Process.Pid)}, 16<<20)
+	calmDirs := start("mkl-cgfs-oom-calm.scope", []uint32{uint32(calm.Process.Pid)}, 256<<20)
+	if !IsV2Dirs(hogDirs) {
+		if got := heldproc.ReadFile(t, hogDirs["memory"], "memory.limit_in_bytes"); got != "16777216" {
+			t.Fatalf("hog memory.limit_in_bytes = %s", got)
+		}
+	}
+	hogCh, err := WatchOOMDirs(ctx, hogDirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calmCh, err := WatchOOMDirs(ctx, calmDirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hog.Release(t)
+	heldproc.ExpectOOM(t, hogCh, "hog scope")
+	if ws, ok := heldproc.WaitStatus(hog.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("hog ended with %v, want SIGKILL", hog.Wait())
+	}
+	hu, err := ReadUsage(hogDirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cu, err := ReadUsage(calmDirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hu.OOMKills != 1 || cu.OOMKills != 0 {
+		t.Errorf("OOMKills: hog %d (want 1), calm %d (want 0)", hu.OOMKills, cu.OOMKills)
+	}
+	heldproc.ExpectNoOOM(t, calmCh, "calm scope")
+	// Once the bystander is gone too, systemd collects the emptied scope
+	// and the watcher closes.
+	bystander.Process.Kill()
+	bystander.Wait()
+	heldproc.ExpectClosed(t, hogCh, "hog scope")
 }

@@ -49,6 +49,18 @@ func sharedInotify() *inotifyHub {
 	return hub
 }
 
+// WatchFile wakes the returned channel (coalesced) when path is modified or
+// removed, through the process's one shared inotify instance; stop ends the
+// subscription. The cgroupfs driver waits on cgroup.events with it.
+func WatchFile(path string) (wake <-chan struct{}, stop func(), err error) {
+	h := sharedInotify()
+	w, err := h.watch(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w.c, func() { h.unwatch(w) }, nil
+}
+
 // watch subscribes to modifications of path.
 func (h *inotifyHub) watch(path string) (*inotifyWatch, error) {
 	if h.f == nil {

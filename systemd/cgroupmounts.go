@@ -49,7 +49,10 @@ func currentCgroupMounts() ([]cgroupMount, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts := parseCgroupMounts(mi, parseProcCgroups(known))
+	mounts, err := readCgroupMounts(mi, parseProcCgroups(known))
+	if err != nil {
+		return nil, err
+	}
 	// The table outlives this read: hold copies, not substrings keeping
 	// the whole mountinfo text alive.
 	for i := range mounts {

@@ -952,11 +952,11 @@ func (d *DBusDriver) Usage(ctx context.Context, uid types.UID, id string) (Usage
 	if err != nil {
 		return Usage{}, err
 	}
-	dirs, err := cgroupDirs(cg)
+	dirs, err := CgroupDirs(cg)
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of %s: %w", unit, err)
 	}
-	u, err := readUsage(dirs)
+	u, err := ReadUsage(dirs)
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of %s: %w", unit, err)
 	}
@@ -970,11 +970,11 @@ func (d *DBusDriver) WatchOOM(ctx context.Context, uid types.UID, id string) (<-
 	if err != nil {
 		return nil, err
 	}
-	dirs, err := cgroupDirs(cg)
+	dirs, err := CgroupDirs(cg)
 	if err != nil {
 		return nil, fmt.Errorf("watch OOM of %s: %w", unit, err)
 	}
-	ch, err := watchOOM(ctx, dirs)
+	ch, err := WatchOOMDirs(ctx, dirs)
 	if err != nil {
 		return nil, fmt.Errorf("watch OOM of %s: %w", unit, err)
 	}

@@ -236,7 +236,7 @@ const v1Unlimited = "9223372036854771712" // memory.limit_in_bytes of -1 (4 KiB 
 // readCgroup reads the limit files of a ControlGroup path.
 func readCgroup(t *testing.T, cg string) cgroupValues {
 	t.Helper()
-	dirs, err := cgroupDirs(cg)
+	dirs, err := CgroupDirs(cg)
 	if err != nil {
 		t.Fatalf("cgroupDirs(%s): %v", cg, err)
 	}
@@ -251,16 +251,16 @@ func readCgroup(t *testing.T, cg string) cgroupValues {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	if isV2Dirs(dirs) {
-		quota := strings.Fields(rd(unifiedKey, "cpu.max"))[0]
+	if IsV2Dirs(dirs) {
+		quota := strings.Fields(rd(UnifiedKey, "cpu.max"))[0]
 		if quota == "max" {
 			quota = "-1"
 		}
-		mem := rd(unifiedKey, "memory.max")
+		mem := rd(UnifiedKey, "memory.max")
 		if mem == "max" {
 			mem = v1Unlimited
 		}
-		return cgroupValues{Memory: mem, Shares: rd(unifiedKey, "cpu.weight"), Quota: quota, Pids: rd(unifiedKey, "pids.max")}
+		return cgroupValues{Memory: mem, Shares: rd(UnifiedKey, "cpu.weight"), Quota: quota, Pids: rd(UnifiedKey, "pids.max")}
 	}
 	return cgroupValues{
 		Memory: rd("memory", "memory.limit_in_bytes"),
@@ -467,7 +467,7 @@ func TestTreeForEveryQOSClass(t *testing.T) {
 	var podDirs []string
 	for _, tc := range cases {
 		plan := PlanPod(tc.pod, PlanOptions{CgroupRoot: root})
-		dirs, _ := cgroupDirs("/" + plan.SlicePath)
+		dirs, _ := CgroupDirs("/" + plan.SlicePath)
 		for _, dir := range dirs {
 			podDirs = append(podDirs, dir)
 		}
@@ -676,17 +676,12 @@ func TestConcurrentStopOfOneScope(t *testing.T) {
 	if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil {
 		t.Fatal(err)
 	}
-	stubborn := exec.Command("/bin/sh", "-c", `trap "" TERM; while :; do sleep 1; done`)
-	if err := stubborn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stubborn.Process.Kill(); stubborn.Wait() })
+	stubborn := startStubborn(t)
 	id := randID("stop")
 	if err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: id, PIDs: []int{stubborn.Process.Pid},
 		Resources: plan.Containers["a"], StopTimeout: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let sh install its trap
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range errs {
@@ -864,11 +859,7 @@ func TestLeftoverFailedScopeIsReset(t *testing.T) {
 	}
 	// The leftover: a scope whose process ignores SIGTERM, stopped with a
 	// 200 ms timeout behind the driver's back, ends "failed" (Result=timeout).
-	stubborn := exec.Command("/bin/sh", "-c", `trap "" TERM; while :; do sleep 1; done`)
-	if err := stubborn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stubborn.Process.Kill(); stubborn.Wait() })
+	stubborn := startStubborn(t)
 	id := randID("failed")
 	unit := ScopeUnitName(id)
 	c, err := sd.NewSystemdConnectionContext(ctx)
@@ -883,7 +874,6 @@ func TestLeftoverFailedScopeIsReset(t *testing.T) {
 	}, ch); err != nil || <-ch != "done" {
 		t.Fatalf("leftover scope: %v", err)
 	}
-	time.Sleep(100 * time.Millisecond) // let sh install its trap
 	if _, err := c.StopUnitContext(ctx, unit, "replace", ch); err != nil {
 		t.Fatal(err)
 	}
@@ -1007,4 +997,26 @@ func TestOperationsAcrossReexec(t *testing.T) {
 	if err != nil || len(units) != 20 {
 		t.Errorf("List: %d units (%v), want the 20 pods kept", len(units), err)
 	}
+}
+
+// startStubborn starts a shell that ignores SIGTERM and returns once the
+// shell says its trap is installed (a stop before that would find a shell
+// that still dies of SIGTERM, and a test of the SIGKILL path would pass
+// without reaching it).
+func startStubborn(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; echo trapped; while :; do sleep 1; done`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "trapped\n" {
+		t.Fatalf("stubborn shell: read %q, %v", line, err)
+	}
+	return cmd
 }

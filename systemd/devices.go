@@ -12,10 +12,6 @@ import (
 	"strconv"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
-	// The devices package registers the v1 (devices.allow/deny) and v2
-	// (BPF program) device writers the cgroupfs managers call.
-	_ "github.com/opencontainers/cgroups/devices"
-	devconfig "github.com/opencontainers/cgroups/devices/config"
 )
 
 // DeviceWildcard is a major or minor number matching every number.
@@ -139,22 +135,4 @@ func systemdDeviceSpecifier(r DeviceRule) (string, error) {
 		return "", fmt.Errorf("device rule %q: systemd cannot express any major with one minor", r)
 	}
 	return fmt.Sprintf("/dev/%s/%d:%d", kind, r.Major, r.Minor), nil
-}
-
-// cgroupfsDeviceRules are the rules for opencontainers/cgroups
-// (Resources.Devices): v1 writes them to devices.deny/allow (deny-all
-// first unless the list allows all), v2 loads them as a BPF program.
-func cgroupfsDeviceRules(privileged bool) []*devconfig.Rule {
-	rules := ScopeDeviceRules(privileged)
-	out := make([]*devconfig.Rule, 0, len(rules))
-	for _, r := range rules {
-		out = append(out, &devconfig.Rule{
-			Type:        devconfig.Type(r.Type),
-			Major:       r.Major,
-			Minor:       r.Minor,
-			Permissions: devconfig.Permissions(r.Access),
-			Allow:       true,
-		})
-	}
-	return out
 }

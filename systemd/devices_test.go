@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,7 +19,6 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/minikubelet/minikubelet/internal/testnode"
-	v1 "k8s.io/api/core/v1"
 )
 
 // runcDefaultDevicesList is runc's default allowlist as devices.list
@@ -198,7 +196,7 @@ func checkProbe(t *testing.T, got map[string]string, privileged bool) {
 // devices hierarchy.
 func devicesListOf(t *testing.T, pid int) (list []string, cgroup string, ok bool) {
 	t.Helper()
-	dirs, err := cgroupDirs("/")
+	dirs, err := CgroupDirs("/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,78 +286,5 @@ func TestSystemdScopeDevices(t *testing.T) {
 			child.releaseAndReport(t)
 			checkProbe(t, probeResults(t, child), privileged)
 		})
-	}
-}
-
-func TestCgroupfsScopeDevices(t *testing.T) {
-	testnode.Require(t)
-	ctx := context.Background()
-	d := newTestCgroupfs(t, "kubepods-cgfs-dev")
-	pod := PodCgroup{UID: "dev-1", QOS: v1.PodQOSBestEffort}
-	for _, privileged := range []bool{false, true} {
-		t.Run(fmt.Sprintf("privileged=%v", privileged), func(t *testing.T) {
-			child := sdStartHeldWorkload(t, deviceProbe(t.TempDir()))
-			id := fmt.Sprintf("dev%v", privileged)
-			if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: id, PIDs: []int{child.pid()}, Privileged: privileged}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.StopScope(context.Background(), id, true) })
-			checkDevicesList(t, child.pid(), scopeCgroupPath(t, d, id), privileged)
-			child.releaseAndReport(t)
-			checkProbe(t, probeResults(t, child), privileged)
-		})
-	}
-	t.Cleanup(func() { d.RemovePod(context.Background(), pod.UID) })
-}
-
-func scopeCgroupPath(t *testing.T, d *CgroupfsDriver, id string) string {
-	t.Helper()
-	units, err := d.List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range units {
-		if u.ID == id {
-			return u.CgroupPath
-		}
-	}
-	t.Fatalf("scope %s not listed (%v)", id, units)
-	return ""
-}
-
-// TestCgroupfsScopeDevicesPureV2 runs the cgroupfs probe on a pure cgroup
-// v2 mount (a private mount namespace of this test binary), where the
-// rules become opencontainers/cgroups' BPF device program.
-func TestCgroupfsScopeDevicesPureV2(t *testing.T) {
-	testnode.Require(t)
-	const env = "MKL_DEVICES_PURE_V2"
-	if os.Getenv(env) != "" {
-		dirs, err := cgroupDirs("/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(dirs) != 1 || dirs[""] != "/sys/fs/cgroup" {
-			t.Fatalf("pure v2 dirs = %v", dirs)
-		}
-		TestCgroupfsScopeDevices(t)
-		return
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := `set -e
-while grep -q ' /sys/fs/cgroup ' /proc/self/mountinfo; do umount -R /sys/fs/cgroup; done
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
-exec "$0" -test.run '^TestCgroupfsScopeDevicesPureV2$' -test.v -test.count=1`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, self)
-	cmd.Env = append(os.Environ(), env+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("inner run:\n%s", out)
-	if err != nil {
-		t.Fatalf("inner run: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestCgroupfsScopeDevicesPureV2") {
-		t.Fatal("inner run did not pass the test")
 	}
 }

@@ -16,6 +16,8 @@ package systemd
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -126,4 +128,22 @@ type Driver interface {
 // its own estimate (the sum of its Burstable pods' cpu shares).
 type QOSUpdater interface {
 	UpdateQOS(ctx context.Context, qos QOSClass, r Resources) error
+}
+
+// systemdRunDir exists when systemd is the init system (sd_booted()).
+var systemdRunDir = "/run/systemd/system"
+
+// DetectDriver resolves --cgroup-driver: "auto" picks "systemd" when
+// systemd runs (/run/systemd/system exists), else "cgroupfs".
+func DetectDriver(flag string) (string, error) {
+	switch flag {
+	case "systemd", "cgroupfs":
+		return flag, nil
+	case "auto", "":
+		if _, err := os.Stat(systemdRunDir); err == nil {
+			return "systemd", nil
+		}
+		return "cgroupfs", nil
+	}
+	return "", fmt.Errorf("invalid --cgroup-driver %q: want auto, systemd or cgroupfs", flag)
 }

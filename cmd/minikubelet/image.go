@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/minikubelet/minikubelet/internal/layout"
 	"github.com/minikubelet/minikubelet/runtime/images"
 )
 
@@ -44,7 +44,7 @@ func (o *imageOptions) open(cmd *cobra.Command, create bool) (*images.Store, err
 	}
 	o.rootDir = root
 	if !create {
-		if _, err := os.Stat(filepath.Join(root, "images")); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(layout.Root(root).Images()); errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
 	}
@@ -321,7 +321,7 @@ func newImageRmCmd() *cobra.Command {
 				return err
 			}
 			if s == nil {
-				return &exitError{code: 1, err: fmt.Errorf("no image store in %s", filepath.Join(o.rootDir, "images"))}
+				return &exitError{code: 1, err: fmt.Errorf("no image store in %s", layout.Root(o.rootDir).Images())}
 			}
 			failed := 0
 			for _, ref := range args {
@@ -361,7 +361,7 @@ func newImageInspectCmd() *cobra.Command {
 				return err
 			}
 			if s == nil {
-				return &exitError{code: 1, err: fmt.Errorf("image %q: not found (no image store in %s)", args[0], filepath.Join(o.rootDir, "images"))}
+				return &exitError{code: 1, err: fmt.Errorf("image %q: not found (no image store in %s)", args[0], layout.Root(o.rootDir).Images())}
 			}
 			r, found, err := s.Lookup(args[0])
 			if err != nil {
@@ -391,7 +391,7 @@ func newImagePruneCmd() *cobra.Command {
 				return err
 			}
 			if s == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune: no image store in %s\n", filepath.Join(o.rootDir, "images"))
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune: no image store in %s\n", layout.Root(o.rootDir).Images())
 				return nil
 			}
 			res, err := s.GC()

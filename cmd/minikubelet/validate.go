@@ -19,6 +19,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/minikubelet/minikubelet/internal/layout"
 	"github.com/minikubelet/minikubelet/manifests"
 	mklruntime "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/systemd"
@@ -133,7 +134,7 @@ func runValidate(out, errOut io.Writer, files []string, opts *validateOptions) i
 func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	plan := systemd.PlanPod(pod, systemd.PlanOptions{CgroupRoot: opts.cgroupRoot})
 	spec := &pod.Spec
-	podDir := filepath.Join(opts.rootDir, "pods", mklruntime.PodDirName(pod.UID)) // runtime.PodDir's layout
+	podDir := layout.Root(opts.rootDir).Pod(pod.UID) // the folder the runtime and the shell write
 	origName := strings.TrimSuffix(pod.Name, "-"+strings.ToLower(opts.nodeName))
 
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
@@ -156,7 +157,7 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	}
 	p("  restart    %s", restartPolicyText(spec.RestartPolicy))
 	p("  stop       SIGTERM, then SIGKILL after terminationGracePeriodSeconds=%ds when the file is removed or changed", *spec.TerminationGracePeriodSeconds)
-	p("  state      %s/  (sandbox, containers/<id>/ exit records, pod files, volumes)", podDir)
+	p("  state      %s/  (sandbox, containers/<id>/ exit records, pod files, volumes)", podDir.Dir())
 	p("  logs       %s/%s_%s_%s/<container>/<restart count>.log (CRI format; --log-dir of run)", defaultLogDir, pod.Namespace, pod.Name, pod.UID)
 
 	p("")
@@ -229,7 +230,7 @@ func explainPod(w io.Writer, file string, pod *v1.Pod, opts *validateOptions) {
 	}
 
 	p("")
-	p("Images (store %s)", filepath.Join(opts.rootDir, "images"))
+	p("Images (store %s)", layout.Root(opts.rootDir).Images())
 	explainImages(w, names, opts.rootDir)
 
 	if hasProbes(pod) {
@@ -427,7 +428,7 @@ func probeText(pr *v1.Probe, pod *v1.Pod) string {
 
 // explainCommonMounts lists what the runtime mounts in every container
 // (runtime.containerMounts), before the volumes.
-func explainCommonMounts(w io.Writer, pod *v1.Pod, podDir string) {
+func explainCommonMounts(w io.Writer, pod *v1.Pod, podDir layout.Pod) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	row := func(dest, what string) { p("    %-28s %s", dest, what) }
 	p("  every container (unless a volume is mounted at the same path):")
@@ -435,23 +436,23 @@ func explainCommonMounts(w io.Writer, pod *v1.Pod, podDir string) {
 		"; read-only: "+strings.Join(trimProc(mklruntime.ReadonlyPaths, "/proc/"), " "))
 	row("/dev", "tmpfs with the standard devices, its own /dev/pts and /dev/mqueue (privileged: the host's /dev)")
 	row("/sys", "sysfs, read-only, /sys/firmware masked (privileged: read-write)")
-	shm := filepath.Join(podDir, "shm") + ": the pod's 64 MiB tmpfs, shared by its containers"
+	shm := podDir.Shm() + ": the pod's 64 MiB tmpfs, shared by its containers"
 	if pod.Spec.HostIPC {
 		shm = "the host's /dev/shm (hostIPC)"
 	}
 	row("/dev/shm", shm)
-	hosts := filepath.Join(podDir, "etc-hosts") + ": localhost and the pod IP"
+	hosts := podDir.EtcHosts() + ": localhost and the pod IP"
 	if pod.Spec.HostNetwork {
-		hosts = filepath.Join(podDir, "etc-hosts") + ": a copy of the node's /etc/hosts"
+		hosts = podDir.EtcHosts() + ": a copy of the node's /etc/hosts"
 	}
 	row("/etc/hosts", hosts)
-	row("/etc/hostname", filepath.Join(podDir, "etc-hostname"))
-	row("/etc/resolv.conf", filepath.Join(podDir, "resolv.conf")+": "+dnsText(pod))
+	row("/etc/hostname", podDir.EtcHostname())
+	row("/etc/resolv.conf", podDir.ResolvConf()+": "+dnsText(pod))
 	row("<terminationMessagePath>", "a file of its own for the termination message (default /dev/termination-log)")
 }
 
 // explainMounts lists a container's own root and volume mounts.
-func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
+func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir layout.Pod) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
 	readOnlyRoot := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
@@ -485,7 +486,7 @@ func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
 				what += " (" + t + ")"
 			}
 		case vol.EmptyDir != nil:
-			dir := filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", m.Name)
+			dir := podDir.EmptyDir(m.Name)
 			what = "emptyDir " + m.Name + ": " + dir
 			if vol.EmptyDir.Medium == v1.StorageMediumMemory {
 				size := ""
@@ -495,7 +496,7 @@ func explainMounts(w io.Writer, pod *v1.Pod, c *v1.Container, podDir string) {
 				what = "emptyDir " + m.Name + ": a tmpfs" + size + " (medium Memory, counted in the pod's memory) at " + dir
 			}
 		case vol.DownwardAPI != nil:
-			what = "downwardAPI " + m.Name + ": " + filepath.Join(podDir, "volumes", "kubernetes.io~downward-api", m.Name)
+			what = "downwardAPI " + m.Name + ": " + podDir.DownwardAPI(m.Name)
 		}
 		if m.SubPath != "" {
 			what += ", subPath " + m.SubPath
@@ -614,7 +615,7 @@ func securityText(psc *v1.PodSecurityContext, c *v1.Container) string {
 func explainImages(w io.Writer, names []namedContainer, rootDir string) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	var store *images.Store
-	if st, err := os.Stat(filepath.Join(rootDir, "images")); err == nil && st.IsDir() {
+	if st, err := os.Stat(layout.Root(rootDir).Images()); err == nil && st.IsDir() {
 		if s, err := images.Open(rootDir, images.Options{}); err == nil {
 			store = s
 		} else {

@@ -37,6 +37,7 @@ export VM_MEM=${VM_MEM:-3072}
 PLAN=(
   "1 internal/testnode -test.timeout=5m"
   "1 systemd -test.timeout=15m"
+  "1 systemd/cgroupfs -test.timeout=10m"
   "1 runtime/images -test.timeout=8m"
   "1 runtime -test.timeout=12m"
   "1 runtime/network -test.timeout=10m"

@@ -62,7 +62,8 @@ func FindPod(pods []v1.Pod, namespace, name string) (v1.Pod, bool) {
 }
 
 // Server serves a Source over HTTP. All endpoints are read-only, so the same
-// handler backs the unix socket and the optional TCP listener.
+// handler backs the unix socket and the optional TCP listener; only the
+// socket adds /debug/pprof/ (debug.go says why).
 type Server struct {
 	src     Source
 	metrics *Metrics

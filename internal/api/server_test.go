@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,14 +326,34 @@ func TestWatchPods(t *testing.T) {
 	}
 }
 
+// listedSource tells when a watch has taken its initial list: a change
+// made after that can only reach the watcher through the stream.
+type listedSource struct {
+	Source
+	once   sync.Once
+	listed chan struct{}
+}
+
+func (l *listedSource) Pods() []v1.Pod {
+	pods := l.Source.Pods()
+	l.once.Do(func() { close(l.listed) })
+	return pods
+}
+
 func TestWatchOnePodBeforeItExists(t *testing.T) {
 	s := NewStore(0)
-	c, _ := serve(t, s, nil)
+	src := &listedSource{Source: s, listed: make(chan struct{})}
+	c, _ := serve(t, src, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w, err := c.WatchPods(ctx, "default", "web", "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-src.listed: // the pod below comes through the stream, not the list
+	case <-ctx.Done():
+		t.Fatal("the watch never listed")
 	}
 	s.SetPod(testPod("default", "webby", "node1", "u0", v1.PodRunning))
 	s.SetPod(testPod("default", "web", "node1", "u1", v1.PodRunning))
@@ -361,19 +382,22 @@ func TestWatchEventsRaw(t *testing.T) {
 	defer conn.Close()
 	io.WriteString(conn, "GET /events?watch=1 HTTP/1.0\r\nHost: x\r\n\r\n")
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		s.RecordEvent(v1.Event{InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-node1"}, Reason: "Killing", Message: "Stopping container c"})
-	}()
 	var got string
 	buf := make([]byte, 4096)
-	for !strings.Contains(got, "Killing") {
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("read: %v (got %q)", err, got)
+	readUntil := func(s string) {
+		for !strings.Contains(got, s) {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("read: %v (got %q)", err, got)
+			}
+			got += string(buf[:n])
 		}
-		got += string(buf[:n])
 	}
+	// Recorded once the listed event arrived, so it can only come through
+	// the stream.
+	readUntil("Started")
+	s.RecordEvent(v1.Event{InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-node1"}, Reason: "Killing", Message: "Stopping container c"})
+	readUntil("Killing")
 	_, body, _ := strings.Cut(got, "\r\n\r\n")
 	lines := strings.Split(strings.TrimSpace(body), "\n")
 	if len(lines) != 2 {

@@ -24,18 +24,23 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/internal/api"
+	"github.com/minikubelet/minikubelet/internal/cluster"
+	"github.com/minikubelet/minikubelet/internal/kubeletserver"
 	"github.com/minikubelet/minikubelet/internal/nodeshutdown"
 	"github.com/minikubelet/minikubelet/manifests"
 	"github.com/minikubelet/minikubelet/reconciler"
+	"github.com/minikubelet/minikubelet/reconciler/shell"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
 	"github.com/minikubelet/minikubelet/systemd"
+	"github.com/minikubelet/minikubelet/systemd/cgroupfs"
 )
 
 // Options are the daemon's settings (the flags of `minikubelet run`).
@@ -122,30 +127,12 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	log.Debug("starting", "cgroupDriver", o.CgroupDriver)
-	driverName, err := systemd.DetectDriver(o.CgroupDriver)
+	metrics := api.NewMetrics()
+	driver, driverName, err := openCgroupDriver(ctx, o, metrics, log)
 	if err != nil {
 		return err
 	}
-	var driver systemd.Driver
-	if driverName == "systemd" {
-		driver, err = systemd.New(ctx, systemd.DBusOptions{CgroupRoot: o.CgroupRoot})
-	} else {
-		driver, err = systemd.NewCgroupfsDriver(systemd.CgroupfsOptions{CgroupRoot: o.CgroupRoot, StateDir: o.RootDir})
-	}
-	if err != nil {
-		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
-	}
 	defer driver.Close()
-	log.Debug("cgroup driver connected", "driver", driverName)
-	metrics := api.NewMetrics()
-	if driverName == "systemd" {
-		driver = timedDriver{Driver: driver, m: metrics}
-	}
-	if err := driver.Init(ctx); err != nil {
-		return fmt.Errorf("cgroup driver %s: %w", driverName, err)
-	}
-	log.Debug("cgroup tree ready", "driver", driverName)
 	store, err := images.Open(o.RootDir, images.Options{InsecureRegistries: o.InsecureRegistries})
 	if err != nil {
 		return err
@@ -161,46 +148,21 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// The runtime's DNS warnings are pod events; the event store comes later.
 	var podEvent func(pod *v1.Pod, container, typ, reason, msg string)
-	rt, err := mklrt.New(mklrt.Options{RootDir: o.RootDir, LogDir: o.LogDir, NodeName: o.NodeName, Exe: o.RuntimeExe,
-		Log:            log.With("component", "runtime"),
-		HostResolvConf: o.ResolvConf, NoHostResolvConf: o.NoResolvConf, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
-		Event: func(pod *v1.Pod, typ, reason, msg string) {
-			if podEvent != nil {
-				podEvent(pod, "", typ, reason, msg)
-			}
-		}})
+	rt, err := newRuntime(o, log, func(pod *v1.Pod, typ, reason, msg string) {
+		if podEvent != nil {
+			podEvent(pod, "", typ, reason, msg)
+		}
+	})
 	if err != nil {
 		return err
 	}
-	if !o.NoResolvConf {
-		conf := o.ResolvConf
-		if conf == "" {
-			conf = "/etc/resolv.conf"
-		}
-		if eff, swapped := mklrt.EffectiveResolvConf(conf); swapped {
-			log.Info("the resolv.conf is systemd-resolved's stub (a loopback nameserver pods cannot reach); pods' DNS is based on its upstream file, as kubeadm configures the kubelet",
-				"resolvConf", conf, "using", eff)
-		}
-	}
-	var netm *network.Manager
-	if !o.DisableNetwork {
-		cfg := o.Network
-		cfg.RootDir = o.RootDir
-		if netm, err = network.New(cfg, network.WithLogger(log.With("component", "network"))); err != nil {
-			log.Warn("pod networking unavailable: pods get loopback only", "err", err)
-			netm = nil
-		} else if st := netm.Status(); st.LoopbackOnly {
-			log.Warn("pod networking: loopback only", "reason", st.Reason)
-		}
-	}
+	netm := newNetwork(o, log)
 	log.Debug("runtime ready", "network", netm != nil)
 	src, err := manifests.NewSource(manifests.Config{Dir: o.ManifestDir, NodeName: o.NodeName, Resync: o.Resync,
 		Logger: log.With("component", "manifests")})
 	if err != nil {
 		return err
 	}
-	srcDone := make(chan error, 1)
-	go func() { srcDone <- src.Run(ctx) }()
 
 	apiStore := api.NewStore(0)
 	// describe's cgroup usage is read when asked for (usage.go).
@@ -209,51 +171,34 @@ func Run(ctx context.Context, o Options) error {
 	server.SetConfig(api.DaemonConfig{NodeName: o.NodeName, RootDir: o.RootDir, LogDir: o.LogDir, ManifestDir: o.ManifestDir,
 		Socket: o.Socket, CgroupDriver: driverName, CgroupRoot: o.CgroupRoot})
 
-	var pidsLimit *int64
-	if o.PodPidsLimit > 0 {
-		pidsLimit = &o.PodPidsLimit
-	}
-	planOpts := systemd.PlanOptions{CgroupRoot: o.CgroupRoot, PodPidsLimit: pidsLimit}
-	cfg := reconciler.DefaultConfig()
-	if o.CrashLoopMax > 0 {
-		cfg.CrashLoopMax = o.CrashLoopMax
-		if cfg.CrashLoopInitial > cfg.CrashLoopMax {
-			cfg.CrashLoopInitial = cfg.CrashLoopMax
-		}
-	}
-	var loop *reconciler.Loop
+	planOpts, cfg := planConfig(o)
+	var loop *shell.Loop
 	wake := func() {
 		if loop != nil {
 			loop.Wake()
 		}
 	}
-	podEvent = func(pod *v1.Pod, container, typ, reason, msg string) {
-		if pod == nil {
-			return
-		}
-		obj := v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
-		if container != "" {
-			obj.FieldPath = "spec.containers{" + container + "}"
-		}
-		apiStore.RecordEvent(v1.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg,
-			Source: v1.EventSource{Component: "kubelet", Host: o.NodeName}})
+	podEvent = eventRecorder(apiStore, o.NodeName)
+	var podNet shell.Network // a nil *network.Manager would be a non-nil interface
+	if netm != nil {
+		podNet = netm
 	}
-	shell := reconciler.NewNodeShell(reconciler.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
-		Driver: driver, Runtime: rt, Images: store, Network: netm, Plan: planOpts, Wake: wake, Event: podEvent,
+	node := shell.NewNode(shell.NodeOptions{RootDir: o.RootDir, NodeName: o.NodeName,
+		Driver: driver, Runtime: rt, Images: store, Network: podNet, Plan: planOpts, Wake: wake, Event: podEvent,
 		LogDir: o.LogDir, LogRetention: o.PodLogRetention,
 		Log: log.With("component", "node")})
-	defer shell.Close()
-	rep := newReporter(apiStore, metrics, shell, driver, sampler, planOpts, cfg, o.NodeName)
+	defer node.Close()
+	rep := newReporter(apiStore, metrics, node, driver, sampler, planOpts, cfg, o.NodeName)
 	// Graceful node shutdown asks the loop to stop pods through the gate
 	// (Desired.Shutdown) and learns from each round which have stopped.
 	shutdownGate := nodeshutdown.NewGate(wake, func(uid types.UID) bool { return loop != nil && loop.Busy(uid) }, nil)
 	var lastRound atomic.Int64
-	loop = reconciler.NewLoop(shell, func() (reconciler.Desired, bool) {
+	loop = shell.NewLoop(node, func() (reconciler.Desired, bool) {
 		snap := src.Snapshot()
 		d := desiredFrom(snap)
 		shutdownGate.Fill(&d)
 		return d, snap.Synced
-	}, reconciler.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
+	}, shell.LoopOptions{Config: cfg, Parallel: o.Parallel, Resync: o.Resync,
 		Log: log.With("component", "reconciler"),
 		Report: func(res *reconciler.Result, d *reconciler.Desired, obs *reconciler.Observed) {
 			rep.report(res, d, obs)
@@ -269,70 +214,149 @@ func Run(ctx context.Context, o Options) error {
 			lastRound.Store(time.Now().UnixNano())
 		}})
 
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-src.Changed():
-				loop.Wake()
-			}
+	healthy := livenessCheck(o.Resync, &lastRound, loop)
+	agent, kubeletAPI, err := newClusterAgent(o, usageSource{apiStore, sampler}, rt, func() error {
+		if loop.Rounds() == 0 {
+			return errors.New("no reconcile round completed yet")
 		}
-	}()
-	// The airgap folder (<root-dir>/images/import): archives dropped there
-	// are imported, at start and as they appear; a pod waiting for one of
-	// their images is tried again at once.
-	go func() {
-		alog := log.With("component", "airgap")
-		err := store.WatchAirgap(ctx, store.ImportDir(), func(r images.AirgapResult) {
-			if r.Err != nil {
-				alog.Warn("import failed", "file", r.File, "err", r.Err)
-				return
-			}
-			var refs []string
-			for _, rec := range r.Images {
-				refs = append(refs, rec.RepoTags...)
-			}
-			alog.Info("imported", "file", r.File, "images", strings.Join(refs, ","))
-			loop.Wake()
-		})
+		return healthy()
+	}, metrics.Handler(), log) // the pods gauge is recounted every round (report.go)
+	if err != nil {
+		return err
+	}
+	// Only a node shutdown stops pods: the lock goes with the daemon.
+	shutdownMgr := nodeshutdown.New(shutdownCfg, shutdownGate, nodeshutdown.Options{Log: log.With("component", "nodeshutdown")})
+	log.Info("minikubelet running", "node", o.NodeName, "manifestDir", src.Dir(), "cgroupDriver", driver.Name(),
+		"socket", o.Socket, "rootDir", o.RootDir, "network", netm != nil)
+	return parts{o: o, log: log, src: src, server: server, readOnlyAddr: readOnlyAddr, loop: loop, events: driver.Events(), store: store,
+		lim:     &emptyDirLimits{usage: rt.EmptyDirUsage, log: log.With("component", "eviction"), over: map[types.UID]string{}},
+		healthy: healthy, agent: agent, kubeletAPI: kubeletAPI, shutdown: shutdownMgr}.run(ctx)
+}
+
+// watchAirgap imports the archives dropped in the airgap folder
+// (<root-dir>/images/import), at start and as they appear; a pod waiting
+// for one of their images is tried again at once. A folder that cannot be
+// watched is said, never a reason to stop.
+func (p parts) watchAirgap(ctx context.Context) {
+	alog := p.log.With("component", "airgap")
+	err := p.store.WatchAirgap(ctx, p.store.ImportDir(), func(r images.AirgapResult) {
+		if r.Err != nil {
+			alog.Warn("import failed", "file", r.File, "err", r.Err)
+			return
+		}
+		var refs []string
+		for _, rec := range r.Images {
+			refs = append(refs, rec.RepoTags...)
+		}
+		alog.Info("imported", "file", r.File, "images", strings.Join(refs, ","))
+		p.loop.Wake()
+	})
+	if err != nil && ctx.Err() == nil {
+		alog.Warn("the airgap folder is not watched", "dir", p.store.ImportDir(), "err", err)
+	}
+}
+
+// parts are what Run assembled, ready to run.
+type parts struct {
+	o            Options
+	log          *slog.Logger
+	src          *manifests.Source
+	server       *api.Server
+	readOnlyAddr string
+	loop         *shell.Loop
+	events       <-chan systemd.Event
+	store        *images.Store
+	lim          *emptyDirLimits
+	healthy      func() error
+	agent        *cluster.Agent        // nil: standalone
+	kubeletAPI   *kubeletserver.Server // nil: standalone
+	shutdown     *nodeshutdown.Manager
+}
+
+// run runs every part in one errgroup until ctx ends or one fails (the API
+// server, the manifest source, the loop ending early): the first failure
+// stops them all and is run's error. Pods keep running either way.
+func (p parts) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { p.watchAirgap(gctx); return nil })
+	g.Go(func() error {
+		err := p.src.Run(gctx)
+		if gctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		return fmt.Errorf("manifest source: %w", err)
+	})
+	g.Go(func() error {
+		err := p.server.ListenAndServe(gctx, p.o.Socket, p.readOnlyAddr)
+		if err == nil && gctx.Err() == nil {
+			err = errors.New("stopped")
+		}
 		if err != nil {
-			alog.Warn("the airgap folder is not watched", "dir", store.ImportDir(), "err", err)
+			return fmt.Errorf("API server: %w", err)
 		}
-	}()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-driver.Events():
-				if !ok {
-					return
-				}
-				// A pod being started or stopped makes a burst of unit
-				// events; rounds they would wake change nothing for it (it
-				// is busy: see Loop.Busy) and only compete with its chain
-				// for the CPU. The chain's end wakes the loop.
-				if ev.State.PodUID != "" && loop.Busy(ev.State.PodUID) {
-					continue
-				}
-				loop.Wake()
-			}
+		return nil
+	})
+	g.Go(func() error {
+		err := p.loop.Run(gctx)
+		if gctx.Err() != nil {
+			return nil
 		}
-	}()
-	lim := &emptyDirLimits{usage: rt.EmptyDirUsage, log: log.With("component", "eviction"), over: map[types.UID]string{}}
-	go lim.run(ctx, src.Snapshot)
-	// Alive: the loop completes rounds (at least one per resync).
-	resync := o.Resync
+		return fmt.Errorf("reconcile loop stopped: %v", err)
+	})
+	g.Go(func() error { wakeLoop(gctx, p.loop, p.src.Changed(), p.events); return nil })
+	g.Go(func() error { p.lim.run(gctx, p.src.Snapshot); return nil })
+	if p.o.HealthzAddr != "" {
+		g.Go(func() error {
+			serveHealthz(gctx, p.o.HealthzAddr, p.healthy, p.log.With("component", "healthz"))
+			return nil
+		})
+	}
+	if p.agent != nil {
+		// Decoupled: the agent reads apiStore; an API server outage never
+		// reaches the loop.
+		g.Go(func() error { p.agent.Run(gctx); return nil })
+	}
+	if p.kubeletAPI != nil {
+		g.Go(func() error { p.kubeletAPI.Run(gctx); return nil })
+	}
+	g.Go(func() error { p.shutdown.Run(gctx); return nil })
+	notifySystemd(gctx, p.loop, p.healthy, p.log)
+
+	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	var runErr error
+	if ctx.Err() == nil {
+		runErr = context.Cause(gctx) // a part failed (asked to stop is no error)
+	}
+	p.log.Info("minikubelet stopping; pods keep running", "reason", context.Cause(gctx))
+	cancel()
+	// Actions see the cancel and return; one that does not (a stuck
+	// supervisor call) is not waited for: the next start completes it.
+	done := make(chan struct{})
+	go func() { g.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.log.Warn("actions still running at exit; the next start completes them")
+	}
+	return runErr
+}
+
+// livenessCheck: alive while the loop completes rounds (at least one per
+// resync). A slow round is not a dead loop: a completed action counts as
+// progress too, and the start as the first sign of life (adopting or
+// starting many pods at boot, or a slow host's CNI ADDs, can keep the
+// first rounds busy past the watchdog's interval).
+func livenessCheck(resync time.Duration, lastRound *atomic.Int64, loop *shell.Loop) func() error {
 	if resync <= 0 {
 		resync = 20 * time.Second
 	}
-	// A slow round is not a dead loop: a completed action counts as
-	// progress too, and the start as the first sign of life (adopting or
-	// starting many pods at boot, or a slow host's CNI ADDs, can keep the
-	// first rounds busy past the watchdog's interval).
 	started := time.Now()
-	healthy := func() error {
+	return func() error {
 		last := started
 		if r := lastRound.Load(); r != 0 && time.Unix(0, r).After(last) {
 			last = time.Unix(0, r)
@@ -345,38 +369,46 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	}
-	if o.HealthzAddr != "" {
-		go serveHealthz(ctx, o.HealthzAddr, healthy, log.With("component", "healthz"))
+}
+
+// planConfig is the cgroup plan's and the reconciler's configuration from
+// the options (--pod-pids-limit, --crashloop-max).
+func planConfig(o Options) (systemd.PlanOptions, reconciler.Config) {
+	var pidsLimit *int64
+	if o.PodPidsLimit > 0 {
+		pidsLimit = &o.PodPidsLimit
 	}
-	agent, kubeletAPI, err := newClusterAgent(o, usageSource{apiStore, sampler}, rt, func() error {
-		if loop.Rounds() == 0 {
-			return errors.New("no reconcile round completed yet")
+	cfg := reconciler.DefaultConfig()
+	if o.CrashLoopMax > 0 {
+		cfg.CrashLoopMax = o.CrashLoopMax
+		if cfg.CrashLoopInitial > cfg.CrashLoopMax {
+			cfg.CrashLoopInitial = cfg.CrashLoopMax
 		}
-		return healthy()
-	}, metrics.Handler(), log) // the pods gauge is recounted every round (report.go)
-	if err != nil {
-		return err
 	}
-	if agent != nil {
-		// Decoupled: the agent reads apiStore; an API server outage never
-		// reaches the loop.
-		go agent.Run(ctx)
-	}
-	if kubeletAPI != nil {
-		go kubeletAPI.Run(ctx)
-	}
-	serverDone := make(chan error, 1)
-	go func() { serverDone <- server.ListenAndServe(ctx, o.Socket, readOnlyAddr) }()
-	loopDone := make(chan error, 1)
-	go func() { loopDone <- loop.Run(ctx) }()
-	// Only a node shutdown stops pods: the lock goes with the daemon.
-	go nodeshutdown.New(shutdownCfg, shutdownGate, nodeshutdown.Options{Log: log.With("component", "nodeshutdown")}).Run(ctx)
+	return systemd.PlanOptions{CgroupRoot: o.CgroupRoot, PodPidsLimit: pidsLimit}, cfg
+}
 
-	log.Info("minikubelet running", "node", o.NodeName, "manifestDir", src.Dir(), "cgroupDriver", driver.Name(),
-		"socket", o.Socket, "rootDir", o.RootDir, "network", netm != nil)
+// eventRecorder records a pod's (or one of its containers') event in the
+// API store, with the kubelet as source.
+func eventRecorder(apiStore *api.Store, nodeName string) func(pod *v1.Pod, container, typ, reason, msg string) {
+	return func(pod *v1.Pod, container, typ, reason, msg string) {
+		if pod == nil {
+			return
+		}
+		obj := v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}
+		if container != "" {
+			obj.FieldPath = "spec.containers{" + container + "}"
+		}
+		apiStore.RecordEvent(v1.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg,
+			Source: v1.EventSource{Component: "kubelet", Host: nodeName}})
+	}
+}
 
-	// READY=1 once the first round ran (the folder read, pods adopted), so
-	// units ordered after minikubelet see its API answer with real state.
+// notifySystemd tells systemd READY=1 once the first round ran (the folder
+// read, pods adopted), so units ordered after minikubelet see its API answer
+// with real state, and pets the watchdog while the daemon is healthy; it
+// returns when ctx ends.
+func notifySystemd(ctx context.Context, loop *shell.Loop, healthy func() error, log *slog.Logger) {
 	ready := time.NewTicker(50 * time.Millisecond)
 	defer ready.Stop()
 	notifiedReady := false
@@ -386,12 +418,10 @@ func Run(ctx context.Context, o Options) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-	var runErr error
-wait:
 	for {
 		select {
 		case <-ctx.Done():
-			break wait
+			return
 		case <-ready.C:
 			if !notifiedReady && loop.Rounds() > 0 {
 				notifiedReady = true
@@ -404,34 +434,105 @@ wait:
 			if healthy() == nil {
 				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
 			}
-		case err := <-serverDone:
-			runErr = fmt.Errorf("API server: %w", err)
-			break wait
-		case err := <-srcDone:
-			if ctx.Err() == nil {
-				if err == nil {
-					err = errors.New("stopped")
-				}
-				runErr = fmt.Errorf("manifest source: %w", err)
-			}
-			break wait
-		case err := <-loopDone:
-			loopDone <- err // for the wait below
-			if ctx.Err() == nil {
-				runErr = fmt.Errorf("reconcile loop stopped: %v", err)
-			}
-			break wait
 		}
 	}
-	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
-	log.Info("minikubelet stopping; pods keep running", "reason", context.Cause(ctx))
-	cancel()
-	select {
-	case <-loopDone:
-	case <-time.After(10 * time.Second):
-		log.Warn("actions still running at exit; the next start completes them")
+}
+
+// wakeLoop wakes the loop on manifest changes and unit events until ctx
+// ends.
+func wakeLoop(ctx context.Context, loop *shell.Loop, changed <-chan struct{}, events <-chan systemd.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			loop.Wake()
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the driver has no more events; manifests still wake
+				continue
+			}
+			// A pod being started or stopped makes a burst of unit
+			// events; rounds they would wake change nothing for it (it
+			// is busy: see Loop.Busy) and only compete with its chain
+			// for the CPU. The chain's end wakes the loop.
+			if ev.State.PodUID != "" && loop.Busy(ev.State.PodUID) {
+				continue
+			}
+			loop.Wake()
+		}
 	}
-	return runErr
+}
+
+// openCgroupDriver connects the cgroup driver --cgroup-driver names (auto:
+// systemd when it runs) and creates the root and QoS slices.
+func openCgroupDriver(ctx context.Context, o Options, metrics *api.Metrics, log *slog.Logger) (systemd.Driver, string, error) {
+	log.Debug("starting", "cgroupDriver", o.CgroupDriver)
+	driverName, err := systemd.DetectDriver(o.CgroupDriver)
+	if err != nil {
+		return nil, "", err
+	}
+	var driver systemd.Driver
+	if driverName == "systemd" {
+		driver, err = systemd.New(ctx, systemd.DBusOptions{CgroupRoot: o.CgroupRoot})
+	} else {
+		driver, err = cgroupfs.New(cgroupfs.Options{CgroupRoot: o.CgroupRoot, StateDir: o.RootDir})
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("cgroup driver %s: %w", driverName, err)
+	}
+	log.Debug("cgroup driver connected", "driver", driverName)
+	if driverName == "systemd" {
+		driver = timedDriver{Driver: driver, m: metrics}
+	}
+	if err := driver.Init(ctx); err != nil {
+		driver.Close()
+		return nil, "", fmt.Errorf("cgroup driver %s: %w", driverName, err)
+	}
+	log.Debug("cgroup tree ready", "driver", driverName)
+	return driver, driverName, nil
+}
+
+// newRuntime creates the container runtime and says when the node's
+// resolv.conf is systemd-resolved's stub.
+func newRuntime(o Options, log *slog.Logger, event func(pod *v1.Pod, typ, reason, msg string)) (*mklrt.Runtime, error) {
+	rt, err := mklrt.New(mklrt.Options{RootDir: o.RootDir, LogDir: o.LogDir, NodeName: o.NodeName, Exe: o.RuntimeExe,
+		Log:            log.With("component", "runtime"),
+		HostResolvConf: o.ResolvConf, NoHostResolvConf: o.NoResolvConf, ClusterDNS: o.ClusterDNS, ClusterDomain: o.ClusterDomain,
+		Event: event})
+	if err != nil {
+		return nil, err
+	}
+	if !o.NoResolvConf {
+		conf := o.ResolvConf
+		if conf == "" {
+			conf = "/etc/resolv.conf"
+		}
+		if eff, swapped := mklrt.EffectiveResolvConf(conf); swapped {
+			log.Info("the resolv.conf is systemd-resolved's stub (a loopback nameserver pods cannot reach); pods' DNS is based on its upstream file, as kubeadm configures the kubelet",
+				"resolvConf", conf, "using", eff)
+		}
+	}
+	return rt, nil
+}
+
+// newNetwork sets up pod networking (CNI); nil when it is off or
+// unavailable, and pods get loopback only.
+func newNetwork(o Options, log *slog.Logger) *network.Manager {
+	if o.DisableNetwork {
+		return nil
+	}
+	cfg := o.Network
+	cfg.RootDir = o.RootDir
+	netm, err := network.New(cfg, network.WithLogger(log.With("component", "network")))
+	if err != nil {
+		log.Warn("pod networking unavailable: pods get loopback only", "err", err)
+		return nil
+	}
+	if st := netm.Status(); st.LoopbackOnly {
+		log.Warn("pod networking: loopback only", "reason", st.Reason)
+	}
+	return netm
 }
 
 // readOnlyAddress is where the read-only port listens ("" = off):

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/minikubelet/minikubelet/internal/procfs"
 	"github.com/minikubelet/minikubelet/internal/testnode"
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/images/imagebuild"
@@ -392,15 +393,7 @@ func units(t *testing.T) string {
 	return string(out)
 }
 
-func procAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
-}
+func procAlive(pid int) bool { return procfs.Alive(pid) }
 
 // sandboxPID reads the supervisor PID the runtime recorded for a pod.
 func (n *e2eNode) sandboxPID(uid string) int {

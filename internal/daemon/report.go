@@ -17,13 +17,14 @@ import (
 
 	"github.com/minikubelet/minikubelet/internal/api"
 	"github.com/minikubelet/minikubelet/reconciler"
+	"github.com/minikubelet/minikubelet/reconciler/shell"
 	"github.com/minikubelet/minikubelet/systemd"
 )
 
 type reporter struct {
 	store    *api.Store
 	metrics  *api.Metrics
-	shell    *reconciler.NodeShell
+	shell    *shell.Node
 	driver   systemd.Driver
 	planOpts systemd.PlanOptions
 	cfg      reconciler.Config
@@ -44,7 +45,7 @@ type sample struct {
 	cpu uint64
 }
 
-func newReporter(store *api.Store, metrics *api.Metrics, shell *reconciler.NodeShell, driver systemd.Driver,
+func newReporter(store *api.Store, metrics *api.Metrics, shell *shell.Node, driver systemd.Driver,
 	sampler *usageSampler, planOpts systemd.PlanOptions, cfg reconciler.Config, node string) *reporter {
 	return &reporter{store: store, metrics: metrics, shell: shell, driver: driver, planOpts: planOpts, cfg: cfg,
 		node: node, now: time.Now,

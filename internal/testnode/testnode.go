@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minikubelet/minikubelet/internal/procfs"
 )
 
 const (
@@ -399,7 +401,7 @@ func cgroupTreeHasProcs(dir string) bool {
 // hostHierarchies lists the mounted cgroup hierarchies and this process's
 // cgroup in each, from /proc/self/cgroup and /proc/self/mountinfo.
 func hostHierarchies() ([]hierarchy, error) {
-	mounts, err := cgroupMounts()
+	mounts, err := procfs.CgroupMountPoints()
 	if err != nil {
 		return nil, err
 	}
@@ -430,47 +432,6 @@ func hostHierarchies() ([]hierarchy, error) {
 		return nil, errors.New("no mounted cgroup hierarchy found")
 	}
 	return hs, nil
-}
-
-// cgroupMounts maps a hierarchy key (its comma-joined controllers or
-// name=X option, or "cgroup2") to its mount point.
-func cgroupMounts() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+4 || fields[3] != "/" {
-			continue
-		}
-		fstype, mnt, opts := fields[sep+1], fields[4], fields[sep+3]
-		switch fstype {
-		case "cgroup2":
-			out["cgroup2"] = mnt
-		case "cgroup":
-			var ctrls []string
-			for _, o := range strings.Split(opts, ",") {
-				switch o {
-				case "rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "none", "clone_children", "xattr":
-				default:
-					if !strings.HasPrefix(o, "release_agent=") {
-						ctrls = append(ctrls, o)
-					}
-				}
-			}
-			out[strings.Join(ctrls, ",")] = mnt
-		}
-	}
-	return out, nil
 }
 
 // childOf returns the first child PID of pid (systemd under unshare --fork).

@@ -92,6 +92,14 @@ func (s *Store) Pull(ctx context.Context, ref string, progress ProgressFunc) (Re
 		return Record{}, err
 	}
 	key := r.String()
+	s.mu.Lock()
+	s.pullers++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.pullers--
+		s.mu.Unlock()
+	}()
 	ch := s.pulls.DoChan(key, func() (any, error) {
 		// Detached from the first caller's context: others may still wait.
 		// Cancelled only when every caller is gone would be nicer; a pull
@@ -114,6 +122,13 @@ func (s *Store) Fetches() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fetches
+}
+
+// waitingPulls is how many Pull calls wait on a fetch now.
+func (s *Store) waitingPulls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pullers
 }
 
 func (s *Store) pull(ctx context.Context, r Reference, progress ProgressFunc) (Record, error) {

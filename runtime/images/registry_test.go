@@ -387,9 +387,10 @@ func TestConcurrentPullsAreShared(t *testing.T) {
 			ids[i], errs[i] = rec.ID, err
 		}()
 	}
-	// Hold the registry until every caller has surely joined the one pull.
+	// Hold the registry until every caller waits on a pull: one fetch only
+	// if they all joined the first.
 	waitFor(t, "the first manifest request", func() bool { m, _ := reg.counts(); return m == 1 })
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "every caller waiting on the pull", func() bool { return s.waitingPulls() == n })
 	close(gate)
 	wg.Wait()
 	for i := range n {

@@ -97,6 +97,19 @@ func (s *Store) PrepareRootfs(ctx context.Context, id string, img Record, contai
 	return rf, nil
 }
 
+// MountRootfs is PrepareRootfs followed by Mount on target: all a caller
+// that never looks inside a Rootfs needs (the reconciler's shell).
+func (s *Store) MountRootfs(ctx context.Context, id string, img Record, containerDir string, readOnly bool, target string) error {
+	rf, err := s.PrepareRootfs(ctx, id, img, containerDir, readOnly)
+	if err != nil {
+		return err
+	}
+	if err := rf.Mount(target); err != nil {
+		return fmt.Errorf("mount root %s: %w", target, err)
+	}
+	return nil
+}
+
 func (s *Store) rootfsPath(id string) string { return filepath.Join(s.dir, "rootfs", id+".json") }
 
 // ReleaseRootfs drops container id's use of its image; the caller has

@@ -21,6 +21,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
+
+	"github.com/minikubelet/minikubelet/internal/layout"
 )
 
 // ImageConfig is the part of an image's config a container runtime needs.
@@ -107,6 +109,9 @@ type Store struct {
 	// fetches counts registry pulls actually performed (not shared ones); for tests and metrics.
 	mu      sync.Mutex
 	fetches int
+	// pullers is how many Pull calls are waiting on a fetch now (shared or
+	// not): what a test waits on to know every caller has joined.
+	pullers int
 }
 
 // Open creates (if needed) and opens the store under rootDir/images.
@@ -118,7 +123,7 @@ func Open(rootDir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{rootDir: abs, dir: filepath.Join(abs, "images"), opts: opts}
+	s := &Store{rootDir: abs, dir: layout.Root(abs).Images(), opts: opts}
 	for _, d := range []string{"", "blobs/sha256", "layers/sha256", "rootfs", "import", "empty", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("images: %w", err)

@@ -367,7 +367,6 @@ func finishAndExec(spec *ContainerSpec, status *os.File) error {
 		// CAP_SYS_RESOURCE, and then the inherited value stays.
 		os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*spec.OOMScoreAdj)), 0)
 	}
-	applyRlimits(spec.Rlimits)
 	cwd := spec.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -504,26 +503,6 @@ func lookPath(args, env []string, cwd string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
-}
-
-// applyRlimits sets limits best effort, clamped to the hard limits the node
-// allows (no CAP_SYS_RESOURCE on some hosts); never fails the container.
-func applyRlimits(rls []Rlimit) {
-	for _, rl := range rls {
-		var cur unix.Rlimit
-		if err := unix.Getrlimit(rl.Resource, &cur); err != nil {
-			continue
-		}
-		want := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		if want.Max > cur.Max {
-			want.Max = cur.Max
-		}
-		if want.Cur > want.Max {
-			want.Cur = want.Max
-		}
-		unix.Setrlimit(rl.Resource, &want) // refused: the inherited limit stays
-
-	}
 }
 
 // mountCgroups shows the container its own cgroup (the namespace root) at

@@ -96,13 +96,6 @@ type Mount struct {
 	Extra   []string `json:"extra,omitempty"`
 }
 
-// Rlimit is one resource limit (best effort: clamped to the hard limit the node has).
-type Rlimit struct {
-	Resource int    `json:"resource"`
-	Soft     uint64 `json:"soft"`
-	Hard     uint64 `json:"hard"`
-}
-
 // ContainerSpec is everything the container init needs; the supervisor
 // passes it through a pipe and keeps the log and stop settings for itself.
 type ContainerSpec struct {
@@ -130,7 +123,6 @@ type ContainerSpec struct {
 	// loads it on the thread that execs.
 	SeccompFilter []unix.SockFilter `json:"seccompFilter,omitempty"`
 	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
-	Rlimits       []Rlimit          `json:"rlimits,omitempty"`
 
 	// AppArmorProfile is entered on exec ("" = unconfined).
 	AppArmorProfile string `json:"appArmorProfile,omitempty"`
@@ -199,7 +191,8 @@ type Response struct {
 }
 
 // WriteJSONAtomic writes v to path through a temp file and rename, so a
-// reader sees the old or the new content, never half of it.
+// reader sees the old or the new content, never half of it, and fsyncs the
+// file and then its folder, so after a crash the rename has happened or not.
 func WriteJSONAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -227,7 +220,25 @@ func WriteJSONAtomic(path string, v any) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("rename into %s: %w", path, err)
 	}
+	// The rename is only durable once the folder's entry is: without this a
+	// power loss can bring back the old record (or none) although the new
+	// one's data reached the disk.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("sync folder of %s: %w", path, err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // ReadJSON reads a JSON file into v.

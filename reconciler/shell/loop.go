@@ -1,4 +1,4 @@
-package reconciler
+package shell
 
 // loop.go: the level-triggered loop around Plan. It observes, plans, hands
 // every pod's action chain to a bounded pool of workers and sleeps until
@@ -15,29 +15,31 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/reconciler"
 )
 
-// Shell is the IO side the Loop drives (NodeShell is the real one; tests
+// Interface is the IO side the Loop drives (Node is the real one; tests
 // use fakes).
-type Shell interface {
+type Interface interface {
 	// Observe reads what runs on the node. InFlight is filled by the loop.
-	Observe(ctx context.Context, desired *Desired) (Observed, error)
+	Observe(ctx context.Context, desired *reconciler.Desired) (reconciler.Observed, error)
 	// Execute performs one action. pod is the pod's spec (the desired one,
 	// else the one recorded when it was created; nil for an orphan).
-	Execute(ctx context.Context, a Action, pod *v1.Pod) error
+	Execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error
 	// Persist records a pod's plan outcome (its status; it comes back as
 	// Observed.PrevStatus).
-	Persist(pp *PodPlan)
+	Persist(pp *reconciler.PodPlan)
 }
 
 // DesiredFunc returns the desired state and whether it is complete (the
 // manifest folder was read at least once); the loop plans nothing before,
 // so pods of files not read yet are not deleted.
-type DesiredFunc func() (Desired, bool)
+type DesiredFunc func() (reconciler.Desired, bool)
 
 // LoopOptions tune a Loop. Zero values take the defaults.
 type LoopOptions struct {
-	Config   Config
+	Config   reconciler.Config
 	Parallel int           // pods whose actions run at once (default 8)
 	Resync   time.Duration // full re-observation period (default 20 s)
 	// RetryMin/RetryMax bound the delay before a pod whose action failed is
@@ -48,16 +50,16 @@ type LoopOptions struct {
 	Log                *slog.Logger
 	// Report sees every round's result with its inputs (status for the
 	// API, events, metrics). Called from the loop goroutine.
-	Report func(res *Result, desired *Desired, observed *Observed)
+	Report func(res *reconciler.Result, desired *reconciler.Desired, observed *reconciler.Observed)
 	// OnRound is told how long a round took and whether observation failed.
 	OnRound func(d time.Duration, err error)
 	// OnActionError is told of every failed action (for a Warning event).
-	OnActionError func(uid types.UID, pod *v1.Pod, a Action, err error)
+	OnActionError func(uid types.UID, pod *v1.Pod, a reconciler.Action, err error)
 }
 
 // Loop runs Plan forever. Create with NewLoop, start with Run.
 type Loop struct {
-	shell   Shell
+	shell   Interface
 	desired DesiredFunc
 	opt     LoopOptions
 
@@ -85,7 +87,7 @@ type retryState struct {
 }
 
 // NewLoop returns a loop over shell and desired.
-func NewLoop(shell Shell, desired DesiredFunc, opt LoopOptions) *Loop {
+func NewLoop(shell Interface, desired DesiredFunc, opt LoopOptions) *Loop {
 	if opt.Parallel <= 0 {
 		opt.Parallel = 8
 	}
@@ -219,7 +221,7 @@ func (l *Loop) Round(ctx context.Context) time.Time {
 	observed.InFlight = inFlight
 	observedAt := time.Now()
 	now := l.opt.Now()
-	res := Plan(desired, observed, now, l.opt.Config)
+	res := reconciler.Plan(desired, observed, now, l.opt.Config)
 	for i := range res.Pods {
 		pp := &res.Pods[i]
 		if busy[pp.UID] {
@@ -305,7 +307,7 @@ func (l *Loop) retryUntil(uid types.UID) time.Time {
 // chain either way.
 // Each action but kills waits for one of Parallel slots; the waiting
 // happens off the loop goroutine, so a full pool never stalls planning.
-func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, pod *v1.Pod) {
+func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []reconciler.Action, pod *v1.Pod) {
 	l.mu.Lock()
 	l.busy[uid] = true
 	l.mu.Unlock()
@@ -328,9 +330,9 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 			// each waits out its own grace period (kubelet kills a pod's
 			// containers in parallel; in a row, graces would add up).
 			j := i + 1
-			if _, kill := actions[i].(KillContainer); kill {
+			if _, kill := actions[i].(reconciler.KillContainer); kill {
 				for j < len(actions) {
-					if _, k := actions[j].(KillContainer); !k {
+					if _, k := actions[j].(reconciler.KillContainer); !k {
 						break
 					}
 					j++
@@ -381,13 +383,13 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []Action, po
 
 // appContainer: the create of an app container (not an init container,
 // whose order matters).
-func appContainer(a Action) bool {
-	c, ok := a.(CreateAndStartContainer)
+func appContainer(a reconciler.Action) bool {
+	c, ok := a.(reconciler.CreateAndStartContainer)
 	return ok && !c.Init
 }
 
 // execute runs one action, holding a worker slot when it needs one.
-func (l *Loop) execute(ctx context.Context, a Action, pod *v1.Pod) error {
+func (l *Loop) execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error {
 	// The bound is on work (cgroups, pulls, processes, mounts), not on
 	// waiting: a kill mostly waits out a grace period, so a hundred pods
 	// being deleted do not queue behind each other.
@@ -411,9 +413,9 @@ func (l *Loop) execute(ctx context.Context, a Action, pod *v1.Pod) error {
 	return err
 }
 
-func needsSlot(a Action) bool {
+func needsSlot(a reconciler.Action) bool {
 	switch a.(type) {
-	case KillContainer, MarkTerminating:
+	case reconciler.KillContainer, reconciler.MarkTerminating:
 		return false
 	}
 	return true
@@ -462,7 +464,7 @@ func (l *Loop) failed(uid types.UID) {
 }
 
 // forgetRetries drops the retry state of pods that no longer exist.
-func (l *Loop) forgetRetries(res *Result) {
+func (l *Loop) forgetRetries(res *reconciler.Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.retry) == 0 {

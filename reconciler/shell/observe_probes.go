@@ -1,4 +1,4 @@
-package reconciler
+package shell
 
 // observe_probes.go: the probers. runtime/probe holds kubelet's worker as a
 // pure state machine and the handlers; here each probe of each running
@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/runtime/probe"
+
+	"github.com/minikubelet/minikubelet/reconciler"
 )
 
 type probeKey struct {
@@ -48,7 +50,7 @@ func newProbers(bg context.Context, now func() time.Time, wake func()) *probers 
 
 // sync updates the probers from one observation and returns the results
 // per pod and container name. Workers of containers that are gone stop.
-func (p *probers) sync(obs *Observed, desired *Desired, hostIP string) {
+func (p *probers) sync(obs *reconciler.Observed, desired *reconciler.Desired, hostIP string) {
 	seen := map[probeKey]bool{}
 	for uid, op := range obs.Pods {
 		var pod *v1.Pod
@@ -57,7 +59,7 @@ func (p *probers) sync(obs *Observed, desired *Desired, hostIP string) {
 		} else {
 			pod = op.Pod
 		}
-		if pod == nil || op.Sandbox.State != SandboxRunning {
+		if pod == nil || op.Sandbox.State != reconciler.SandboxRunning {
 			continue
 		}
 		target := probe.Target{}
@@ -82,7 +84,7 @@ func (p *probers) sync(obs *Observed, desired *Desired, hostIP string) {
 				t := target
 				t.ContainerID, t.Ports = cur.ID, c.Ports
 				pc := probe.Container{ID: cur.ID, Running: true, StartedAt: cur.StartedAt}
-				res := ProbeResults{}
+				res := reconciler.ProbeResults{}
 				startupKey := probeKey{uid, c.Name, probe.Startup}
 				pc.Started = c.StartupProbe == nil
 				if c.StartupProbe != nil {
@@ -95,7 +97,7 @@ func (p *probers) sync(obs *Observed, desired *Desired, hostIP string) {
 				for _, kp := range []struct {
 					kind probe.Kind
 					spec *v1.Probe
-					out  *ProbeResult
+					out  *reconciler.ProbeResult
 				}{{probe.Startup, c.StartupProbe, &res.Startup}, {probe.Liveness, c.LivenessProbe, &res.Liveness}, {probe.Readiness, c.ReadinessProbe, &res.Readiness}} {
 					if kp.spec == nil {
 						continue
@@ -105,7 +107,7 @@ func (p *probers) sync(obs *Observed, desired *Desired, hostIP string) {
 					*kp.out = p.ensure(k, kp.spec, pc, t)
 				}
 				if op.Probes == nil {
-					op.Probes = map[string]ProbeResults{}
+					op.Probes = map[string]reconciler.ProbeResults{}
 				}
 				op.Probes[c.Name] = res
 			}
@@ -123,18 +125,18 @@ func (p *probers) sync(obs *Observed, desired *Desired, hostIP string) {
 
 // currentInstance is the running instance of a container in the pod's
 // running sandbox.
-func currentInstance(op *ObservedPod, name string) *ContainerInstance {
-	var cur *ContainerInstance
+func currentInstance(op *reconciler.ObservedPod, name string) *reconciler.ContainerInstance {
+	var cur *reconciler.ContainerInstance
 	for i := range op.Containers {
 		in := &op.Containers[i]
-		if in.Name == name && in.State == ContainerRunning && in.SandboxID == op.Sandbox.ID && (cur == nil || in.Attempt > cur.Attempt) {
+		if in.Name == name && in.State == reconciler.ContainerRunning && in.SandboxID == op.Sandbox.ID && (cur == nil || in.Attempt > cur.Attempt) {
 			cur = in
 		}
 	}
 	return cur
 }
 
-func (p *probers) ensure(k probeKey, spec *v1.Probe, c probe.Container, t probe.Target) ProbeResult {
+func (p *probers) ensure(k probeKey, spec *v1.Probe, c probe.Container, t probe.Target) reconciler.ProbeResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e := p.entries[k]
@@ -145,13 +147,13 @@ func (p *probers) ensure(k probeKey, spec *v1.Probe, c probe.Container, t probe.
 	}
 	e.c, e.target, e.spec = c, t, spec
 	s := e.w.Snapshot()
-	r := ProbeResult{ContainerID: s.ContainerID, ConsecutiveFailures: s.ConsecutiveFailures,
+	r := reconciler.ProbeResult{ContainerID: s.ContainerID, ConsecutiveFailures: s.ConsecutiveFailures,
 		ConsecutiveSuccesses: s.ConsecutiveSuccesses, Output: s.Output}
 	switch s.Outcome {
 	case probe.Success:
-		r.Outcome = ProbeSuccess
+		r.Outcome = reconciler.ProbeSuccess
 	case probe.Failure:
-		r.Outcome = ProbeFailure
+		r.Outcome = reconciler.ProbeFailure
 	}
 	return r
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/minikubelet/minikubelet/internal/procfs"
 )
 
 // Exec into a running container is one short-lived helper
@@ -219,7 +221,7 @@ func sameNS(f *os.File, other string) (bool, error) {
 // joinCgroups moves this process into every cgroup of pid (its children
 // inherit them), reading the hierarchies from our own mount table.
 func joinCgroups(pid int) error {
-	mounts, err := cgroupMountPoints()
+	mounts, err := procfs.CgroupMountPoints()
 	if err != nil {
 		return err
 	}
@@ -235,7 +237,7 @@ func joinCgroups(pid int) error {
 		if len(parts) != 3 {
 			continue
 		}
-		key := strings.TrimPrefix(parts[1], "name=")
+		key := parts[1]
 		if parts[0] == "0" && parts[1] == "" {
 			key = "cgroup2"
 		}
@@ -252,41 +254,4 @@ func joinCgroups(pid int) error {
 		}
 	}
 	return sc.Err()
-}
-
-// cgroupMountPoints maps "memory", "cpu,cpuacct", "systemd", "cgroup2" ... to
-// the mount point of the hierarchy's root.
-func cgroupMountPoints() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+4 || fields[3] != "/" {
-			continue
-		}
-		switch fields[sep+1] {
-		case "cgroup2":
-			out["cgroup2"] = fields[4]
-		case "cgroup":
-			var keys []string
-			for _, o := range strings.Split(fields[sep+3], ",") {
-				if o == "rw" || o == "ro" || strings.Contains(o, "=") && !strings.HasPrefix(o, "name=") || o == "xattr" || o == "clone_children" || o == "noprefix" {
-					continue
-				}
-				keys = append(keys, strings.TrimPrefix(o, "name="))
-			}
-			out[strings.Join(keys, ",")] = fields[4]
-		}
-	}
-	return out, nil
 }

@@ -1,7 +1,8 @@
-package reconciler
+package shell
 
-// observe_state.go: the reconciler's own records in a pod's state dir,
-// beside the runtime's (sandbox/, containers/, shm, volumes):
+// observe_state.go: the reconciler's own records in a pod's state dir
+// (internal/layout names the folder and its parts), beside the runtime's
+// (sandbox/, containers/, shm, volumes):
 //
 //	<root-dir>/pods/<uid>/status.json              last v1.PodStatus (PrevStatus)
 //	<root-dir>/pods/<uid>/mkl/pod.json             the spec the pod was created with
@@ -20,14 +21,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	mklrt "github.com/minikubelet/minikubelet/runtime"
+	"github.com/minikubelet/minikubelet/internal/layout"
 	"github.com/minikubelet/minikubelet/runtime/shim"
+
+	"github.com/minikubelet/minikubelet/reconciler"
 )
 
 type podRecord struct {
@@ -44,30 +46,30 @@ type sandboxRecord struct {
 }
 
 type containerRecord struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Attempt   uint32    `json:"attempt"`
-	SandboxID string    `json:"sandboxID"`
-	Image     string    `json:"image"`
-	ImageRef  string    `json:"imageRef,omitempty"`
-	ImageID   string    `json:"imageID,omitempty"`
-	RootfsID  string    `json:"rootfsID,omitempty"`
-	RootfsDir string    `json:"rootfsDir,omitempty"`
-	PreStop   HookState `json:"preStop,omitempty"`
+	ID        string               `json:"id"`
+	Name      string               `json:"name"`
+	Attempt   uint32               `json:"attempt"`
+	SandboxID string               `json:"sandboxID"`
+	Image     string               `json:"image"`
+	ImageRef  string               `json:"imageRef,omitempty"`
+	ImageID   string               `json:"imageID,omitempty"`
+	RootfsID  string               `json:"rootfsID,omitempty"`
+	RootfsDir string               `json:"rootfsDir,omitempty"`
+	PreStop   reconciler.HookState `json:"preStop,omitempty"`
 	// StopSignal is the image's StopSignal ("" = SIGTERM).
 	StopSignal string `json:"stopSignal,omitempty"`
 	// Hash is containerHash of the spec it was created from.
 	Hash string `json:"hash,omitempty"`
 }
 
-type stateDir struct{ root string }
+// stateDir names the shell's records and the container roots inside each
+// pod's folder; internal/layout owns the folder and its parts.
+type stateDir struct{ root layout.Root }
 
-func (s stateDir) podsDir() string { return filepath.Join(s.root, "pods") }
-func (s stateDir) pod(uid types.UID) string {
-	return filepath.Join(s.root, "pods", mklrt.PodDirName(uid))
-}
-func (s stateDir) mkl(uid types.UID) string        { return filepath.Join(s.pod(uid), "mkl") }
-func (s stateDir) statusFile(uid types.UID) string { return filepath.Join(s.pod(uid), "status.json") }
+func (s stateDir) podsDir() string                 { return s.root.Pods() }
+func (s stateDir) pod(uid types.UID) string        { return s.root.Pod(uid).Dir() }
+func (s stateDir) mkl(uid types.UID) string        { return s.root.Pod(uid).Records() }
+func (s stateDir) statusFile(uid types.UID) string { return s.root.Pod(uid).Status() }
 func (s stateDir) podFile(uid types.UID) string    { return filepath.Join(s.mkl(uid), "pod.json") }
 func (s stateDir) termFile(uid types.UID) string {
 	return filepath.Join(s.mkl(uid), "termination.json")
@@ -83,7 +85,7 @@ func (s stateDir) oomFile(uid types.UID, id string) string {
 	return filepath.Join(s.containersDir(uid), id+".oom")
 }
 func (s stateDir) rootfsDir(uid types.UID, name string, attempt uint32) string {
-	return filepath.Join(s.pod(uid), "rootfs", name+"-"+strconv.FormatUint(uint64(attempt), 10))
+	return s.root.Pod(uid).ContainerRoot(name, attempt)
 }
 
 // readJSON returns false when the file does not exist or is unreadable (a

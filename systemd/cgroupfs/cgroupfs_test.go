@@ -1,24 +1,25 @@
-package systemd
+package cgroupfs
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/cgroups"
+
+	"github.com/minikubelet/minikubelet/systemd"
 )
 
 func TestCgroupfsResourcesV1(t *testing.T) {
 	shares, quota, mem, pids := uint64(102), int64(20000), int64(128<<20), int64(100)
-	got := cgroupfsResources(Resources{CPUShares: &shares, CPUQuotaMicros: &quota, MemoryLimit: &mem, PidsLimit: &pids}, false)
+	got := cgroupfsResources(systemd.Resources{CPUShares: &shares, CPUQuotaMicros: &quota, MemoryLimit: &mem, PidsLimit: &pids}, false)
 	want := &cgroups.Resources{SkipDevices: true, CpuShares: 102, CpuQuota: 20000, CpuPeriod: 100000, Memory: 128 << 20, PidsLimit: &pids}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 	// Unset values lift limits (an update that drops one must really drop it).
-	got = cgroupfsResources(Resources{}, false)
+	got = cgroupfsResources(systemd.Resources{}, false)
 	unlimited := int64(-1)
 	want = &cgroups.Resources{SkipDevices: true, CpuShares: 1024, CpuQuota: -1, CpuPeriod: 100000, Memory: -1, PidsLimit: &unlimited}
 	if !reflect.DeepEqual(got, want) {
@@ -26,14 +27,14 @@ func TestCgroupfsResourcesV1(t *testing.T) {
 	}
 	// --pod-pids-limit 0 or below means unlimited, as in the kubelet.
 	zero := int64(0)
-	if got := cgroupfsResources(Resources{PidsLimit: &zero}, false); *got.PidsLimit != -1 {
+	if got := cgroupfsResources(systemd.Resources{PidsLimit: &zero}, false); *got.PidsLimit != -1 {
 		t.Fatalf("pids 0: %d", *got.PidsLimit)
 	}
 }
 
 func TestCgroupfsResourcesV2(t *testing.T) {
 	shares, mem := uint64(1024), int64(64<<20)
-	got := cgroupfsResources(Resources{CPUShares: &shares, MemoryLimit: &mem, CPUPeriodMicros: 50000}, true)
+	got := cgroupfsResources(systemd.Resources{CPUShares: &shares, MemoryLimit: &mem, CPUPeriodMicros: 50000}, true)
 	if got.CpuShares != 0 || got.CpuWeight != 39 {
 		t.Fatalf("v2 weight: shares %d weight %d, want 0 and 39 (plan's CPUSharesToWeight)", got.CpuShares, got.CpuWeight)
 	}
@@ -47,7 +48,7 @@ func TestCgroupfsResourcesV2(t *testing.T) {
 	if sw, err := cgroups.ConvertMemorySwapToCgroupV2Value(got.MemorySwap, got.Memory); err != nil || sw != 0 {
 		t.Fatalf("swap.max would be %d (%v), want 0", sw, err)
 	}
-	unl := cgroupfsResources(Resources{}, true)
+	unl := cgroupfsResources(systemd.Resources{}, true)
 	if unl.Memory != -1 || unl.MemorySwap != 0 || unl.CpuWeight != 39 {
 		t.Fatalf("v2 unset: %+v", unl)
 	}
@@ -61,36 +62,14 @@ func TestFsManagerPaths(t *testing.T) {
 	}
 }
 
-func TestDetectDriver(t *testing.T) {
-	old := systemdRunDir
-	t.Cleanup(func() { systemdRunDir = old })
-	dir := t.TempDir()
-	systemdRunDir = filepath.Join(dir, "system")
-	for flag, want := range map[string]string{"auto": "cgroupfs", "": "cgroupfs", "systemd": "systemd", "cgroupfs": "cgroupfs"} {
-		if got, err := DetectDriver(flag); err != nil || got != want {
-			t.Errorf("DetectDriver(%q) without systemd = %q, %v; want %q", flag, got, err, want)
-		}
-	}
-	if err := os.Mkdir(systemdRunDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := DetectDriver("auto"); err != nil || got != "systemd" {
-		t.Errorf("DetectDriver(auto) with systemd = %q, %v", got, err)
-	}
-	_, err := DetectDriver("cgroupfs2")
-	if err == nil || !strings.Contains(err.Error(), "--cgroup-driver") || !strings.Contains(err.Error(), "cgroupfs2") {
-		t.Errorf("invalid value: %v (want an error naming the flag and value)", err)
-	}
-}
-
 // Markers live under the daemon's own root dir: there is no shared default
 // that two daemons with different roots could meet in.
-func TestNewCgroupfsDriverNeedsStateDir(t *testing.T) {
-	if _, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: "kubepods"}); err == nil || !strings.Contains(err.Error(), "StateDir") {
+func TestNewNeedsStateDir(t *testing.T) {
+	if _, err := New(Options{CgroupRoot: "kubepods"}); err == nil || !strings.Contains(err.Error(), "StateDir") {
 		t.Fatalf("no StateDir: %v, want an error", err)
 	}
 	state := t.TempDir()
-	d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: "kubepods", StateDir: state})
+	d, err := New(Options{CgroupRoot: "kubepods", StateDir: state})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +78,9 @@ func TestNewCgroupfsDriverNeedsStateDir(t *testing.T) {
 	}
 }
 
-func TestNewCgroupfsDriverRoot(t *testing.T) {
+func TestNewRoot(t *testing.T) {
 	for root, want := range map[string]string{"": "/kubepods", "kubepods": "/kubepods", "/kubepods": "/kubepods", "kubepods.slice": "/kubepods", "a/b": "/a/b"} {
-		d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: root, StateDir: t.TempDir()})
+		d, err := New(Options{CgroupRoot: root, StateDir: t.TempDir()})
 		if err != nil {
 			t.Fatalf("root %q: %v", root, err)
 		}

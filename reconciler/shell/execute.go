@@ -1,6 +1,6 @@
-package reconciler
+package shell
 
-// exec.go: NodeShell.Execute, one idempotent action at a time. Each action
+// execute.go: Node.Execute, one idempotent action at a time. Each action
 // writes the record that names what it is about to create before creating
 // it, so a daemon killed in the middle leaves something the next
 // observation recognises (and completes or collects).
@@ -26,34 +26,37 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/podlogs"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
 	"github.com/minikubelet/minikubelet/systemd"
+
+	"github.com/minikubelet/minikubelet/reconciler"
 )
 
-// Execute implements Shell.
-func (n *NodeShell) Execute(ctx context.Context, a Action, pod *v1.Pod) error {
+// Execute implements Interface.
+func (n *Node) Execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error {
 	switch a := a.(type) {
-	case EnsurePodCgroup:
+	case reconciler.EnsurePodCgroup:
 		return n.ensurePodCgroup(ctx, pod)
-	case PullImage:
+	case reconciler.PullImage:
 		return n.pullImage(ctx, a)
-	case RunSandbox:
+	case reconciler.RunSandbox:
 		return n.runSandbox(ctx, a, pod)
-	case CreateAndStartContainer:
+	case reconciler.CreateAndStartContainer:
 		return n.createAndStart(ctx, a, pod)
-	case KillContainer:
+	case reconciler.KillContainer:
 		return n.killContainer(ctx, a, pod)
-	case RemoveContainer:
+	case reconciler.RemoveContainer:
 		return n.removeContainer(ctx, a.UID, a.ID)
-	case StopSandbox:
+	case reconciler.StopSandbox:
 		return n.stopSandbox(ctx, a.UID, a.ID, pod)
-	case MarkTerminating:
+	case reconciler.MarkTerminating:
 		return n.markTerminating(a)
-	case RemovePod:
+	case reconciler.RemovePod:
 		return n.removePod(ctx, a.UID, pod)
-	case CleanupOrphan:
+	case reconciler.CleanupOrphan:
 		return n.removePod(ctx, a.UID, pod)
 	}
 	return fmt.Errorf("unknown action %T", a)
@@ -73,7 +76,7 @@ func needPod(pod *v1.Pod, a string) error {
 }
 
 // ensureRecord writes pod.json before anything of the pod is created.
-func (n *NodeShell) ensureRecord(pod *v1.Pod) error {
+func (n *Node) ensureRecord(pod *v1.Pod) error {
 	f := n.state.podFile(pod.UID)
 	if exists(f) {
 		return nil
@@ -87,11 +90,11 @@ func (n *NodeShell) ensureRecord(pod *v1.Pod) error {
 // starts new log files, as with the kubelet, instead of appending to the
 // old 0.log. The old folder stays under the retention rule (sweepLogs) and
 // is no longer taken for this pod's (its name no longer ends in the UID).
-func (n *NodeShell) setAsideOldLogs(pod *v1.Pod) {
+func (n *Node) setAsideOldLogs(pod *v1.Pod) {
 	if n.opt.LogDir == "" {
 		return
 	}
-	dir := filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	dir := filepath.Join(n.opt.LogDir, podlogs.PodDirName(pod.Namespace, pod.Name, pod.UID))
 	if !exists(dir) {
 		return
 	}
@@ -103,11 +106,11 @@ func (n *NodeShell) setAsideOldLogs(pod *v1.Pod) {
 	n.opt.Log.Info("logs of the pod's previous instance set aside", "pod", pod.Namespace+"/"+pod.Name, "dir", aside)
 }
 
-func (n *NodeShell) cgroupPlan(pod *v1.Pod) systemd.PodPlan {
+func (n *Node) cgroupPlan(pod *v1.Pod) systemd.PodPlan {
 	return systemd.PlanPod(pod, n.opt.Plan)
 }
 
-func (n *NodeShell) ensurePodCgroup(ctx context.Context, pod *v1.Pod) error {
+func (n *Node) ensurePodCgroup(ctx context.Context, pod *v1.Pod) error {
 	if err := needPod(pod, "ensure pod cgroup"); err != nil {
 		return err
 	}
@@ -120,7 +123,7 @@ func (n *NodeShell) ensurePodCgroup(ctx context.Context, pod *v1.Pod) error {
 	return nil
 }
 
-func (n *NodeShell) pullImage(ctx context.Context, a PullImage) error {
+func (n *Node) pullImage(ctx context.Context, a reconciler.PullImage) error {
 	n.mu.Lock()
 	n.pulling[a.Image]++
 	n.mu.Unlock()
@@ -133,11 +136,11 @@ func (n *NodeShell) pullImage(ctx context.Context, a PullImage) error {
 	}
 	st := n.images[a.Image]
 	if st == nil {
-		st = &ImageState{}
+		st = &reconciler.ImageState{}
 		n.images[a.Image] = st
 	}
 	if err == nil {
-		*st = ImageState{PulledAt: now}
+		*st = reconciler.ImageState{PulledAt: now}
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -164,13 +167,13 @@ func (n *NodeShell) pullImage(ctx context.Context, a PullImage) error {
 	return err
 }
 
-func (n *NodeShell) readSandbox(uid types.UID) (sandboxRecord, bool) {
+func (n *Node) readSandbox(uid types.UID) (sandboxRecord, bool) {
 	var sb sandboxRecord
 	ok := readJSON(n.state.sandboxFile(uid), &sb)
 	return sb, ok
 }
 
-func (n *NodeShell) runSandbox(ctx context.Context, a RunSandbox, pod *v1.Pod) error {
+func (n *Node) runSandbox(ctx context.Context, a reconciler.RunSandbox, pod *v1.Pod) error {
 	if err := needPod(pod, "run sandbox"); err != nil {
 		return err
 	}
@@ -274,7 +277,7 @@ func podGraceOf(pod *v1.Pod) time.Duration {
 	return 30 * time.Second
 }
 
-func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContainer, pod *v1.Pod) error {
+func (n *Node) createAndStart(ctx context.Context, a reconciler.CreateAndStartContainer, pod *v1.Pod) error {
 	if err := needPod(pod, "start container "+a.Name); err != nil {
 		return err
 	}
@@ -310,15 +313,9 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 		return err
 	}
 	if !isMountPoint(merged) {
-		rf, err := n.opt.Images.PrepareRootfs(ctx, rid, img, rdir, readOnly)
-		if err != nil {
+		if err := n.opt.Images.MountRootfs(ctx, rid, img, rdir, readOnly, merged); err != nil {
 			err = fmt.Errorf("container %s: %w", a.Name, err)
-			n.recordCreateError(a.UID, a.Name, a.Attempt, ReasonCreateContainerError, err)
-			return err
-		}
-		if err := rf.Mount(merged); err != nil {
-			err = fmt.Errorf("container %s: mount root %s: %w", a.Name, merged, err)
-			n.recordCreateError(a.UID, a.Name, a.Attempt, ReasonCreateContainerError, err)
+			n.recordCreateError(a.UID, a.Name, a.Attempt, reconciler.ReasonCreateContainerError, err)
 			return err
 		}
 	}
@@ -404,7 +401,7 @@ func (n *NodeShell) createAndStart(ctx context.Context, a CreateAndStartContaine
 // cgroup at once; only their small exit records stay, up to KeepExited, so
 // CrashLoopBackOff can count consecutive crashes (the kubelet counts them in
 // memory, which would not survive a daemon restart). Logs are not touched.
-func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string) {
+func (n *Node) pruneExited(ctx context.Context, uid types.UID, name string) {
 	cs, err := n.opt.Runtime.ListContainers(ctx, uid)
 	if err != nil {
 		return
@@ -430,7 +427,7 @@ func (n *NodeShell) pruneExited(ctx context.Context, uid types.UID, name string)
 
 // releaseExited frees what an exited instance holds beyond its exit record:
 // its cgroup (scope), overlay mount and writable layer. Idempotent.
-func (n *NodeShell) releaseExited(ctx context.Context, uid types.UID, id string) {
+func (n *Node) releaseExited(ctx context.Context, uid types.UID, id string) {
 	var cr containerRecord
 	f := n.state.containerFile(uid, id)
 	if !readJSON(f, &cr) || cr.RootfsDir == "" {
@@ -444,22 +441,22 @@ func (n *NodeShell) releaseExited(ctx context.Context, uid types.UID, id string)
 	writeJSON(f, cr)
 }
 
-func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.Pod) error {
+func (n *Node) killContainer(ctx context.Context, a reconciler.KillContainer, pod *v1.Pod) error {
 	start := n.opt.Now()
 	grace := a.Grace
 	if a.RunPreStop && pod != nil {
 		var cr containerRecord
 		f := n.state.containerFile(a.UID, a.ID)
 		readJSON(f, &cr)
-		cr.PreStop = HookRunning
+		cr.PreStop = reconciler.HookRunning
 		writeJSON(f, cr)
 		var err error
 		if c := findContainer(pod, a.Name); c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
 			err = n.runHook(ctx, a.UID, a.ID, c, c.Lifecycle.PreStop, grace)
 		}
-		cr.PreStop = HookDone
+		cr.PreStop = reconciler.HookDone
 		if err != nil {
-			cr.PreStop = HookFailed
+			cr.PreStop = reconciler.HookFailed
 			n.opt.Log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", a.Name, "err", err)
 			n.opt.Event(pod, a.Name, v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: "+err.Error())
 		}
@@ -492,7 +489,7 @@ func (n *NodeShell) killContainer(ctx context.Context, a KillContainer, pod *v1.
 
 // runHook runs a lifecycle hook handler of container id within timeout
 // (exec runs inside the container through the runtime, like `runc exec`).
-func (n *NodeShell) runHook(ctx context.Context, uid types.UID, id string, c *v1.Container, h *v1.LifecycleHandler, timeout time.Duration) error {
+func (n *Node) runHook(ctx context.Context, uid types.UID, id string, c *v1.Container, h *v1.LifecycleHandler, timeout time.Duration) error {
 	grace := timeout
 	if grace <= 0 {
 		grace = time.Second
@@ -554,13 +551,13 @@ func (n *NodeShell) runHook(ctx context.Context, uid types.UID, id string, c *v1
 	return nil
 }
 
-func (n *NodeShell) removeContainer(ctx context.Context, uid types.UID, id string) error {
+func (n *Node) removeContainer(ctx context.Context, uid types.UID, id string) error {
 	if err := n.opt.Runtime.RemoveContainer(ctx, uid, id); err != nil {
 		if sst, serr := n.opt.Runtime.SandboxStatus(ctx, uid); serr == nil && sst.PID != 0 {
 			return fmt.Errorf("remove container %s: %w", id, err)
 		}
 		// No supervisor: nothing runs; drop the records ourselves.
-		os.RemoveAll(filepath.Join(n.opt.Runtime.PodDir(uid), "containers", id))
+		os.RemoveAll(n.state.root.Pod(uid).Container(id))
 	}
 	n.opt.Driver.StopScope(ctx, id, true)
 	var cr containerRecord
@@ -580,7 +577,7 @@ func ignoreMissing(err error) error {
 	return err
 }
 
-func (n *NodeShell) stopSandbox(ctx context.Context, uid types.UID, id string, pod *v1.Pod) error {
+func (n *Node) stopSandbox(ctx context.Context, uid types.UID, id string, pod *v1.Pod) error {
 	if err := n.opt.Runtime.StopSandbox(ctx, uid); err != nil {
 		return fmt.Errorf("stop sandbox of %s: %w", uid, err)
 	}
@@ -593,7 +590,7 @@ func (n *NodeShell) stopSandbox(ctx context.Context, uid types.UID, id string, p
 	// served its purpose: unpinning here frees the dead namespace now
 	// rather than when the pod is recreated or removed (a pod that is
 	// never recreated would keep it).
-	nsPin := filepath.Join(n.opt.Runtime.PodDir(uid), "sandbox", "netns")
+	nsPin := n.state.root.Pod(uid).NetnsPin()
 	if err := unix.Unmount(nsPin, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unpin network namespace %s: %w", nsPin, err)
 	}
@@ -609,7 +606,7 @@ func (n *NodeShell) stopSandbox(ctx context.Context, uid types.UID, id string, p
 	return writeJSON(n.state.sandboxFile(uid), sb)
 }
 
-func (n *NodeShell) teardownNetwork(ctx context.Context, uid types.UID, pod *v1.Pod) error {
+func (n *Node) teardownNetwork(ctx context.Context, uid types.UID, pod *v1.Pod) error {
 	if n.opt.Network == nil || (pod != nil && pod.Spec.HostNetwork) {
 		return nil
 	}
@@ -626,13 +623,13 @@ func (n *NodeShell) teardownNetwork(ctx context.Context, uid types.UID, pod *v1.
 	return nil
 }
 
-func (n *NodeShell) markTerminating(a MarkTerminating) error {
+func (n *Node) markTerminating(a reconciler.MarkTerminating) error {
 	f := n.state.termFile(a.UID)
 	if exists(f) {
 		return nil
 	}
 	now := n.opt.Now().UTC()
-	return writeJSON(f, Termination{Since: now, Deadline: now.Add(a.Grace), Reason: a.Reason})
+	return writeJSON(f, reconciler.Termination{Since: now, Deadline: now.Add(a.Grace), Reason: a.Reason})
 }
 
 // removePod stops what remains of a pod (everything at once: Plan only
@@ -640,7 +637,7 @@ func (n *NodeShell) markTerminating(a MarkTerminating) error {
 // graceful with) and removes its scopes, network, slice, mounts and state
 // dir, in that order: the state dir goes last, so a crash in between is
 // seen and finished by the next round. Logs stay.
-func (n *NodeShell) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) error {
+func (n *Node) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) error {
 	n.mu.Lock()
 	n.removing[uid] = true
 	n.mu.Unlock()
@@ -703,7 +700,7 @@ func (n *NodeShell) removePod(ctx context.Context, uid types.UID, pod *v1.Pod) e
 	if pod != nil && n.opt.LogDir != "" {
 		// The logs' retention counts from the pod's removal.
 		now := n.opt.Now()
-		os.Chtimes(filepath.Join(n.opt.LogDir, pod.Namespace+"_"+pod.Name+"_"+string(uid)), now, now)
+		os.Chtimes(filepath.Join(n.opt.LogDir, podlogs.PodDirName(pod.Namespace, pod.Name, uid)), now, now)
 	}
 	n.forget(uid)
 	return nil
@@ -721,7 +718,7 @@ func isMountPoint(dir string) bool {
 }
 
 // shellExecer runs commands in containers for exec probes and hooks.
-type shellExecer struct{ n *NodeShell }
+type shellExecer struct{ n *Node }
 
 // Exec implements probe.Execer (the container ID is enough: the shell
 // knows each running container's pod from its last observation).

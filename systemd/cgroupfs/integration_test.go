@@ -1,14 +1,11 @@
-package systemd
+package cgroupfs
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,158 +14,33 @@ import (
 	"testing"
 	"time"
 
-	sd "github.com/coreos/go-systemd/v22/dbus"
-	godbus "github.com/godbus/dbus/v5"
 	"github.com/minikubelet/minikubelet/internal/testnode"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/systemd"
+	"github.com/minikubelet/minikubelet/systemd/internal/heldproc"
 )
-
-// The test binary doubles as the workload of these tests: with
-// MKL_CGFS_HELPER set it runs a tiny program instead of the tests. It first
-// waits for one byte on stdin, so the test can place it in its cgroup
-// before it allocates anything (the "held stopped" contract of StartScope).
-const cgfsHelperEnv = "MKL_CGFS_HELPER"
-
-func init() {
-	if mode := os.Getenv(cgfsHelperEnv); mode != "" {
-		os.Exit(cgfsHelper(mode))
-	}
-}
-
-var cgfsHeap [][]byte // kept reachable so the allocation stays resident
-
-func cgfsHelper(mode string) int {
-	one := make([]byte, 1)
-	if _, err := os.Stdin.Read(one); err != nil {
-		return 3
-	}
-	switch {
-	case mode == "oom":
-		// Allocate and touch 1 MiB at a time until the OOM killer ends us.
-		for {
-			b := make([]byte, 1<<20)
-			for i := 0; i < len(b); i += 4096 {
-				b[i] = 1
-			}
-			cgfsHeap = append(cgfsHeap, b)
-		}
-	case strings.HasPrefix(mode, "alloc:"):
-		n, _ := strconv.Atoi(strings.TrimPrefix(mode, "alloc:"))
-		b := make([]byte, n)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 1
-		}
-		cgfsHeap = append(cgfsHeap, b)
-		// Burn a little cpu (≈200 ms of work, not measured against time).
-		x := uint64(1)
-		for i := 0; i < 200_000_000; i++ {
-			x = x*6364136223846793005 + 1442695040888963407
-		}
-		fmt.Printf("ready %d\n", x&1)
-		os.Stdin.Read(one) // until EOF or killed
-		return 0
-	case mode == "ignore-term":
-		signal.Ignore(syscall.SIGTERM)
-		fmt.Println("ready")
-		os.Stdin.Read(one)
-		return 0
-	}
-	return 2
-}
-
-// heldProcess is a helper process waiting for its release byte.
-type heldProcess struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-func startHeld(t *testing.T, mode string) *heldProcess {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), cgfsHelperEnv+"="+mode, "GOMAXPROCS=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &heldProcess{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		cmd.Process.Kill() // by PID; a no-op once reaped
-		stdin.Close()
-		h.wait()
-	})
-	return h
-}
-
-func (h *heldProcess) release(t *testing.T) {
-	t.Helper()
-	if _, err := h.stdin.Write([]byte{1}); err != nil {
-		t.Fatalf("release pid %d: %v", h.cmd.Process.Pid, err)
-	}
-}
-
-func (h *heldProcess) readLine(t *testing.T) string {
-	t.Helper()
-	s, err := h.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("pid %d output: %v", h.cmd.Process.Pid, err)
-	}
-	return strings.TrimSpace(s)
-}
-
-var waited = map[*exec.Cmd]error{}
-
-func (h *heldProcess) wait() error {
-	if err, ok := waited[h.cmd]; ok {
-		return err
-	}
-	err := h.cmd.Wait()
-	waited[h.cmd] = err
-	return err
-}
-
-func startSleep(t *testing.T) *exec.Cmd {
-	t.Helper()
-	c := exec.Command("sleep", "300")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-	return c
-}
 
 // newTestCgroupfs returns a cgroupfs driver on its own root (never the
 // kubepods or kubepods.slice the systemd driver tests use), and removes the
 // whole tree at the end, whatever happened.
-func newTestCgroupfs(t *testing.T, root string) *CgroupfsDriver {
+func newTestCgroupfs(t *testing.T, root string) *Driver {
 	t.Helper()
 	return newTestCgroupfsIn(t, root, t.TempDir())
 }
 
-func newTestCgroupfsIn(t *testing.T, root, stateDir string) *CgroupfsDriver {
+func newTestCgroupfsIn(t *testing.T, root, stateDir string) *Driver {
 	t.Helper()
-	d, err := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: root, StateDir: stateDir, PollInterval: 100 * time.Millisecond, DefaultStopTimeout: 2 * time.Second})
+	d, err := New(Options{CgroupRoot: root, StateDir: stateDir, PollInterval: 100 * time.Millisecond, DefaultStopTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		d.Close()
-		dirs, err := cgroupDirs(d.RootPath())
+		dirs, err := systemd.CgroupDirs(d.RootPath())
 		if err != nil {
 			t.Error(err)
 			return
@@ -212,7 +84,7 @@ func cgfsContainer(name string, req, lim map[string]string) v1.Container {
 // cgfsFile reads one cgroup file of a cgroup path in a hierarchy.
 func cgfsFile(t *testing.T, cgroupPath, key, file string) string {
 	t.Helper()
-	dirs, err := cgroupDirs(cgroupPath)
+	dirs, err := systemd.CgroupDirs(cgroupPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,11 +101,11 @@ func cgfsFile(t *testing.T, cgroupPath, key, file string) string {
 
 func requireV1Memory(t *testing.T) {
 	t.Helper()
-	dirs, err := cgroupDirs("/")
+	dirs, err := systemd.CgroupDirs("/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if isV2Dirs(dirs) {
+	if systemd.IsV2Dirs(dirs) {
 		t.Skip("the file checks of this test are written for this machine's cgroup v1 hierarchy")
 	}
 }
@@ -245,12 +117,12 @@ func TestCgroupfsTree(t *testing.T) {
 	testnode.Require(t)
 	requireV1Memory(t)
 	ctx := context.Background()
-	if all, err := cgroupDirs("/"); err == nil {
+	if all, err := systemd.CgroupDirs("/"); err == nil {
 		t.Logf("hierarchies in the node: %v", all)
 	}
 	d := newTestCgroupfs(t, "kubepods-cgfs-test")
 	pidsLimit := int64(100)
-	opts := PlanOptions{CgroupRoot: "kubepods-cgfs-test", PodPidsLimit: &pidsLimit}
+	opts := systemd.PlanOptions{CgroupRoot: "kubepods-cgfs-test", PodPidsLimit: &pidsLimit}
 	pods := []*v1.Pod{
 		cgfsPod("g-1111", cgfsContainer("app", map[string]string{"cpu": "500m", "memory": "64Mi"}, map[string]string{"cpu": "500m", "memory": "64Mi"})),
 		cgfsPod("b-2222", cgfsContainer("app", map[string]string{"cpu": "100m", "memory": "32Mi"}, map[string]string{"cpu": "200m", "memory": "128Mi"})),
@@ -274,7 +146,7 @@ func TestCgroupfsTree(t *testing.T) {
 	ids := []string{"c-g", "c-b", "c-be"}
 	sleepers := map[string]*exec.Cmd{}
 	for i, pod := range pods {
-		plan := PlanPod(pod, opts)
+		plan := systemd.PlanPod(pod, opts)
 		if plan.CgroupfsPath != wantPods[i].path {
 			t.Fatalf("plan path %s, driver will use %s", plan.CgroupfsPath, wantPods[i].path)
 		}
@@ -284,9 +156,9 @@ func TestCgroupfsTree(t *testing.T) {
 		if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil { // idempotent
 			t.Fatalf("EnsurePod again %s: %v", pod.UID, err)
 		}
-		s := startSleep(t)
+		s := heldproc.Sleep(t)
 		sleepers[ids[i]] = s
-		err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: ids[i], Description: "test " + ids[i],
+		err := d.StartScope(ctx, systemd.ScopeSpec{Pod: plan.PodCgroup(), ID: ids[i], Description: "test " + ids[i],
 			PIDs: []int{s.Process.Pid}, Resources: plan.Containers["app"], StopTimeout: time.Second})
 		if err != nil {
 			t.Fatalf("StartScope %s: %v", ids[i], err)
@@ -325,7 +197,7 @@ func TestCgroupfsTree(t *testing.T) {
 		t.Errorf("burstable cpu.shares = %s, want 102 (the one burstable pod's request)", got)
 	}
 	// The process is in its scope in every mounted hierarchy.
-	dirs, _ := cgroupDirs(wantScopes[1].path)
+	dirs, _ := systemd.CgroupDirs(wantScopes[1].path)
 	for k, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(sleepers["c-b"].Process.Pid) {
@@ -343,7 +215,7 @@ func TestCgroupfsTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]UnitState{}
+	got := map[string]systemd.UnitState{}
 	for _, s := range states {
 		got[s.Unit] = s
 	}
@@ -351,18 +223,18 @@ func TestCgroupfsTree(t *testing.T) {
 		t.Errorf("List returned %d units, want 6: %+v", len(states), states)
 	}
 	for i, id := range ids {
-		s, ok := got[ScopeUnitName(id)]
+		s, ok := got[systemd.ScopeUnitName(id)]
 		if !ok || s.ActiveState != "active" || s.CgroupPath != wantScopes[i].path || s.PodUID != pods[i].UID || len(s.PIDs) != 1 {
 			t.Errorf("scope %s listed as %+v", id, s)
 		}
-		ps := d.names.PodSlice(GetPodQOS(pods[i]), pods[i].UID)
+		ps := d.names.PodSlice(systemd.GetPodQOS(pods[i]), pods[i].UID)
 		if s, ok := got[ps]; !ok || s.CgroupPath != wantPods[i].path {
 			t.Errorf("pod %s listed as %+v", ps, s)
 		}
 	}
 
 	// A second agent with its own markers refuses the root, naming a pod.
-	other, _ := NewCgroupfsDriver(CgroupfsOptions{CgroupRoot: "kubepods-cgfs-test", StateDir: t.TempDir()})
+	other, _ := New(Options{CgroupRoot: "kubepods-cgfs-test", StateDir: t.TempDir()})
 	defer other.Close()
 	if err := other.Init(ctx); err == nil || !strings.Contains(err.Error(), "podg-1111") {
 		t.Errorf("foreign Init: %v (want a refusal naming the pod cgroups)", err)
@@ -382,7 +254,7 @@ func TestCgroupfsTree(t *testing.T) {
 			t.Fatalf("StopScope %s again: %v", id, err)
 		}
 		err := sleepers[id].Wait()
-		if ws, ok := waitStatus(err); !ok || !ws.Signaled() || (i == 0 && ws.Signal() != syscall.SIGTERM) || (i > 0 && ws.Signal() != syscall.SIGKILL) {
+		if ws, ok := heldproc.WaitStatus(err); !ok || !ws.Signaled() || (i == 0 && ws.Signal() != syscall.SIGTERM) || (i > 0 && ws.Signal() != syscall.SIGKILL) {
 			t.Errorf("scope %s process ended with %v", id, err)
 		}
 	}
@@ -398,7 +270,7 @@ func TestCgroupfsTree(t *testing.T) {
 		t.Errorf("List after teardown: %+v %v", states, err)
 	}
 	for _, w := range append(wantPods, wantScopes...) {
-		dirs, _ := cgroupDirs(w.path)
+		dirs, _ := systemd.CgroupDirs(w.path)
 		for k, dir := range dirs {
 			if _, err := os.Stat(dir); err == nil {
 				t.Errorf("hierarchy %q: %s still exists", k, dir)
@@ -406,7 +278,7 @@ func TestCgroupfsTree(t *testing.T) {
 		}
 	}
 	// Only the root and QoS cgroups stay (the cleanup removes them).
-	rootDirs, _ := cgroupDirs(d.RootPath())
+	rootDirs, _ := systemd.CgroupDirs(d.RootPath())
 	for k, dir := range rootDirs {
 		ents, _ := os.ReadDir(dir)
 		var sub []string
@@ -424,35 +296,26 @@ func TestCgroupfsTree(t *testing.T) {
 	}
 }
 
-func waitStatus(err error) (syscall.WaitStatus, bool) {
-	ee, ok := err.(*exec.ExitError)
-	if !ok {
-		return 0, false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ws, ok
-}
-
 // TestCgroupfsStopScopeEscalates: a process ignoring SIGTERM is killed
 // after the scope's stop timeout.
 func TestCgroupfsStopScopeEscalates(t *testing.T) {
 	testnode.Require(t)
 	ctx := context.Background()
 	d := newTestCgroupfs(t, "kubepods-cgfs-stop")
-	pod := PodCgroup{UID: "s-1", QOS: v1.PodQOSBestEffort}
-	h := startHeld(t, "ignore-term")
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "stubborn", PIDs: []int{h.cmd.Process.Pid}, StopTimeout: 300 * time.Millisecond}); err != nil {
+	pod := systemd.PodCgroup{UID: "s-1", QOS: v1.PodQOSBestEffort}
+	h := heldproc.Start(t, "ignore-term")
+	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "stubborn", PIDs: []int{h.PID()}, StopTimeout: 300 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	h.release(t)
-	if l := h.readLine(t); l != "ready" {
+	h.Release(t)
+	if l := h.ReadLine(t); l != "ready" {
 		t.Fatalf("helper said %q", l)
 	}
 	if err := d.StopScope(ctx, "stubborn", false); err != nil {
 		t.Fatal(err)
 	}
-	if ws, ok := waitStatus(h.wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("want SIGKILL after the stop timeout, got %v", h.wait())
+	if ws, ok := heldproc.WaitStatus(h.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("want SIGKILL after the stop timeout, got %v", h.Wait())
 	}
 	if err := d.RemovePod(ctx, pod.UID); err != nil {
 		t.Fatal(err)
@@ -469,12 +332,12 @@ func TestCgroupfsEvents(t *testing.T) {
 			ctx := context.Background()
 			d := newTestCgroupfs(t, fmt.Sprintf("kubepods-cgfs-ev%v", poll))
 			d.forcePoll = poll
-			pod := PodCgroup{UID: "e-1", QOS: v1.PodQOSBestEffort}
-			s := startSleep(t)
-			if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "ev", PIDs: []int{s.Process.Pid}}); err != nil {
+			pod := systemd.PodCgroup{UID: "e-1", QOS: v1.PodQOSBestEffort}
+			s := heldproc.Sleep(t)
+			if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "ev", PIDs: []int{s.Process.Pid}}); err != nil {
 				t.Fatal(err)
 			}
-			next := func(unit string) Event {
+			next := func(unit string) systemd.Event {
 				t.Helper()
 				timeout := time.After(20 * time.Second)
 				for {
@@ -488,18 +351,18 @@ func TestCgroupfsEvents(t *testing.T) {
 					}
 				}
 			}
-			if ev := next(ScopeUnitName("ev")); ev.State.ActiveState != "active" || ev.Gone {
+			if ev := next(systemd.ScopeUnitName("ev")); ev.State.ActiveState != "active" || ev.Gone {
 				t.Fatalf("start event %+v", ev)
 			}
 			s.Process.Kill()
 			s.Wait()
-			if ev := next(ScopeUnitName("ev")); ev.State.ActiveState != "inactive" || ev.Gone || ev.State.PodUID != pod.UID {
+			if ev := next(systemd.ScopeUnitName("ev")); ev.State.ActiveState != "inactive" || ev.Gone || ev.State.PodUID != pod.UID {
 				t.Fatalf("exit event %+v", ev)
 			}
 			if err := d.StopScope(ctx, "ev", true); err != nil {
 				t.Fatal(err)
 			}
-			if ev := next(ScopeUnitName("ev")); !ev.Gone {
+			if ev := next(systemd.ScopeUnitName("ev")); !ev.Gone {
 				t.Fatalf("stop event %+v", ev)
 			}
 			if err := d.RemovePod(ctx, pod.UID); err != nil {
@@ -512,45 +375,6 @@ func TestCgroupfsEvents(t *testing.T) {
 	}
 }
 
-// expectOOM waits for one value on an OOM channel.
-func expectOOM(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case _, ok := <-ch:
-		if !ok {
-			t.Fatalf("%s: OOM channel closed before a kill was reported", what)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s: no OOM kill reported", what)
-	}
-}
-
-func expectNoOOM(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case _, ok := <-ch:
-		if ok {
-			t.Fatalf("%s: OOM kill reported for a cgroup that had none", what)
-		}
-	default:
-	}
-}
-
-func expectClosed(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-			t.Fatalf("%s: unexpected OOM value while waiting for close", what)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s: OOM channel not closed after its cgroup was removed", what)
-		}
-	}
-}
-
 // TestCgroupfsOOMKill: a container scope limited to 16 MiB allocates until
 // the kernel kills it; the kill is seen by its watcher and counted in its
 // usage, and not attributed to its sibling.
@@ -560,13 +384,13 @@ func TestCgroupfsOOMKill(t *testing.T) {
 	defer cancel()
 	d := newTestCgroupfs(t, "kubepods-cgfs-oom")
 	limit, big := int64(16<<20), int64(256<<20)
-	pod := PodCgroup{UID: "o-1", QOS: v1.PodQOSBurstable, Resources: Resources{CPUShares: sdPtr(uint64(102))}}
-	hog := startHeld(t, "oom")
-	calm := startSleep(t)
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "hog", PIDs: []int{hog.cmd.Process.Pid}, Resources: Resources{MemoryLimit: &limit}}); err != nil {
+	pod := systemd.PodCgroup{UID: "o-1", QOS: v1.PodQOSBurstable, Resources: systemd.Resources{CPUShares: ptr(uint64(102))}}
+	hog := heldproc.Start(t, "oom")
+	calm := heldproc.Sleep(t)
+	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "hog", PIDs: []int{hog.PID()}, Resources: systemd.Resources{MemoryLimit: &limit}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "calm", PIDs: []int{calm.Process.Pid}, Resources: Resources{MemoryLimit: &big}}); err != nil {
+	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "calm", PIDs: []int{calm.Process.Pid}, Resources: systemd.Resources{MemoryLimit: &big}}); err != nil {
 		t.Fatal(err)
 	}
 	// Watch before the workload runs.
@@ -582,13 +406,13 @@ func TestCgroupfsOOMKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hog.release(t)
-	expectOOM(t, hogCh, "hog")
+	hog.Release(t)
+	heldproc.ExpectOOM(t, hogCh, "hog")
 	// The pod's watcher counts its containers' kills too (on v1 found by
 	// its periodic re-read: the eventfd of an ancestor does not fire).
-	expectOOM(t, podCh, "pod")
-	if ws, ok := waitStatus(hog.wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("hog ended with %v, want SIGKILL by the OOM killer", hog.wait())
+	heldproc.ExpectOOM(t, podCh, "pod")
+	if ws, ok := heldproc.WaitStatus(hog.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("hog ended with %v, want SIGKILL by the OOM killer", hog.Wait())
 	}
 	u, err := d.Usage(ctx, pod.UID, "hog")
 	if err != nil {
@@ -611,19 +435,19 @@ func TestCgroupfsOOMKill(t *testing.T) {
 	if pu.OOMKills != 1 {
 		t.Errorf("pod OOMKills = %d, want 1 (the hog's kill, counted for the pod too)", pu.OOMKills)
 	}
-	expectNoOOM(t, calmCh, "calm")
+	heldproc.ExpectNoOOM(t, calmCh, "calm")
 	t.Logf("hog usage after kill %+v; calm %+v; pod %+v", u, cu, pu)
 	for _, id := range []string{"hog", "calm"} {
 		if err := d.StopScope(ctx, id, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	expectClosed(t, hogCh, "hog")
-	expectClosed(t, calmCh, "calm")
+	heldproc.ExpectClosed(t, hogCh, "hog")
+	heldproc.ExpectClosed(t, calmCh, "calm")
 	if err := d.RemovePod(ctx, pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	expectClosed(t, podCh, "pod")
+	heldproc.ExpectClosed(t, podCh, "pod")
 }
 
 // TestCgroupfsUsage: a process that allocates 24 MiB and burns a little
@@ -633,17 +457,17 @@ func TestCgroupfsUsage(t *testing.T) {
 	ctx := context.Background()
 	d := newTestCgroupfs(t, "kubepods-cgfs-usage")
 	limit := int64(64 << 20)
-	pod := PodCgroup{UID: "u-1", QOS: v1.PodQOSBurstable, Resources: Resources{CPUShares: sdPtr(uint64(256))}}
-	h := startHeld(t, fmt.Sprintf("alloc:%d", 24<<20))
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "worker", PIDs: []int{h.cmd.Process.Pid}, Resources: Resources{MemoryLimit: &limit}}); err != nil {
+	pod := systemd.PodCgroup{UID: "u-1", QOS: v1.PodQOSBurstable, Resources: systemd.Resources{CPUShares: ptr(uint64(256))}}
+	h := heldproc.Start(t, fmt.Sprintf("alloc:%d", 24<<20))
+	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "worker", PIDs: []int{h.PID()}, Resources: systemd.Resources{MemoryLimit: &limit}}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := d.Usage(ctx, pod.UID, "worker")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.release(t)
-	if l := h.readLine(t); !strings.HasPrefix(l, "ready") {
+	h.Release(t)
+	if l := h.ReadLine(t); !strings.HasPrefix(l, "ready") {
 		t.Fatalf("helper said %q", l)
 	}
 	u, err := d.Usage(ctx, pod.UID, "worker")
@@ -685,107 +509,6 @@ func TestCgroupfsUsage(t *testing.T) {
 	}
 }
 
-// TestSystemdScopeOOMKill: the same OOM attribution for a transient scope
-// made by systemd itself (systemd 252 on v1 only reports Result=signal, so
-// the kill must be read from the cgroup): the shared cgroupfile functions
-// find the scope's directories from its ControlGroup property.
-func TestSystemdScopeOOMKill(t *testing.T) {
-	testnode.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	conn, err := sd.NewSystemdConnectionContext(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	start := func(unit string, pids []uint32, limit uint64) map[string]string {
-		t.Helper()
-		props := []sd.Property{
-			sd.PropPids(pids...),
-			{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
-			{Name: "MemoryMax", Value: godbus.MakeVariant(limit)},
-			{Name: "Delegate", Value: godbus.MakeVariant(true)},
-		}
-		done := make(chan string, 1)
-		if _, err := conn.StartTransientUnitContext(ctx, unit, "fail", props, done); err != nil {
-			t.Fatalf("start %s: %v", unit, err)
-		}
-		if r := <-done; r != "done" {
-			t.Fatalf("start %s: job %s", unit, r)
-		}
-		t.Cleanup(func() {
-			ch := make(chan string, 1)
-			if _, err := conn.StopUnitContext(context.Background(), unit, "replace", ch); err == nil {
-				<-ch
-			}
-			conn.ResetFailedUnitContext(context.Background(), unit)
-		})
-		p, err := conn.GetUnitTypePropertyContext(ctx, unit, "Scope", "ControlGroup")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cg := strings.Trim(p.Value.String(), `"`)
-		dirs, err := cgroupDirs(cg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: ControlGroup %s, memory dir %s", unit, cg, dirs["memory"])
-		return dirs
-	}
-	// The hog shares its scope with a small bystander, which the OOM killer
-	// spares (it picks the biggest task): systemd would otherwise collect
-	// the emptied scope, and its counters with it, right after the kill.
-	hog := startHeld(t, "oom")
-	bystander := startSleep(t)
-	calm := startSleep(t)
-	hogDirs := start("mkl-cgfs-oom-hog.scope", []uint32{uint32(hog.cmd.Process.Pid), uint32(bystander.Process.Pid)}, 16<<20)
-	calmDirs := start("mkl-cgfs-oom-calm.scope", []uint32{uint32(calm.Process.Pid)}, 256<<20)
-	if !isV2Dirs(hogDirs) {
-		if got := cgfsDirFile(t, hogDirs["memory"], "memory.limit_in_bytes"); got != "16777216" {
-			t.Fatalf("hog memory.limit_in_bytes = %s", got)
-		}
-	}
-	hogCh, err := watchOOM(ctx, hogDirs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	calmCh, err := watchOOM(ctx, calmDirs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hog.release(t)
-	expectOOM(t, hogCh, "hog scope")
-	if ws, ok := waitStatus(hog.wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("hog ended with %v, want SIGKILL", hog.wait())
-	}
-	hu, err := readUsage(hogDirs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cu, err := readUsage(calmDirs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hu.OOMKills != 1 || cu.OOMKills != 0 {
-		t.Errorf("OOMKills: hog %d (want 1), calm %d (want 0)", hu.OOMKills, cu.OOMKills)
-	}
-	expectNoOOM(t, calmCh, "calm scope")
-	// Once the bystander is gone too, systemd collects the emptied scope
-	// and the watcher closes.
-	bystander.Process.Kill()
-	bystander.Wait()
-	expectClosed(t, hogCh, "hog scope")
-}
-
-func cgfsDirFile(t *testing.T, dir, file string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
 const cgfsV2Env = "MKL_CGFS_PURE_V2"
 
 // TestCgroupfsPureV2 runs the driver on a pure cgroup v2 layout: in a
@@ -825,7 +548,7 @@ exec "$0" -test.run '^TestCgroupfsPureV2$' -test.v -test.count=1`
 
 func cgfsPureV2Inner(t *testing.T) {
 	ctx := context.Background()
-	dirs, err := cgroupDirs("/")
+	dirs, err := systemd.CgroupDirs("/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,19 +556,19 @@ func cgfsPureV2Inner(t *testing.T) {
 		t.Fatalf("pure v2 dirs = %v, want only \"\": /sys/fs/cgroup", dirs)
 	}
 	d := newTestCgroupfs(t, "kubepods-cgfs-v2")
-	pod := PodCgroup{UID: "v2-1", QOS: v1.PodQOSBestEffort, Resources: Resources{CPUShares: sdPtr(uint64(MinShares))}}
+	pod := systemd.PodCgroup{UID: "v2-1", QOS: v1.PodQOSBestEffort, Resources: systemd.Resources{CPUShares: ptr(uint64(systemd.MinShares))}}
 	if err := d.EnsurePod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	s := startSleep(t)
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "v2c", PIDs: []int{s.Process.Pid}}); err != nil {
+	s := heldproc.Sleep(t)
+	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "v2c", PIDs: []int{s.Process.Pid}}); err != nil {
 		t.Fatal(err)
 	}
 	scope := "/sys/fs/cgroup/kubepods-cgfs-v2/besteffort/podv2-1/v2c"
-	if got := cgfsDirFile(t, scope, "cgroup.procs"); got != strconv.Itoa(s.Process.Pid) {
+	if got := heldproc.ReadFile(t, scope, "cgroup.procs"); got != strconv.Itoa(s.Process.Pid) {
 		t.Fatalf("%s/cgroup.procs = %q, want %d", scope, got, s.Process.Pid)
 	}
-	if got := cgfsDirFile(t, scope, "cgroup.events"); !strings.Contains(got, "populated 1") {
+	if got := heldproc.ReadFile(t, scope, "cgroup.events"); !strings.Contains(got, "populated 1") {
 		t.Fatalf("cgroup.events %q", got)
 	}
 	if u, err := d.Usage(ctx, pod.UID, "v2c"); err != nil {
@@ -858,13 +581,13 @@ func cgfsPureV2Inner(t *testing.T) {
 	// the v2 mount has none; on a pure v2 host (make test-vm) it has one,
 	// and the limit lands in memory.max.
 	limit := int64(64 << 20)
-	s2 := startSleep(t)
-	err = d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "v2limited", PIDs: []int{s2.Process.Pid}, Resources: Resources{MemoryLimit: &limit}})
+	s2 := heldproc.Sleep(t)
+	err = d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "v2limited", PIDs: []int{s2.Process.Pid}, Resources: systemd.Resources{MemoryLimit: &limit}})
 	if ctl, _ := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); slices.Contains(strings.Fields(string(ctl)), "memory") {
 		if err != nil {
 			t.Fatalf("memory limit with the memory controller: %v", err)
 		}
-		if got := cgfsDirFile(t, "/sys/fs/cgroup/kubepods-cgfs-v2/besteffort/podv2-1/v2limited", "memory.max"); got != "67108864" {
+		if got := heldproc.ReadFile(t, "/sys/fs/cgroup/kubepods-cgfs-v2/besteffort/podv2-1/v2limited", "memory.max"); got != "67108864" {
 			t.Fatalf("v2limited memory.max = %q, want 67108864", got)
 		}
 	} else if err == nil || !strings.Contains(err.Error(), "memory controller") {
@@ -880,7 +603,7 @@ func cgfsPureV2Inner(t *testing.T) {
 	for done := false; !done; {
 		select {
 		case ev := <-d.Events():
-			if ev.Unit != ScopeUnitName("v2c") || (ev.State.ActiveState == "active" && !ev.Gone) {
+			if ev.Unit != systemd.ScopeUnitName("v2c") || (ev.State.ActiveState == "active" && !ev.Gone) {
 				continue // the start event
 			}
 			if ev.State.ActiveState != "inactive" || ev.Gone {
@@ -892,17 +615,17 @@ func cgfsPureV2Inner(t *testing.T) {
 		}
 	}
 	// StopScope on v2 uses cgroup.kill.
-	h := startHeld(t, "ignore-term")
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "v2stubborn", PIDs: []int{h.cmd.Process.Pid}, StopTimeout: 200 * time.Millisecond}); err != nil {
+	h := heldproc.Start(t, "ignore-term")
+	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "v2stubborn", PIDs: []int{h.PID()}, StopTimeout: 200 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	h.release(t)
-	h.readLine(t)
+	h.Release(t)
+	h.ReadLine(t)
 	if err := d.StopScope(ctx, "v2stubborn", false); err != nil {
 		t.Fatal(err)
 	}
-	if ws, ok := waitStatus(h.wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("stubborn process ended with %v", h.wait())
+	if ws, ok := heldproc.WaitStatus(h.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("stubborn process ended with %v", h.Wait())
 	}
 	if err := d.StopScope(ctx, "v2c", false); err != nil {
 		t.Fatal(err)
@@ -927,7 +650,7 @@ func TestCgroupfsUpdateQOS(t *testing.T) {
 		cgfsPod("q-2", cgfsContainer("a", map[string]string{"cpu": "150m"}, nil)),
 	}
 	for _, p := range pods {
-		if err := d.EnsurePod(ctx, PlanPod(p, PlanOptions{CgroupRoot: "kubepods-cgfs-qos"}).PodCgroup()); err != nil {
+		if err := d.EnsurePod(ctx, systemd.PlanPod(p, systemd.PlanOptions{CgroupRoot: "kubepods-cgfs-qos"}).PodCgroup()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -935,7 +658,7 @@ func TestCgroupfsUpdateQOS(t *testing.T) {
 	if got := cgfsFile(t, "/kubepods-cgfs-qos/burstable", "cpu", "cpu.shares"); got != "306" {
 		t.Errorf("estimated burstable cpu.shares = %s, want 306", got)
 	}
-	burstable, _ := QOSResources(pods)
+	burstable, _ := systemd.QOSResources(pods)
 	if err := d.UpdateQOS(ctx, v1.PodQOSBurstable, burstable); err != nil {
 		t.Fatal(err)
 	}
@@ -950,7 +673,7 @@ func TestCgroupfsUpdateQOS(t *testing.T) {
 	if got := cgfsFile(t, "/kubepods-cgfs-qos/burstable", "cpu", "cpu.shares"); got != "307" {
 		t.Errorf("burstable cpu.shares = %s after RemovePod: UpdateQOS's value must stay until the next UpdateQOS", got)
 	}
-	if err := d.UpdateQOS(ctx, v1.PodQOSGuaranteed, Resources{}); err == nil {
+	if err := d.UpdateQOS(ctx, v1.PodQOSGuaranteed, systemd.Resources{}); err == nil {
 		t.Error("UpdateQOS(Guaranteed): want an error")
 	}
 }
@@ -964,10 +687,10 @@ func TestCgroupfsAdoptAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	state := t.TempDir()
 	d1 := newTestCgroupfsIn(t, "kubepods-cgfs-adopt", state)
-	pod := PodCgroup{UID: "a-1", QOS: v1.PodQOSBurstable, Resources: Resources{CPUShares: sdPtr(uint64(102))}}
-	s1, s2 := startSleep(t), startSleep(t)
+	pod := systemd.PodCgroup{UID: "a-1", QOS: v1.PodQOSBurstable, Resources: systemd.Resources{CPUShares: ptr(uint64(102))}}
+	s1, s2 := heldproc.Sleep(t), heldproc.Sleep(t)
 	for id, s := range map[string]*exec.Cmd{"keep": s1, "lost": s2} {
-		if err := d1.StartScope(ctx, ScopeSpec{Pod: pod, ID: id, PIDs: []int{s.Process.Pid}}); err != nil {
+		if err := d1.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: id, PIDs: []int{s.Process.Pid}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -996,7 +719,7 @@ func TestCgroupfsAdoptAfterRestart(t *testing.T) {
 	for done := false; !done; {
 		select {
 		case ev := <-d2.Events():
-			done = ev.Unit == ScopeUnitName("keep") && ev.State.ActiveState == "inactive"
+			done = ev.Unit == systemd.ScopeUnitName("keep") && ev.State.ActiveState == "inactive"
 		case <-deadline:
 			t.Fatal("no exit event from the adopted scope")
 		}
@@ -1007,7 +730,7 @@ func TestCgroupfsAdoptAfterRestart(t *testing.T) {
 	if err := d2.StopScope(ctx, "lost", true); err != nil {
 		t.Fatal(err)
 	}
-	if ws, ok := waitStatus(s2.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
+	if ws, ok := heldproc.WaitStatus(s2.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("unmarked scope's process: %v", s2.ProcessState)
 	}
 	if err := d2.StopScope(ctx, "keep", false); err != nil {
@@ -1020,7 +743,7 @@ func TestCgroupfsAdoptAfterRestart(t *testing.T) {
 	// Markers outlive their cgroups across a reboot (they sit under the
 	// root dir, not on a tmpfs): the next Init drops the ones whose cgroup
 	// is gone, and keeps the live ones.
-	live := PodCgroup{UID: "a-live", QOS: v1.PodQOSBestEffort}
+	live := systemd.PodCgroup{UID: "a-live", QOS: v1.PodQOSBestEffort}
 	if err := d2.EnsurePod(ctx, live); err != nil {
 		t.Fatal(err)
 	}

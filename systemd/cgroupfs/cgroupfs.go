@@ -1,4 +1,4 @@
-package systemd
+package cgroupfs
 
 // The cgroupfs driver: the kubelet's cgroupfs tree where systemd is not
 // running,
@@ -61,10 +61,12 @@ import (
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/systemd"
 )
 
-// CgroupfsOptions configure the cgroupfs driver.
-type CgroupfsOptions struct {
+// Options configure the cgroupfs driver.
+type Options struct {
 	CgroupRoot string // --cgroup-root: "kubepods" (default), "/kubepods", "a/b"
 	// StateDir holds the ownership markers under StateDir/cgroupfs (the
 	// daemon's --root-dir). Required: a shared default would let two daemons
@@ -79,19 +81,19 @@ type CgroupfsOptions struct {
 	DefaultStopTimeout time.Duration
 }
 
-// CgroupfsDriver implements Driver over the cgroup filesystem.
-type CgroupfsDriver struct {
-	names    Names
+// Driver implements systemd.Driver over the cgroup filesystem.
+type Driver struct {
+	names    systemd.Names
 	rootPath string // "/kubepods"
 	markers  string // <StateDir>/cgroupfs/<root>
-	opts     CgroupfsOptions
+	opts     Options
 
 	ctx    context.Context // ends at Close: stops the scope watchers
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	closed   bool
-	events   chan Event
+	events   chan systemd.Event
 	dropped  uint64
 	watching map[string]*scopeWatch // scope id → its watcher
 	qosMu    sync.Mutex             // serialises QoS cgroup updates
@@ -99,10 +101,10 @@ type CgroupfsDriver struct {
 	forcePoll bool // tests: use the pure-v1 poll even where inotify works
 }
 
-var _ Driver = (*CgroupfsDriver)(nil)
+var _ systemd.Driver = (*Driver)(nil)
 
-// NewCgroupfsDriver returns the driver; nothing is created until Init.
-func NewCgroupfsDriver(opts CgroupfsOptions) (*CgroupfsDriver, error) {
+// New returns the driver; nothing is created until Init.
+func New(opts Options) (*Driver, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("cgroupfs driver: StateDir is required (the daemon's --root-dir)")
 	}
@@ -112,7 +114,7 @@ func NewCgroupfsDriver(opts CgroupfsOptions) (*CgroupfsDriver, error) {
 	if opts.DefaultStopTimeout <= 0 {
 		opts.DefaultStopTimeout = 30 * time.Second
 	}
-	n := NewNames(opts.CgroupRoot)
+	n := systemd.NewNames(opts.CgroupRoot)
 	// The root is the QoS dirs' parent: derive it from the names so both
 	// drivers read --cgroup-root the same way.
 	rootPath := path.Dir(path.Dir(n.CgroupfsPodPath(v1.PodQOSBurstable, "x")))
@@ -120,25 +122,25 @@ func NewCgroupfsDriver(opts CgroupfsOptions) (*CgroupfsDriver, error) {
 		return nil, fmt.Errorf("--cgroup-root %q: the pod tree needs a cgroup of its own below the hierarchy root", opts.CgroupRoot)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &CgroupfsDriver{
+	return &Driver{
 		names:    n,
 		rootPath: rootPath,
 		markers:  filepath.Join(opts.StateDir, "cgroupfs", strings.ReplaceAll(strings.Trim(rootPath, "/"), "/", "_")),
 		opts:     opts,
 		ctx:      ctx,
 		cancel:   cancel,
-		events:   make(chan Event, 1024),
+		events:   make(chan systemd.Event, 1024),
 		watching: map[string]*scopeWatch{},
 	}, nil
 }
 
 // Name is "cgroupfs".
-func (d *CgroupfsDriver) Name() string { return "cgroupfs" }
+func (d *Driver) Name() string { return "cgroupfs" }
 
 // RootPath is the tree's root cgroup path (/kubepods).
-func (d *CgroupfsDriver) RootPath() string { return d.rootPath }
+func (d *Driver) RootPath() string { return d.rootPath }
 
-func (d *CgroupfsDriver) qosPath(qos QOSClass) string {
+func (d *Driver) qosPath(qos systemd.QOSClass) string {
 	switch qos {
 	case v1.PodQOSBurstable:
 		return d.rootPath + "/burstable"
@@ -148,13 +150,13 @@ func (d *CgroupfsDriver) qosPath(qos QOSClass) string {
 	return d.rootPath
 }
 
-func (d *CgroupfsDriver) podPath(qos QOSClass, uid types.UID) string {
+func (d *Driver) podPath(qos systemd.QOSClass, uid types.UID) string {
 	return d.qosPath(qos) + "/pod" + string(uid)
 }
 
 // Init checks ownership and creates the root and QoS cgroups.
-func (d *CgroupfsDriver) Init(ctx context.Context) error {
-	rootDirs, err := cgroupDirs(d.rootPath)
+func (d *Driver) Init(ctx context.Context) error {
+	rootDirs, err := systemd.CgroupDirs(d.rootPath)
 	if err != nil {
 		return err
 	}
@@ -175,10 +177,10 @@ func (d *CgroupfsDriver) Init(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(d.markers, "scopes"), 0o700); err != nil {
 		return err
 	}
-	if err := d.apply(d.rootPath, Resources{}, true); err != nil {
+	if err := d.apply(d.rootPath, systemd.Resources{}, true); err != nil {
 		return err
 	}
-	for _, qos := range []QOSClass{v1.PodQOSBestEffort, v1.PodQOSBurstable} {
+	for _, qos := range []systemd.QOSClass{v1.PodQOSBestEffort, v1.PodQOSBurstable} {
 		if err := d.applyQOS(qos); err != nil {
 			return err
 		}
@@ -200,9 +202,9 @@ func (d *CgroupfsDriver) Init(ctx context.Context) error {
 // host rebooted, or a crash fell between marker and mkdir). Only Init calls
 // it, before this process creates anything, so no marker of a cgroup being
 // made is in flight.
-func (d *CgroupfsDriver) pruneStaleMarkers() {
+func (d *Driver) pruneStaleMarkers() {
 	exists := func(p string) bool {
-		dirs, err := cgroupDirs(p)
+		dirs, err := systemd.CgroupDirs(p)
 		if err != nil {
 			return true // cannot tell: keep the marker
 		}
@@ -254,9 +256,9 @@ func requireCgroupFS(dir string) error {
 // checkOwnership refuses a root that another agent uses: pod cgroups under
 // it without our marker, or a running kubelet when the root is the
 // kubelet's default name.
-func (d *CgroupfsDriver) checkOwnership(rootDirs map[string]string) error {
+func (d *Driver) checkOwnership(rootDirs map[string]string) error {
 	var foreign []string
-	for _, qos := range []QOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
+	for _, qos := range []systemd.QOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
 		for _, uid := range d.podDirUIDs(qos) {
 			if _, err := d.readPodMarker(uid); err != nil {
 				foreign = append(foreign, d.podPath(qos, uid))
@@ -271,7 +273,7 @@ func (d *CgroupfsDriver) checkOwnership(rootDirs map[string]string) error {
 		return fmt.Errorf("cgroup root %s holds pod cgroups minikubelet did not create (%s; no marker in %s): another agent (a kubelet?) owns it; stop it or pass another --cgroup-root",
 			d.rootPath, strings.Join(foreign, ", "), d.markers)
 	}
-	if d.rootPath == "/"+DefaultCgroupRoot {
+	if d.rootPath == "/"+systemd.DefaultCgroupRoot {
 		if pid := runningKubelet(); pid != 0 {
 			return fmt.Errorf("a kubelet is running (pid %d) and uses %s by default: pass another --cgroup-root", pid, d.rootPath)
 		}
@@ -288,7 +290,7 @@ func runningKubelet() int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(b)) == "kubelet" && !IsSelf("/proc", e.Name()) {
+		if err == nil && strings.TrimSpace(string(b)) == "kubelet" && !systemd.IsSelf("/proc", e.Name()) {
 			return pid
 		}
 	}
@@ -300,7 +302,7 @@ func runningKubelet() int {
 // cpu (every hierarchy holds the same tree; these are the ones the kubelet
 // needs anyway).
 func primaryDir(dirs map[string]string) (string, bool) {
-	for _, k := range []string{unifiedKey, "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "systemd"} {
+	for _, k := range []string{systemd.UnifiedKey, "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "systemd"} {
 		if d, ok := dirs[k]; ok {
 			return d, true
 		}
@@ -317,8 +319,8 @@ func primaryDir(dirs map[string]string) (string, bool) {
 }
 
 // podDirUIDs lists the pod<uid> cgroups directly under a QoS cgroup.
-func (d *CgroupfsDriver) podDirUIDs(qos QOSClass) []types.UID {
-	dirs, err := cgroupDirs(d.qosPath(qos))
+func (d *Driver) podDirUIDs(qos systemd.QOSClass) []types.UID {
+	dirs, err := systemd.CgroupDirs(d.qosPath(qos))
 	if err != nil {
 		return nil
 	}
@@ -342,29 +344,29 @@ func (d *CgroupfsDriver) podDirUIDs(qos QOSClass) []types.UID {
 // ---- markers ----
 
 type podMarker struct {
-	UID       types.UID `json:"uid"`
-	QOS       QOSClass  `json:"qos"`
-	CPUShares uint64    `json:"cpuShares,omitempty"` // for the burstable sum
-	Resources Resources `json:"resources"`           // re-applied by StartScope
+	UID       types.UID         `json:"uid"`
+	QOS       systemd.QOSClass  `json:"qos"`
+	CPUShares uint64            `json:"cpuShares,omitempty"` // for the burstable sum
+	Resources systemd.Resources `json:"resources"`           // re-applied by StartScope
 }
 
 type scopeMarker struct {
-	UID         types.UID     `json:"uid"`
-	QOS         QOSClass      `json:"qos"`
-	ID          string        `json:"id"`
-	Description string        `json:"description,omitempty"`
-	StopTimeout time.Duration `json:"stopTimeout"`
+	UID         types.UID        `json:"uid"`
+	QOS         systemd.QOSClass `json:"qos"`
+	ID          string           `json:"id"`
+	Description string           `json:"description,omitempty"`
+	StopTimeout time.Duration    `json:"stopTimeout"`
 }
 
-func (d *CgroupfsDriver) podMarkerFile(uid types.UID) string {
+func (d *Driver) podMarkerFile(uid types.UID) string {
 	return filepath.Join(d.markers, "pods", string(uid)+".json")
 }
 
-func (d *CgroupfsDriver) scopeMarkerFile(id string) string {
+func (d *Driver) scopeMarkerFile(id string) string {
 	return filepath.Join(d.markers, "scopes", id+".json")
 }
 
-func (d *CgroupfsDriver) readPodMarker(uid types.UID) (podMarker, error) {
+func (d *Driver) readPodMarker(uid types.UID) (podMarker, error) {
 	var m podMarker
 	b, err := os.ReadFile(d.podMarkerFile(uid))
 	if err != nil {
@@ -376,7 +378,7 @@ func (d *CgroupfsDriver) readPodMarker(uid types.UID) (podMarker, error) {
 	return m, nil
 }
 
-func (d *CgroupfsDriver) readScopeMarker(id string) (scopeMarker, error) {
+func (d *Driver) readScopeMarker(id string) (scopeMarker, error) {
 	var m scopeMarker
 	b, err := os.ReadFile(d.scopeMarkerFile(id))
 	if err != nil {
@@ -421,20 +423,20 @@ func validName(kind, s string) error {
 // as CPUWeight), and a limited memory gets no swap (memory.swap.max 0, the
 // kubelet's default). Devices are skipped here; createOnce sets a scope's
 // device rules.
-func cgroupfsResources(r Resources, v2 bool) *cgroups.Resources {
+func cgroupfsResources(r systemd.Resources, v2 bool) *cgroups.Resources {
 	out := &cgroups.Resources{SkipDevices: true, Memory: -1, CpuQuota: -1}
-	shares := uint64(SharesPerCPU)
+	shares := uint64(systemd.SharesPerCPU)
 	if r.CPUShares != nil {
 		shares = *r.CPUShares
 	}
 	if v2 {
-		out.CpuWeight = CPUSharesToWeight(shares)
+		out.CpuWeight = systemd.CPUSharesToWeight(shares)
 	} else {
 		out.CpuShares = shares
 	}
 	out.CpuPeriod = r.CPUPeriodMicros
 	if out.CpuPeriod == 0 {
-		out.CpuPeriod = QuotaPeriod
+		out.CpuPeriod = systemd.QuotaPeriod
 	}
 	if r.CPUQuotaMicros != nil && *r.CPUQuotaMicros > 0 {
 		out.CpuQuota = *r.CPUQuotaMicros
@@ -461,7 +463,7 @@ func fsManagerPaths(dirs map[string]string) map[string]string {
 		switch k {
 		case "systemd":
 			k = "name=systemd"
-		case hybridV2Key:
+		case systemd.HybridV2Key:
 			k = ""
 		}
 		out[k] = v
@@ -472,8 +474,8 @@ func fsManagerPaths(dirs map[string]string) map[string]string {
 // newManager builds the opencontainers manager of one cgroup.
 func newManager(dirs map[string]string, res *cgroups.Resources) (cgroups.Manager, error) {
 	cg := &cgroups.Cgroup{Resources: res}
-	if isV2Dirs(dirs) {
-		return fs2.NewManager(cg, dirs[unifiedKey])
+	if systemd.IsV2Dirs(dirs) {
+		return fs2.NewManager(cg, dirs[systemd.UnifiedKey])
 	}
 	return cgfs.NewManager(cg, fsManagerPaths(dirs))
 }
@@ -482,12 +484,12 @@ func newManager(dirs map[string]string, res *cgroups.Resources) (cgroups.Manager
 // limits other than cpu weight are left alone (root and QoS cgroups: the
 // kubelet caps those with node allocatable, which minikubelet does not
 // enforce).
-func (d *CgroupfsDriver) apply(cgroupPath string, r Resources, onlyCPU bool) error {
+func (d *Driver) apply(cgroupPath string, r systemd.Resources, onlyCPU bool) error {
 	_, err := d.create(cgroupPath, r, onlyCPU)
 	return err
 }
 
-func (d *CgroupfsDriver) create(cgroupPath string, r Resources, onlyCPU bool) (cgroups.Manager, error) {
+func (d *Driver) create(cgroupPath string, r systemd.Resources, onlyCPU bool) (cgroups.Manager, error) {
 	return retryVanished(func() (cgroups.Manager, error) { return d.createOnce(cgroupPath, r, onlyCPU, nil) })
 }
 
@@ -507,12 +509,12 @@ func retryVanished[T any](op func() (T, error)) (T, error) {
 
 // createOnce creates and sets one cgroup. devices, when not nil, are its
 // device rules (scopes); slices leave the device cgroup alone.
-func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool, devices []*devconfig.Rule) (cgroups.Manager, error) {
-	dirs, err := cgroupDirs(cgroupPath)
+func (d *Driver) createOnce(cgroupPath string, r systemd.Resources, onlyCPU bool, devices []*devconfig.Rule) (cgroups.Manager, error) {
+	dirs, err := systemd.CgroupDirs(cgroupPath)
 	if err != nil {
 		return nil, err
 	}
-	v2 := isV2Dirs(dirs)
+	v2 := systemd.IsV2Dirs(dirs)
 	res := cgroupfsResources(r, v2)
 	if devices != nil {
 		res.SkipDevices, res.Devices = false, devices
@@ -542,7 +544,7 @@ func (d *CgroupfsDriver) createOnce(cgroupPath string, r Resources, onlyCPU bool
 		}
 	}
 	if v2 {
-		if err := fitV2Controllers(dirs[unifiedKey], res); err != nil {
+		if err := fitV2Controllers(dirs[systemd.UnifiedKey], res); err != nil {
 			return nil, fmt.Errorf("cgroup %s: %w", cgroupPath, err)
 		}
 	}
@@ -594,7 +596,7 @@ func fitV2Controllers(dir string, res *cgroups.Resources) error {
 // the active pods, as the kubelet's QoS manager does; the systemd driver has
 // the same method). Once called for a class, its values are kept (in the
 // state dir) and re-applied instead of the driver's own estimate.
-func (d *CgroupfsDriver) UpdateQOS(ctx context.Context, qos QOSClass, r Resources) error {
+func (d *Driver) UpdateQOS(ctx context.Context, qos systemd.QOSClass, r systemd.Resources) error {
 	if qos != v1.PodQOSBurstable && qos != v1.PodQOSBestEffort {
 		return fmt.Errorf("update QoS cgroup: %q has no QoS cgroup (Guaranteed pods sit under the root)", qos)
 	}
@@ -606,7 +608,7 @@ func (d *CgroupfsDriver) UpdateQOS(ctx context.Context, qos QOSClass, r Resource
 	return d.apply(d.qosPath(qos), r, false)
 }
 
-func (d *CgroupfsDriver) qosMarkerFile(qos QOSClass) string {
+func (d *Driver) qosMarkerFile(qos systemd.QOSClass) string {
 	return filepath.Join(d.markers, "qos-"+strings.ToLower(string(qos))+".json")
 }
 
@@ -616,18 +618,18 @@ func (d *CgroupfsDriver) qosMarkerFile(qos QOSClass) string {
 // kubelet sums millicores before converting; summing shares differs by the
 // per-pod rounding, under 1 share per pod, and pods at the 2-share floor,
 // i.e. without cpu request, count 0 as their 0m request does there.)
-func (d *CgroupfsDriver) applyQOS(qos QOSClass) error {
+func (d *Driver) applyQOS(qos systemd.QOSClass) error {
 	d.qosMu.Lock()
 	defer d.qosMu.Unlock()
 	if b, err := os.ReadFile(d.qosMarkerFile(qos)); err == nil {
-		var r Resources
+		var r systemd.Resources
 		if err := json.Unmarshal(b, &r); err != nil {
 			return fmt.Errorf("QoS marker %s: %w", d.qosMarkerFile(qos), err)
 		}
 		return d.apply(d.qosPath(qos), r, false)
 	}
 	if qos == v1.PodQOSBestEffort {
-		return d.apply(d.qosPath(qos), Resources{CPUShares: sdPtr(uint64(MinShares))}, true)
+		return d.apply(d.qosPath(qos), systemd.Resources{CPUShares: ptr(uint64(systemd.MinShares))}, true)
 	}
 	var sum uint64
 	ents, _ := os.ReadDir(filepath.Join(d.markers, "pods"))
@@ -637,19 +639,19 @@ func (d *CgroupfsDriver) applyQOS(qos QOSClass) error {
 			continue
 		}
 		m, err := d.readPodMarker(types.UID(uid))
-		if err != nil || m.QOS != v1.PodQOSBurstable || m.CPUShares <= MinShares {
+		if err != nil || m.QOS != v1.PodQOSBurstable || m.CPUShares <= systemd.MinShares {
 			continue
 		}
 		sum += m.CPUShares
 	}
-	shares := min(max(sum, MinShares), MaxShares)
-	return d.apply(d.qosPath(v1.PodQOSBurstable), Resources{CPUShares: &shares}, true)
+	shares := min(max(sum, systemd.MinShares), systemd.MaxShares)
+	return d.apply(d.qosPath(v1.PodQOSBurstable), systemd.Resources{CPUShares: &shares}, true)
 }
 
 // ---- pods ----
 
 // EnsurePod creates the pod's cgroup or updates its limits.
-func (d *CgroupfsDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
+func (d *Driver) EnsurePod(ctx context.Context, pod systemd.PodCgroup) error {
 	if err := validName("pod UID", string(pod.UID)); err != nil {
 		return err
 	}
@@ -677,16 +679,16 @@ func (d *CgroupfsDriver) EnsurePod(ctx context.Context, pod PodCgroup) error {
 			return err
 		}
 	}
-	d.emit(Event{Unit: d.names.PodSlice(pod.QOS, pod.UID), State: d.podState(pod.UID, pod.QOS)})
+	d.emit(systemd.Event{Unit: d.names.PodSlice(pod.QOS, pod.UID), State: d.podState(pod.UID, pod.QOS)})
 	return nil
 }
 
-func (d *CgroupfsDriver) podState(uid types.UID, qos QOSClass) UnitState {
-	return UnitState{Unit: d.names.PodSlice(qos, uid), PodUID: uid, ActiveState: "active", SubState: "active", CgroupPath: d.podPath(qos, uid)}
+func (d *Driver) podState(uid types.UID, qos systemd.QOSClass) systemd.UnitState {
+	return systemd.UnitState{Unit: d.names.PodSlice(qos, uid), PodUID: uid, ActiveState: "active", SubState: "active", CgroupPath: d.podPath(qos, uid)}
 }
 
 // findPod returns the QoS class of a pod this driver created.
-func (d *CgroupfsDriver) findPod(uid types.UID) (QOSClass, bool) {
+func (d *Driver) findPod(uid types.UID) (systemd.QOSClass, bool) {
 	if m, err := d.readPodMarker(uid); err == nil {
 		return m.QOS, true
 	}
@@ -696,7 +698,7 @@ func (d *CgroupfsDriver) findPod(uid types.UID) (QOSClass, bool) {
 // RemovePod removes the pod's cgroup in every hierarchy. Empty leftover
 // scope cgroups go with it; scopes that still hold processes make it fail,
 // naming them.
-func (d *CgroupfsDriver) RemovePod(ctx context.Context, uid types.UID) error {
+func (d *Driver) RemovePod(ctx context.Context, uid types.UID) error {
 	if err := validName("pod UID", string(uid)); err != nil {
 		return err
 	}
@@ -705,7 +707,7 @@ func (d *CgroupfsDriver) RemovePod(ctx context.Context, uid types.UID) error {
 		return nil // never ours, or already gone
 	}
 	p := d.podPath(qos, uid)
-	dirs, err := cgroupDirs(p)
+	dirs, err := systemd.CgroupDirs(p)
 	if err != nil {
 		return err
 	}
@@ -737,7 +739,7 @@ func (d *CgroupfsDriver) RemovePod(ctx context.Context, uid types.UID) error {
 			return err
 		}
 	}
-	d.emit(Event{Unit: d.names.PodSlice(qos, uid), State: UnitState{Unit: d.names.PodSlice(qos, uid), PodUID: uid, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
+	d.emit(systemd.Event{Unit: d.names.PodSlice(qos, uid), State: systemd.UnitState{Unit: d.names.PodSlice(qos, uid), PodUID: uid, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
 	return nil
 }
 
@@ -778,13 +780,13 @@ func allPIDs(dirs map[string]string) ([]int, error) {
 
 // ---- scopes ----
 
-func (d *CgroupfsDriver) scopePath(m scopeMarker) string {
+func (d *Driver) scopePath(m scopeMarker) string {
 	return d.podPath(m.QOS, m.UID) + "/" + m.ID
 }
 
 // StartScope creates the scope's cgroup with its limits and moves the
 // (stopped) processes in. Limits are set before any process joins.
-func (d *CgroupfsDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
+func (d *Driver) StartScope(ctx context.Context, spec systemd.ScopeSpec) error {
 	if err := validName("scope ID", spec.ID); err != nil {
 		return err
 	}
@@ -806,7 +808,7 @@ func (d *CgroupfsDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
 	}
 	p := d.scopePath(m)
 	_, err := retryVanished(func() (struct{}, error) {
-		mgr, err := d.createOnce(p, spec.Resources, false, cgroupfsDeviceRules(spec.Privileged))
+		mgr, err := d.createOnce(p, spec.Resources, false, deviceRules(spec.Privileged))
 		if err != nil {
 			return struct{}{}, err
 		}
@@ -818,20 +820,20 @@ func (d *CgroupfsDriver) StartScope(ctx context.Context, spec ScopeSpec) error {
 		return struct{}{}, nil
 	})
 	if err != nil {
-		return fmt.Errorf("scope %s: %w", ScopeUnitName(spec.ID), err)
+		return fmt.Errorf("scope %s: %w", systemd.ScopeUnitName(spec.ID), err)
 	}
 	if err := d.reapplyAncestors(spec.Pod.UID); err != nil {
-		return fmt.Errorf("scope %s: %w", ScopeUnitName(spec.ID), err)
+		return fmt.Errorf("scope %s: %w", systemd.ScopeUnitName(spec.ID), err)
 	}
 	d.watchScope(spec.ID, p)
-	st := UnitState{Unit: ScopeUnitName(spec.ID), PodUID: spec.Pod.UID, ID: spec.ID, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: slices.Clone(spec.PIDs)}
-	d.emit(Event{Unit: st.Unit, State: st})
+	st := systemd.UnitState{Unit: systemd.ScopeUnitName(spec.ID), PodUID: spec.Pod.UID, ID: spec.ID, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: slices.Clone(spec.PIDs)}
+	d.emit(systemd.Event{Unit: st.Unit, State: st})
 	return nil
 }
 
 // StopScope kills what is in the scope (SIGTERM, SIGKILL after its stop
 // timeout; SIGKILL at once with kill) and removes its cgroup.
-func (d *CgroupfsDriver) StopScope(ctx context.Context, id string, kill bool) error {
+func (d *Driver) StopScope(ctx context.Context, id string, kill bool) error {
 	if err := validName("scope ID", id); err != nil {
 		return err
 	}
@@ -847,11 +849,11 @@ func (d *CgroupfsDriver) StopScope(ctx context.Context, id string, kill bool) er
 		return err
 	}
 	p := d.scopePath(m)
-	dirs, err := cgroupDirs(p)
+	dirs, err := systemd.CgroupDirs(p)
 	if err != nil {
 		return err
 	}
-	unit := ScopeUnitName(id)
+	unit := systemd.ScopeUnitName(id)
 	if !kill {
 		timeout := m.StopTimeout
 		if timeout <= 0 {
@@ -878,12 +880,12 @@ func (d *CgroupfsDriver) StopScope(ctx context.Context, id string, kill bool) er
 	if err := os.Remove(d.scopeMarkerFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	d.emit(Event{Unit: unit, State: UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
+	d.emit(systemd.Event{Unit: unit, State: systemd.UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
 	return nil
 }
 
 // findUnmarkedScope looks for a scope cgroup named id in this driver's pods.
-func (d *CgroupfsDriver) findUnmarkedScope(id string) (scopeMarker, bool) {
+func (d *Driver) findUnmarkedScope(id string) (scopeMarker, bool) {
 	ents, _ := os.ReadDir(filepath.Join(d.markers, "pods"))
 	for _, e := range ents {
 		uid, ok := strings.CutSuffix(e.Name(), ".json")
@@ -895,7 +897,7 @@ func (d *CgroupfsDriver) findUnmarkedScope(id string) (scopeMarker, bool) {
 			continue
 		}
 		m := scopeMarker{UID: pm.UID, QOS: pm.QOS, ID: id}
-		dirs, err := cgroupDirs(d.scopePath(m))
+		dirs, err := systemd.CgroupDirs(d.scopePath(m))
 		if err != nil {
 			continue
 		}
@@ -933,7 +935,7 @@ func waitEmpty(ctx context.Context, dirs map[string]string, timeout time.Duratio
 // the cgroup is frozen first so nothing forks between listing and killing
 // (as runc does), then thawed so the kills are delivered.
 func killAll(ctx context.Context, dirs map[string]string) error {
-	if dir, ok := dirs[unifiedKey]; ok {
+	if dir, ok := dirs[systemd.UnifiedKey]; ok {
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err == nil {
 			return waitEmpty(ctx, dirs, 10*time.Second)
 		}
@@ -977,7 +979,7 @@ func killAll(ctx context.Context, dirs map[string]string) error {
 // controllers its units do not use); creating the scope would then have
 // recreated them without limits. With a process inside they can no longer
 // be removed, so the values set now stay.
-func (d *CgroupfsDriver) reapplyAncestors(uid types.UID) error {
+func (d *Driver) reapplyAncestors(uid types.UID) error {
 	m, err := d.readPodMarker(uid)
 	if err != nil {
 		return fmt.Errorf("pod %s marker: %w", uid, err)
@@ -993,16 +995,16 @@ func (d *CgroupfsDriver) reapplyAncestors(uid types.UID) error {
 // ---- listing ----
 
 // List returns this driver's pods and their scopes under the root.
-func (d *CgroupfsDriver) List(ctx context.Context) ([]UnitState, error) {
-	var out []UnitState
-	for _, qos := range []QOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
+func (d *Driver) List(ctx context.Context) ([]systemd.UnitState, error) {
+	var out []systemd.UnitState
+	for _, qos := range []systemd.QOSClass{v1.PodQOSGuaranteed, v1.PodQOSBurstable, v1.PodQOSBestEffort} {
 		for _, uid := range d.podDirUIDs(qos) {
 			if m, err := d.readPodMarker(uid); err != nil || m.QOS != qos {
 				continue // not ours
 			}
 			out = append(out, d.podState(uid, qos))
 			p := d.podPath(qos, uid)
-			dirs, err := cgroupDirs(p)
+			dirs, err := systemd.CgroupDirs(p)
 			if err != nil {
 				return nil, err
 			}
@@ -1032,19 +1034,19 @@ func (d *CgroupfsDriver) List(ctx context.Context) ([]UnitState, error) {
 	return out, nil
 }
 
-func (d *CgroupfsDriver) scopeState(uid types.UID, id, p string) (UnitState, error) {
-	dirs, err := cgroupDirs(p)
+func (d *Driver) scopeState(uid types.UID, id, p string) (systemd.UnitState, error) {
+	dirs, err := systemd.CgroupDirs(p)
 	if err != nil {
-		return UnitState{}, err
+		return systemd.UnitState{}, err
 	}
 	pids, err := allPIDs(dirs)
 	if err != nil {
-		return UnitState{}, err
+		return systemd.UnitState{}, err
 	}
 	if dir, _ := primaryDir(dirs); !cgroups.PathExists(dir) {
-		return UnitState{}, fs.ErrNotExist
+		return systemd.UnitState{}, fs.ErrNotExist
 	}
-	st := UnitState{Unit: ScopeUnitName(id), PodUID: uid, ID: id, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: pids}
+	st := systemd.UnitState{Unit: systemd.ScopeUnitName(id), PodUID: uid, ID: id, ActiveState: "active", SubState: "running", CgroupPath: p, PIDs: pids}
 	if len(pids) == 0 {
 		st.ActiveState, st.SubState = "inactive", "dead"
 	}
@@ -1056,9 +1058,9 @@ func (d *CgroupfsDriver) scopeState(uid types.UID, id, p string) (UnitState, err
 // Events streams state changes. The channel is buffered; when the consumer
 // falls 1024 events behind, further events are dropped (counted) — the
 // reconciler's periodic resync (List) recovers the state.
-func (d *CgroupfsDriver) Events() <-chan Event { return d.events }
+func (d *Driver) Events() <-chan systemd.Event { return d.events }
 
-func (d *CgroupfsDriver) emit(ev Event) {
+func (d *Driver) emit(ev systemd.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -1076,7 +1078,7 @@ type scopeWatch struct{ cancel context.CancelFunc }
 
 // watchScope follows one scope until it is removed: an event when it
 // becomes empty, and one when its cgroup disappears behind our back.
-func (d *CgroupfsDriver) watchScope(id, p string) {
+func (d *Driver) watchScope(id, p string) {
 	d.mu.Lock()
 	if d.closed || d.watching[id] != nil {
 		d.mu.Unlock()
@@ -1093,7 +1095,7 @@ func (d *CgroupfsDriver) watchScope(id, p string) {
 }
 
 // unwatchScope stops the scope's watcher (StopScope, RemovePod).
-func (d *CgroupfsDriver) unwatchScope(id string) {
+func (d *Driver) unwatchScope(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w := d.watching[id]; w != nil {
@@ -1104,7 +1106,7 @@ func (d *CgroupfsDriver) unwatchScope(id string) {
 
 // endWatch forgets a watcher that ended by itself, unless a newer watcher
 // of a scope with the same ID has replaced it.
-func (d *CgroupfsDriver) endWatch(id string, w *scopeWatch) {
+func (d *Driver) endWatch(id string, w *scopeWatch) {
 	w.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -1113,22 +1115,22 @@ func (d *CgroupfsDriver) endWatch(id string, w *scopeWatch) {
 	}
 }
 
-func (d *CgroupfsDriver) runScopeWatch(ctx context.Context, id, p string) {
-	dirs, err := cgroupDirs(p)
+func (d *Driver) runScopeWatch(ctx context.Context, id, p string) {
+	dirs, err := systemd.CgroupDirs(p)
 	if err != nil {
 		return
 	}
 	// cgroup.events (populated) of the unified hierarchy, where one exists.
 	var wake <-chan struct{}
 	interval := d.opts.PollInterval
-	v2dir, ok := dirs[unifiedKey]
+	v2dir, ok := dirs[systemd.UnifiedKey]
 	if !ok {
-		v2dir, ok = dirs[hybridV2Key]
+		v2dir, ok = dirs[systemd.HybridV2Key]
 	}
 	if ok && !d.forcePoll {
-		if w, err := sharedInotify().watch(filepath.Join(v2dir, "cgroup.events")); err == nil {
-			defer sharedInotify().unwatch(w)
-			wake = w.c
+		if c, stop, err := systemd.WatchFile(filepath.Join(v2dir, "cgroup.events")); err == nil {
+			defer stop()
+			wake = c
 			interval = 10 * d.opts.PollInterval // only to notice removal
 		}
 	}
@@ -1143,8 +1145,8 @@ func (d *CgroupfsDriver) runScopeWatch(ctx context.Context, id, p string) {
 		}
 		st, err := d.scopeState(m.UID, id, p)
 		if errors.Is(err, fs.ErrNotExist) {
-			unit := ScopeUnitName(id)
-			d.emit(Event{Unit: unit, State: UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
+			unit := systemd.ScopeUnitName(id)
+			d.emit(systemd.Event{Unit: unit, State: systemd.UnitState{Unit: unit, PodUID: m.UID, ID: id, ActiveState: "inactive", SubState: "dead", CgroupPath: p}, Gone: true})
 			return
 		}
 		if err != nil {
@@ -1152,14 +1154,14 @@ func (d *CgroupfsDriver) runScopeWatch(ctx context.Context, id, p string) {
 		}
 		if active := st.ActiveState == "active"; active != lastActive {
 			lastActive = active
-			d.emit(Event{Unit: st.Unit, State: st})
+			d.emit(systemd.Event{Unit: st.Unit, State: st})
 		}
 	}
 }
 
 // ---- usage and OOM ----
 
-func (d *CgroupfsDriver) cgroupOf(uid types.UID, id string) (string, error) {
+func (d *Driver) cgroupOf(uid types.UID, id string) (string, error) {
 	if id == "" {
 		qos, ok := d.findPod(uid)
 		if !ok {
@@ -1169,42 +1171,42 @@ func (d *CgroupfsDriver) cgroupOf(uid types.UID, id string) (string, error) {
 	}
 	m, err := d.readScopeMarker(id)
 	if err != nil {
-		return "", fmt.Errorf("scope %s: %w", ScopeUnitName(id), err)
+		return "", fmt.Errorf("scope %s: %w", systemd.ScopeUnitName(id), err)
 	}
 	if uid != "" && m.UID != uid {
-		return "", fmt.Errorf("scope %s belongs to pod %s, not %s", ScopeUnitName(id), m.UID, uid)
+		return "", fmt.Errorf("scope %s belongs to pod %s, not %s", systemd.ScopeUnitName(id), m.UID, uid)
 	}
 	return d.scopePath(m), nil
 }
 
 // Usage reads a scope's (id) or the pod's (id "") usage.
-func (d *CgroupfsDriver) Usage(ctx context.Context, uid types.UID, id string) (Usage, error) {
+func (d *Driver) Usage(ctx context.Context, uid types.UID, id string) (systemd.Usage, error) {
 	p, err := d.cgroupOf(uid, id)
 	if err != nil {
-		return Usage{}, err
+		return systemd.Usage{}, err
 	}
-	dirs, err := cgroupDirs(p)
+	dirs, err := systemd.CgroupDirs(p)
 	if err != nil {
-		return Usage{}, err
+		return systemd.Usage{}, err
 	}
-	return readUsage(dirs)
+	return systemd.ReadUsage(dirs)
 }
 
 // WatchOOM counts OOM kills of a scope (or the pod, id "") from now on.
-func (d *CgroupfsDriver) WatchOOM(ctx context.Context, uid types.UID, id string) (<-chan struct{}, error) {
+func (d *Driver) WatchOOM(ctx context.Context, uid types.UID, id string) (<-chan struct{}, error) {
 	p, err := d.cgroupOf(uid, id)
 	if err != nil {
 		return nil, err
 	}
-	dirs, err := cgroupDirs(p)
+	dirs, err := systemd.CgroupDirs(p)
 	if err != nil {
 		return nil, err
 	}
-	return watchOOM(ctx, dirs)
+	return systemd.WatchOOMDirs(ctx, dirs)
 }
 
 // Close stops the watchers and closes the event channel. Cgroups stay.
-func (d *CgroupfsDriver) Close() error {
+func (d *Driver) Close() error {
 	d.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -1213,24 +1215,4 @@ func (d *CgroupfsDriver) Close() error {
 		close(d.events)
 	}
 	return nil
-}
-
-// ---- driver selection ----
-
-// systemdRunDir exists when systemd is the init system (sd_booted()).
-var systemdRunDir = "/run/systemd/system"
-
-// DetectDriver resolves --cgroup-driver: "auto" picks "systemd" when
-// systemd runs (/run/systemd/system exists), else "cgroupfs".
-func DetectDriver(flag string) (string, error) {
-	switch flag {
-	case "systemd", "cgroupfs":
-		return flag, nil
-	case "auto", "":
-		if _, err := os.Stat(systemdRunDir); err == nil {
-			return "systemd", nil
-		}
-		return "cgroupfs", nil
-	}
-	return "", fmt.Errorf("invalid --cgroup-driver %q: want auto, systemd or cgroupfs", flag)
 }

@@ -1,6 +1,6 @@
-package reconciler
+package shell
 
-// observe.go: NodeShell, the real IO shell of the loop, and how it reads
+// observe.go: Node, the real IO shell of the loop, and how it reads
 // the node back into Observed: cgroup units from the driver, sandboxes and
 // containers (with their persisted exit records) from the runtime, the
 // reconciler's own records, the image store and the pulls it runs.
@@ -8,7 +8,6 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"github.com/moby/sys/mountinfo"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -18,14 +17,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/layout"
 	mklrt "github.com/minikubelet/minikubelet/runtime"
-	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/network"
 	"github.com/minikubelet/minikubelet/systemd"
+
+	"github.com/minikubelet/minikubelet/reconciler"
 )
 
 // observeParallel pods are read at once; observePodTimeout bounds the
@@ -35,15 +37,15 @@ const (
 	observePodTimeout = 3 * time.Second
 )
 
-// NodeOptions wire a NodeShell to the node's components.
+// NodeOptions wire a Node to the node's components.
 type NodeOptions struct {
 	RootDir  string
 	NodeName string
 	HostIP   string // "" = first global IPv4 of the host, else 127.0.0.1
-	Driver   systemd.Driver
-	Runtime  *mklrt.Runtime
-	Images   *images.Store
-	Network  *network.Manager // nil: pods get loopback only
+	Driver   Cgroups
+	Runtime  Runtime
+	Images   Images
+	Network  Network // nil (not a nil *network.Manager): pods get loopback only
 	Plan     systemd.PlanOptions
 	// LogDir and LogRetention: the log folders of pods that are gone are
 	// removed once untouched for LogRetention (0: kept forever).
@@ -62,8 +64,8 @@ type NodeOptions struct {
 	Log   *slog.Logger
 }
 
-// NodeShell implements Shell over the real node.
-type NodeShell struct {
+// Node implements Interface over the real node.
+type Node struct {
 	opt   NodeOptions
 	state stateDir
 
@@ -73,7 +75,7 @@ type NodeShell struct {
 	mu        sync.Mutex
 	prev      map[types.UID]*v1.PodStatus
 	written   map[types.UID]*v1.PodStatus
-	images    map[string]*ImageState // pull outcomes by spec reference
+	images    map[string]*reconciler.ImageState // pull outcomes by spec reference
 	pulling   map[string]int
 	waiters   map[string]bool // container IDs with an exit waiter
 	oomWatch  map[string]bool // container IDs with an OOM watcher
@@ -93,11 +95,11 @@ type NodeShell struct {
 	netChecked map[string]bool
 	// createErrs: pod -> container name -> latest failed create (see
 	// create_errors.go).
-	createErrs map[types.UID]map[string]CreateError
+	createErrs map[types.UID]map[string]reconciler.CreateError
 }
 
-// NewNodeShell returns a shell; Close stops its watchers (pods keep running).
-func NewNodeShell(opt NodeOptions) *NodeShell {
+// NewNode returns a shell; Close stops its watchers (pods keep running).
+func NewNode(opt NodeOptions) *Node {
 	if opt.KeepExited <= 0 {
 		opt.KeepExited = 8
 	}
@@ -118,23 +120,23 @@ func NewNodeShell(opt NodeOptions) *NodeShell {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := opt.Wake
-	n := &NodeShell{opt: opt, state: stateDir{opt.RootDir}, bg: ctx, cancel: cancel,
+	n := &Node{opt: opt, state: stateDir{layout.Root(opt.RootDir)}, bg: ctx, cancel: cancel,
 		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{},
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
-		images: map[string]*ImageState{}, pulling: map[string]int{},
+		images: map[string]*reconciler.ImageState{}, pulling: map[string]int{},
 		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}}
 	n.probes.prober.Exec = shellExecer{n}
 	return n
 }
 
 // Close stops the exit waiters and OOM watchers.
-func (n *NodeShell) Close() { n.cancel() }
+func (n *Node) Close() { n.cancel() }
 
 // HostIP is the address reported as status.hostIP.
-func (n *NodeShell) HostIP() string { return n.opt.HostIP }
+func (n *Node) HostIP() string { return n.opt.HostIP }
 
 // Units returns the units seen by the last observation.
-func (n *NodeShell) Units() []systemd.UnitState {
+func (n *Node) Units() []systemd.UnitState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]systemd.UnitState(nil), n.lastUnits...)
@@ -171,11 +173,11 @@ func hostIPv4() string {
 	return "127.0.0.1"
 }
 
-// Observe implements Shell.
-func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, error) {
-	obs := Observed{
-		Pods:       map[types.UID]*ObservedPod{},
-		Images:     map[string]*ImageState{},
+// Observe implements Interface.
+func (n *Node) Observe(ctx context.Context, desired *reconciler.Desired) (reconciler.Observed, error) {
+	obs := reconciler.Observed{
+		Pods:       map[types.UID]*reconciler.ObservedPod{},
+		Images:     map[string]*reconciler.ImageState{},
 		PrevStatus: map[types.UID]*v1.PodStatus{},
 		HostIP:     n.opt.HostIP,
 		NodeName:   n.opt.NodeName,
@@ -188,10 +190,10 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 	n.lastUnits = units
 	n.mu.Unlock()
 	scopes := map[types.UID]map[string]systemd.UnitState{}
-	get := func(uid types.UID) *ObservedPod {
+	get := func(uid types.UID) *reconciler.ObservedPod {
 		op := obs.Pods[uid]
 		if op == nil {
-			op = &ObservedPod{UID: uid}
+			op = &reconciler.ObservedPod{UID: uid}
 			obs.Pods[uid] = op
 		}
 		return op
@@ -229,7 +231,7 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 	for uid, op := range obs.Pods {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(uid types.UID, op *ObservedPod) {
+		go func(uid types.UID, op *reconciler.ObservedPod) {
 			defer func() { <-sem; wg.Done() }()
 			pctx, cancel := context.WithTimeout(ctx, observePodTimeout)
 			defer cancel()
@@ -270,7 +272,7 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 	running := map[string]types.UID{}
 	for uid, op := range obs.Pods {
 		for _, c := range op.Containers {
-			if c.State == ContainerRunning {
+			if c.State == reconciler.ContainerRunning {
 				running[c.ID] = uid
 			}
 		}
@@ -291,7 +293,7 @@ func (n *NodeShell) Observe(ctx context.Context, desired *Desired) (Observed, er
 }
 
 // prevStatus is the last persisted status: from memory, else status.json.
-func (n *NodeShell) prevStatus(uid types.UID, onDisk bool) *v1.PodStatus {
+func (n *Node) prevStatus(uid types.UID, onDisk bool) *v1.PodStatus {
 	n.mu.Lock()
 	st := n.prev[uid]
 	n.mu.Unlock()
@@ -309,7 +311,7 @@ func (n *NodeShell) prevStatus(uid types.UID, onDisk bool) *v1.PodStatus {
 	return &s
 }
 
-func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *Desired, scopes map[string]systemd.UnitState, mounts []string) error {
+func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desired *reconciler.Desired, scopes map[string]systemd.UnitState, mounts []string) error {
 	uid := op.UID
 	var rec podRecord
 	if op.StateExists && readJSON(n.state.podFile(uid), &rec) && rec.Pod != nil {
@@ -329,17 +331,17 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 	if !op.StateExists {
 		return nil
 	}
-	var term Termination
+	var term reconciler.Termination
 	if readJSON(n.state.termFile(uid), &term) {
 		op.Termination = &term
 	}
 	var sb sandboxRecord
 	sbRunning := false
 	if readJSON(n.state.sandboxFile(uid), &sb) {
-		op.Sandbox = Sandbox{ID: sb.ID, Attempt: sb.Attempt, IPs: sb.IPs}
+		op.Sandbox = reconciler.Sandbox{ID: sb.ID, Attempt: sb.Attempt, IPs: sb.IPs}
 		switch {
 		case sb.Stopped:
-			op.Sandbox.State = SandboxStopped
+			op.Sandbox.State = reconciler.SandboxStopped
 		default:
 			st, err := n.opt.Runtime.SandboxStatus(ctx, uid)
 			_, placed := scopes[sb.ID]
@@ -348,13 +350,13 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 				// starting it and placing it) is half a sandbox: released and
 				// replaced like a dead one. Younger ones may be being placed
 				// right now.
-				op.Sandbox.State = SandboxExited
+				op.Sandbox.State = reconciler.SandboxExited
 			} else if err == nil && st.PID != 0 && !n.networkBroken(ctx, op, desired, sb, st) {
-				op.Sandbox.State = SandboxRunning
+				op.Sandbox.State = reconciler.SandboxRunning
 				op.Sandbox.PID = st.PID
 				sbRunning = true
 			} else {
-				op.Sandbox.State = SandboxExited
+				op.Sandbox.State = reconciler.SandboxExited
 			}
 		}
 	}
@@ -373,10 +375,10 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 	if err != nil {
 		return err
 	}
-	op.PreStop = map[string]HookState{}
+	op.PreStop = map[string]reconciler.HookState{}
 	for _, c := range cs {
 		cr, known := recs[c.ID]
-		in := ContainerInstance{ID: c.ID, Name: c.Name, Attempt: uint32(c.Attempt),
+		in := reconciler.ContainerInstance{ID: c.ID, Name: c.Name, Attempt: uint32(c.Attempt),
 			ExitCode: int32(c.ExitCode), Signal: int32(c.Signal), Reason: c.Reason, Message: c.Message,
 			StartedAt: c.StartedAt, FinishedAt: c.FinishedAt}
 		if known {
@@ -389,23 +391,23 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 		}
 		switch c.State {
 		case mklrt.ContainerCreated:
-			in.State = ContainerCreated
+			in.State = reconciler.ContainerCreated
 		case mklrt.ContainerRunning:
-			in.State = ContainerRunning
+			in.State = reconciler.ContainerRunning
 		case mklrt.ContainerExited:
-			in.State = ContainerExited
+			in.State = reconciler.ContainerExited
 		default: // Unknown: no exit record and the supervisor did not answer
 			switch {
 			case c.StartedAt.IsZero():
-				in.State = ContainerCreated
+				in.State = reconciler.ContainerCreated
 			case sbRunning:
 				// The supervisor lives; a failed call is no proof of an
 				// exit, and calling it one would start a duplicate.
-				in.State = ContainerRunning
+				in.State = reconciler.ContainerRunning
 			default:
 				// The supervisor died without recording the exit (host
 				// reboot, kill -9 of the pause): the container died with it.
-				in.State = ContainerExited
+				in.State = reconciler.ContainerExited
 				in.ExitCode, in.Reason = 137, "Error"
 				in.Message = "the pod sandbox died before the container's exit was recorded"
 				if in.FinishedAt.IsZero() {
@@ -413,11 +415,11 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 				}
 			}
 		}
-		if in.State == ContainerExited && exists(n.state.oomFile(uid, c.ID)) {
+		if in.State == reconciler.ContainerExited && exists(n.state.oomFile(uid, c.ID)) {
 			in.Reason = "OOMKilled"
 		}
 		op.Containers = append(op.Containers, in)
-		if in.State == ContainerRunning && sbRunning {
+		if in.State == reconciler.ContainerRunning && sbRunning {
 			n.watchContainer(uid, c.ID)
 		}
 	}
@@ -428,7 +430,7 @@ func (n *NodeShell) observePod(ctx context.Context, op *ObservedPod, desired *De
 // not create (adopted after a restart). A broken or unknown attachment
 // makes the sandbox count as dead, so it is released and recreated (the
 // network package's contract); a sandbox this process set up is trusted.
-func (n *NodeShell) networkBroken(ctx context.Context, op *ObservedPod, desired *Desired, sb sandboxRecord, st mklrt.SandboxStatus) bool {
+func (n *Node) networkBroken(ctx context.Context, op *reconciler.ObservedPod, desired *reconciler.Desired, sb sandboxRecord, st mklrt.SandboxStatus) bool {
 	if n.opt.Network == nil {
 		return false
 	}
@@ -471,7 +473,7 @@ const unplacedAfter = 2 * time.Minute
 // watchContainer starts, once per running container, a waiter that wakes
 // the loop at its exit and an OOM watcher on its scope (re-armed after a
 // daemon restart: kills from then on are attributed).
-func (n *NodeShell) watchContainer(uid types.UID, id string) {
+func (n *Node) watchContainer(uid types.UID, id string) {
 	n.mu.Lock()
 	startWait, startOOM := !n.waiters[id], !n.oomWatch[id]
 	n.waiters[id], n.oomWatch[id] = true, true
@@ -513,7 +515,7 @@ func (n *NodeShell) watchContainer(uid types.UID, id string) {
 }
 
 // observeImages fills the state of every image a pod names.
-func (n *NodeShell) observeImages(pod *v1.Pod, out map[string]*ImageState) {
+func (n *Node) observeImages(pod *v1.Pod, out map[string]*reconciler.ImageState) {
 	each := func(cs []v1.Container) {
 		for i := range cs {
 			ref := cs[i].Image
@@ -527,36 +529,36 @@ func (n *NodeShell) observeImages(pod *v1.Pod, out map[string]*ImageState) {
 	each(pod.Spec.Containers)
 }
 
-func (n *NodeShell) imageState(ref string) *ImageState {
+func (n *Node) imageState(ref string) *reconciler.ImageState {
 	n.mu.Lock()
 	mem := n.images[ref]
 	pulling := n.pulling[ref] > 0
 	n.mu.Unlock()
-	st := &ImageState{}
+	st := &reconciler.ImageState{}
 	if mem != nil {
 		*st = *mem
 	}
 	if pulling {
-		st.Presence = ImagePulling
+		st.Presence = reconciler.ImagePulling
 		return st
 	}
 	rec, found, err := n.opt.Images.Lookup(ref)
 	switch {
 	case err == nil && found:
-		st.Presence = ImagePresent
+		st.Presence = reconciler.ImagePresent
 		st.ImageID = rec.ImageID()
 	case mem != nil && mem.Failures > 0:
-		st.Presence = ImagePullFailed
+		st.Presence = reconciler.ImagePullFailed
 	default:
-		st.Presence = ImageAbsent
+		st.Presence = reconciler.ImageAbsent
 	}
 	return st
 }
 
-// Persist implements Shell: the status is kept in memory (PrevStatus of
+// Persist implements Interface: the status is kept in memory (PrevStatus of
 // the next round) and written to status.json when it changed and the pod
 // has a state dir.
-func (n *NodeShell) Persist(pp *PodPlan) {
+func (n *Node) Persist(pp *reconciler.PodPlan) {
 	if pp.Status == nil {
 		return
 	}
@@ -583,7 +585,7 @@ func (n *NodeShell) Persist(pp *PodPlan) {
 }
 
 // forget drops what the shell remembers of a removed pod.
-func (n *NodeShell) forget(uid types.UID) {
+func (n *Node) forget(uid types.UID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.prev, uid)
@@ -610,7 +612,7 @@ func mountPointsUnder(dir string) []string {
 // (<ns>_<pod>_<uid>) of pods neither desired nor on the node, once
 // LogRetention passed since the pod's removal and the last write: logs
 // outlive their pod (for a look after a delete or an edit), not forever.
-func (n *NodeShell) sweepLogs(obs *Observed, desired *Desired) {
+func (n *Node) sweepLogs(obs *reconciler.Observed, desired *reconciler.Desired) {
 	if n.opt.LogDir == "" || n.opt.LogRetention <= 0 {
 		return
 	}

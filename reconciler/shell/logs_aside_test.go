@@ -1,4 +1,4 @@
-package reconciler
+package shell
 
 import (
 	"os"
@@ -17,7 +17,7 @@ import (
 // exists) sets nothing aside.
 func TestNewPodInstanceSetsOldLogsAside(t *testing.T) {
 	root, logs := t.TempDir(), t.TempDir()
-	n := NewNodeShell(NodeOptions{RootDir: root, LogDir: logs})
+	n := NewNode(NodeOptions{RootDir: root, LogDir: logs})
 	defer n.Close()
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-node1", UID: "uid1"}}
 	old := filepath.Join(logs, "default_web-node1_uid1")

@@ -1,4 +1,4 @@
-package reconciler
+package shell
 
 import (
 	"context"
@@ -16,7 +16,7 @@ type spans struct {
 	attrs []any
 }
 
-func (n *NodeShell) newSpans(msg string, attrs ...any) *spans {
+func (n *Node) newSpans(msg string, attrs ...any) *spans {
 	if n.opt.Log == nil || !n.opt.Log.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
 	}
