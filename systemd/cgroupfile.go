@@ -384,7 +384,8 @@ func oomKillCount(dirs map[string]string) (uint64, error) {
 // hitting its own limit).
 // v2: memory.events changes are signalled through inotify (IN_MODIFY); a
 // slow poll catches the cgroup's removal and stands in when inotify is
-// unavailable.
+// unavailable. A kill the cgroup's removal hid (systemd removes an empty
+// scope at once) is read from the parent's hierarchical counter.
 func WatchOOMDirs(ctx context.Context, dirs map[string]string) (<-chan struct{}, error) {
 	base, err := oomKillCount(dirs)
 	if err != nil {
@@ -542,20 +543,52 @@ func hasChildDirs(fi os.FileInfo) bool {
 func watchOOMV2(ctx context.Context, dir string, base uint64) (<-chan struct{}, error) {
 	file := filepath.Join(dir, "memory.events")
 	out := make(chan struct{}, 16)
+	// systemd removes a scope as soon as its last process is gone, so an
+	// OOM-killed workload's cgroup can vanish before this goroutine reads
+	// the counter its kill raised (seen on a slow host). The parent's
+	// counter is hierarchical: others is how many of the parent's kills are
+	// not this cgroup's, so a rise beyond others+seen once this cgroup is
+	// gone is this cgroup's last kill. A sibling's kill wakes this watch
+	// through the parent's file and is counted in others; the kernel counts
+	// a kill in the cgroup before its parents, so reading the parent first
+	// never takes one of this cgroup's kills for a sibling's. others only
+	// grows (a kill of this cgroup's between the two reads looks like one
+	// sibling kill less, for a moment).
+	parent := filepath.Dir(dir)
+	others, parentOK := uint64(0), false
+	if pn, err := readKeyedFile(parent, "memory.events", "oom_kill"); err == nil && pn >= base {
+		others, parentOK = pn-base, true
+	}
 	w, werr := sharedInotify().watch(file)
+	pw, pwerr := sharedInotify().watch(filepath.Join(parent, "memory.events"))
 	go func() {
 		defer close(out)
-		var wake <-chan struct{}
+		var wake, parentWake <-chan struct{}
 		if werr == nil {
 			defer sharedInotify().unwatch(w)
 			wake = w.c
 		}
+		if pwerr == nil {
+			defer sharedInotify().unwatch(pw)
+			parentWake = pw.c
+		}
 		seen := base
 		delay := 100 * time.Millisecond
 		for {
+			pn, perr := readKeyedFile(parent, "memory.events", "oom_kill")
 			n, err := readKeyedFile(dir, "memory.events", "oom_kill")
 			if err != nil {
-				return // removed (or unreadable): the cgroup is gone
+				// Removed (or unreadable): the cgroup is gone.
+				if pn, perr := readKeyedFile(parent, "memory.events", "oom_kill"); perr == nil && parentOK && pn > others+seen {
+					select {
+					case out <- struct{}{}:
+					case <-ctx.Done():
+					}
+				}
+				return
+			}
+			if perr == nil && pn >= n && pn-n > others {
+				others = pn - n
 			}
 			if n > seen {
 				delay = 100 * time.Millisecond
@@ -574,6 +607,7 @@ func watchOOMV2(ctx context.Context, dir string, base uint64) (<-chan struct{}, 
 			}
 			select {
 			case <-wake:
+			case <-parentWake:
 			case <-time.After(delay):
 			case <-ctx.Done():
 				return

@@ -316,6 +316,70 @@ func TestWatchOOMV2Fake(t *testing.T) {
 	}
 }
 
+// TestWatchOOMV2KillHiddenByRemoval: systemd removes an OOM-killed
+// workload's scope as soon as it is empty, and on a slow host before the
+// watcher read the scope's counter. The kill is then read from the parent's
+// hierarchical counter, once; the parent's kills from before the watch
+// (siblings') are never taken for the scope's. The fake files change in
+// the kernel's order: the scope's counter, then the parent's, then the
+// removal.
+func TestWatchOOMV2KillHiddenByRemoval(t *testing.T) {
+	events := func(kills int) map[string]string {
+		return map[string]string{"memory.events": "oom 0\noom_kill " + strconv.Itoa(kills) + "\n"}
+	}
+	// values counts what the watch delivers up to its close.
+	values := func(t *testing.T, ch <-chan struct{}, ctx context.Context) int {
+		t.Helper()
+		n := 0
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					return n
+				}
+				n++
+			case <-ctx.Done():
+				t.Fatal("channel not closed after the cgroup was removed")
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		kill  bool // the scope's workload is OOM-killed before the removal
+		write func(t *testing.T, parent, dir string)
+	}{
+		{"siblings' kills before the watch, no kill of its own", false, func(t *testing.T, parent, dir string) {}},
+		{"a kill, then the removal", true, func(t *testing.T, parent, dir string) {
+			writeFiles(t, dir, events(1))
+			writeFiles(t, parent, events(8))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "pod.slice")
+			dir := filepath.Join(parent, "c.scope")
+			writeFiles(t, parent, events(7))
+			writeFiles(t, dir, events(0))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ch, err := WatchOOMDirs(ctx, map[string]string{"": dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.write(t, parent, dir)
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			if tc.kill {
+				want = 1
+			}
+			if got := values(t, ch, ctx); got != want {
+				t.Fatalf("%d kills reported, want %d", got, want)
+			}
+		})
+	}
+}
+
 // parseCgroupMounts is readCgroupMounts for fixtures, which always parse.
 func parseCgroupMounts(mi []byte, known map[string]bool) []cgroupMount {
 	m, err := readCgroupMounts(mi, known)

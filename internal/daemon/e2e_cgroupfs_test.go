@@ -5,11 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/minikubelet/minikubelet/internal/testnode"
 	"github.com/minikubelet/minikubelet/systemd"
 )
 
@@ -95,13 +97,16 @@ spec:
 	}
 
 	// Native sidecars (restartable init containers) start first and keep
-	// running beside the app; activeDeadlineSeconds fails the pod.
+	// running beside the app; activeDeadlineSeconds fails the pod. The
+	// deadline grows with MKL_TEST_SLOWDOWN: under emulation the sandbox
+	// alone can take 13 s, and the pod failed before it was seen Running.
+	deadline := int(testnode.Scale(10*time.Second) / time.Second)
 	n.write("side.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: side}
 spec:
   terminationGracePeriodSeconds: 1
-  activeDeadlineSeconds: 10
+  activeDeadlineSeconds: `+strconv.Itoa(deadline)+`
   initContainers:
   - {name: proxy, image: `+testImage+`, restartPolicy: Always, command: [sh, -c, "while true; do sleep 1; done"]}
   containers:
@@ -111,7 +116,7 @@ spec:
 	if len(sp.Status.InitContainerStatuses) != 1 || sp.Status.InitContainerStatuses[0].State.Running == nil {
 		t.Fatalf("sidecar status: %+v", sp.Status.InitContainerStatuses)
 	}
-	sp = n.waitPod("side-node1", "Failed by activeDeadlineSeconds", 30*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	sp = n.waitPod("side-node1", "Failed by activeDeadlineSeconds", 20*time.Second+time.Duration(deadline)*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 	if sp.Status.Reason != "DeadlineExceeded" {
 		t.Fatalf("reason %q, want DeadlineExceeded", sp.Status.Reason)
 	}
