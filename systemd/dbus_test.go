@@ -145,8 +145,8 @@ func (h *sdHeldChild) releaseAndReport(t *testing.T) map[string]string {
 	}
 	h.release.Close()
 	got := map[string]string{}
-	// Generous: a child in a scope of 10m CPU (cpu.max 1000 100000) gets 1 %
-	// of a CPU; under QEMU's emulation (make test-vm) its report took > 30 s.
+	// Generous: under QEMU's emulation (make test-vm) a child in a scope
+	// of 10m CPU took minutes (TestTreeForEveryQOSClass no longer asks).
 	timeout := time.After(3 * time.Minute)
 	for {
 		select {
@@ -421,6 +421,16 @@ func TestTreeForEveryQOSClass(t *testing.T) {
 				t.Errorf("scope %s: ControlGroup %s, want %s", role, got, want)
 			}
 			check(role, ScopeUnitName(id), want, r)
+			if r.CPUQuotaMicros != nil && *r.CPUQuotaMicros < 10000 {
+				// Under 10 % of a CPU (cpu.max 1000 100000 here) the child's
+				// own report takes minutes under emulation: its place is
+				// read from the outside instead.
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", child.pid()))
+				if err != nil || !strings.Contains(string(b), ":"+want+"\n") {
+					t.Errorf("%s %s: the workload is not in its scope %s: %s %v", tc.qos, role, want, b, err)
+				}
+				continue
+			}
 			child.releaseAndReport(t)
 		}
 	}

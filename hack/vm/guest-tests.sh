@@ -1,13 +1,23 @@
 #!/bin/bash
 # guest-tests.sh BOOT [PLAN] — runs inside the make test-vm guest (hack/vm/vm.sh run,
 # cwd = the repository, shared in over 9p). Writes `go test -json` events on
-# stdout (test2json), one test binary after another, as hack/vm/test-tier.sh
-# listed them in bin/vmtest/plan: "BOOT IMPORTPATH DIR BINARY [ARGS...]".
+# stdout (test2json) for the test binaries hack/vm/test-tier.sh listed in
+# bin/vmtest/plan: "BOOT LANE IMPORTPATH DIR BINARY [ARGS...]".
 # Exits 1 when any binary failed. Each package's events are also kept in
 # bin/vmtest/logs/bootBOOT-BINARY.json. The binaries were built on the host
 # (go test -c): the guest has no Go toolchain.
+#
+# Lanes: the packages of lane A run one after another while lane B's do the
+# same beside them (the guest has two vCPUs, and one test binary mostly keeps
+# one busy); lane "-" runs alone afterwards (the e2e suite installs the
+# service on this host). Packages share the guest's one systemd, network and
+# ports, unlike the lab (a namespaced systemd per package), so test-tier.sh
+# puts those that touch the same host resources in one lane. Lane A's events
+# stream as they come; lane B's follow when it is done (two writers would
+# interleave long events).
 set -u
 boot=$1
+plan=${2:-$PWD/bin/vmtest/plan}
 repo=$PWD
 vt=$repo/bin/vmtest
 # The integration packages run against this guest's own systemd (PID 1, cgroup
@@ -27,17 +37,40 @@ if [ "$(systemd-detect-virt 2>/dev/null)" = qemu ]; then
   export MKL_TEST_SLOWDOWN=${MKL_TEST_SLOWDOWN:-4}
 fi
 mkdir -p "$vt/logs"
+
+# run_lane LANE STREAM: the lane's packages one after another; events into
+# bin/vmtest/logs (and on stdout when STREAM is 1). Exit 1 if any failed.
+run_lane() {
+  local lane=$1 stream=$2 rc=0 b l pkg dir bin args log
+  while read -r b l pkg dir bin args; do
+    [ "$b" = "$boot" ] && [ "$l" = "$lane" ] || continue
+    echo "guest-tests: $pkg (lane $lane)" >&2
+    log=$vt/logs/boot$boot-${bin%.test}.json
+    cp "$vt/$bin" "$local/$bin"
+    # shellcheck disable=SC2086 # ARGS are words on purpose
+    if [ "$stream" = 1 ]; then
+      (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) > >(tee "$log") || rc=1
+      wait # the tee
+    else
+      (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) > "$log" || rc=1
+    fi
+    rm -f "$local/$bin"
+  done < "$plan"
+  return $rc
+}
+# lane_logs LANE: the lane's logs, in plan order.
+lane_logs() {
+  local b l pkg dir bin args
+  while read -r b l pkg dir bin args; do
+    [ "$b" = "$boot" ] && [ "$l" = "$1" ] && cat "$vt/logs/boot$boot-${bin%.test}.json"
+  done < "$plan"
+}
+
 rc=0
-while read -r b pkg dir bin args; do
-  [ "$b" = "$boot" ] || continue
-  echo "guest-tests: $pkg" >&2
-  # shellcheck disable=SC2086 # ARGS are words on purpose
-  # Each package's events are also kept in bin/vmtest/logs (boot, binary), so
-  # a failure can be read after the guest is gone.
-  log=$vt/logs/boot$boot-${bin%.test}.json
-  cp "$vt/$bin" "$local/$bin"
-  (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) > >(tee "$log") || rc=1
-  rm -f "$local/$bin"
-  wait # the tee
-done < "${2:-$vt/plan}"
+run_lane B 0 &
+laneB=$!
+run_lane A 1 || rc=1
+wait "$laneB" || rc=1
+lane_logs B
+run_lane - 1 || rc=1
 exit $rc

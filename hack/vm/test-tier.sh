@@ -32,22 +32,26 @@ VT=bin/vmtest
 export VM_TIMEOUT=${VM_TIMEOUT:-7200}
 export VM_MEM=${VM_MEM:-3072}
 
-# The guest's test binaries: BOOT PACKAGE [ARGS...]. Timings measured under
-# TCG on a 2-core host are in README.md (Tests). -test.run subsets say why.
+# The guest's test binaries: BOOT LANE PACKAGE [ARGS...]. Lanes A and B run
+# side by side (guest-tests.sh): packages that share host resources in the
+# guest (its systemd's kubepods tree, the CNI bridge, iptables, the daemon's
+# ports) keep to lane A; lane B's only make scopes in system.slice and their
+# own network namespaces. Timings measured under TCG on a 2-core host are in
+# README.md (Tests). -test.run subsets say why.
 PLAN=(
-  "1 internal/testnode -test.timeout=5m"
-  "1 systemd -test.timeout=15m"
-  "1 systemd/cgroupfs -test.timeout=10m"
-  "1 runtime/images -test.timeout=8m"
-  "1 runtime -test.timeout=12m"
-  "1 runtime/network -test.timeout=10m"
-  "1 runtime/probe -test.timeout=5m"
+  "1 A internal/testnode -test.timeout=5m"
+  "1 A systemd -test.timeout=15m"
+  "1 A systemd/cgroupfs -test.timeout=10m"
+  "1 A runtime/network -test.timeout=10m"
   # The daemon e2e tests that depend on the host: the cgroupfs driver on v2,
   # adoption after a crash (CNI CHECK meets udev's veth MACs there), the
   # real logind's delay inhibitor. Each costs ~1.5 min under TCG; the rest of
   # the package is host-independent, and internal/fieldtest covers the
   # service as a user runs it.
-  "1 internal/daemon -test.timeout=12m -test.run ^(TestDaemonCgroupfs|TestDaemonCrashSafety|TestGracefulNodeShutdownRealLogind)$"
+  "1 A internal/daemon -test.timeout=15m -test.run ^(TestDaemonCgroupfs|TestDaemonCrashSafety|TestGracefulNodeShutdownRealLogind)$"
+  "1 B runtime/images -test.timeout=8m"
+  "1 B runtime -test.timeout=15m"
+  "1 B runtime/probe -test.timeout=5m"
 )
 
 json_str() { # a JSON string of $1
@@ -103,17 +107,17 @@ out=$($GO build -o bin/minikubelet ./cmd/minikubelet 2>&1 &&
       $GO build -o "$VT/test2json" cmd/test2json 2>&1) || build_fail "build: $out"
 : > "$VT/plan"
 for p in "${PLAN[@]}"; do
-  read -r boot pkg args <<< "$p"
+  read -r boot lane pkg args <<< "$p"
   bin=${pkg//\//_}.test
   out=$($GO test -c -o "$VT/$bin" "./$pkg" 2>&1) || build_fail "go test -c ./$pkg: $out"
-  echo "$boot $MOD/$pkg $pkg $bin $args" >> "$VT/plan"
+  echo "$boot $lane $MOD/$pkg $pkg $bin $args" >> "$VT/plan"
 done
 # The e2e suite (build tag fieldtest: it only means something in the guest).
 if [ -d internal/fieldtest ]; then
   out=$($GO test -c -tags fieldtest -o "$VT/fieldtest.test" ./internal/fieldtest 2>&1) ||
     build_fail "go test -c ./internal/fieldtest: $out"
-  echo "1 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=20m -test.run ^TestBoot1" >> "$VT/plan"
-  echo "2 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=10m -test.run ^TestBoot2" >> "$VT/plan"
+  echo "1 - $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=20m -test.run ^TestBoot1" >> "$VT/plan"
+  echo "2 - $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=10m -test.run ^TestBoot2" >> "$VT/plan"
   # The kubeadm e2e (issue 18): kubeadm, kubectl and the control-plane
   # image archives, from their caches on the host (hack/k8s/build.sh,
   # hack/k8s/images.sh; ~15 min cold), into bin/k8s/ where the guest sees
@@ -127,8 +131,8 @@ if [ -d internal/fieldtest ]; then
     rm -rf bin/k8s && mkdir -p bin/k8s/images
     for f in "$k8s/kubeadm" "$k8s/kubectl"; do ln -f "$f" bin/k8s/ 2>/dev/null || cp "$f" bin/k8s/; done
     for f in "$imgs"/*.tar; do ln -f "$f" bin/k8s/images/ 2>/dev/null || cp "$f" bin/k8s/images/; done
-    echo "1 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=60m -test.run ^TestKubeadm1" >> "$VT/plan"
-    echo "2 $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=30m -test.run ^TestKubeadm2" >> "$VT/plan"
+    echo "1 - $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=60m -test.run ^TestKubeadm1" >> "$VT/plan"
+    echo "2 - $MOD/internal/fieldtest internal/fieldtest fieldtest.test -test.timeout=30m -test.run ^TestKubeadm2" >> "$VT/plan"
   else
     result TestFieldHostKubeadm skip "kubeadm e2e skipped: hack/k8s/build.sh or images.sh failed: $(tail -1 "$VT/k8s-build.log") (log: $VT/k8s-build.log)"
   fi
