@@ -47,12 +47,18 @@ run_lane() {
     echo "guest-tests: $pkg (lane $lane)" >&2
     log=$vt/logs/boot$boot-${bin%.test}.json
     cp "$vt/$bin" "$local/$bin"
-    # shellcheck disable=SC2086 # ARGS are words on purpose
     if [ "$stream" = 1 ]; then
-      (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) > >(tee "$log") || rc=1
-      wait # the tee
+      # The tee's PID, to wait for it alone: a bare wait would wait for the
+      # other lane too, and $! after a redirection to >(...) is not the tee.
+      local fd tee_pid
+      exec {fd}> >(tee "$log"); tee_pid=$!
+      # shellcheck disable=SC2086 # ARGS are words on purpose
+      (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) </dev/null >&"$fd" || rc=1
+      exec {fd}>&-
+      wait "$tee_pid"
     else
-      (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) > "$log" || rc=1
+      # shellcheck disable=SC2086
+      (cd "$repo/$dir" && "$vt/test2json" -t -p "$pkg" "$local/$bin" -test.v=test2json $args) </dev/null >"$log" || rc=1
     fi
     rm -f "$local/$bin"
   done < "$plan"
