@@ -19,9 +19,9 @@ func TestE2EAppArmorAbsent(t *testing.T) {
 		t.Skip("AppArmor is enabled here; this test is for hosts without it")
 	}
 	n := newE2ENode(t)
-	n.start()
-	n.write("plain.yaml", podManifest("plain", "Always", 1, "exec sleep 1000"))
-	n.write("strict.yaml", `apiVersion: v1
+	n.Start()
+	n.Write("plain.yaml", podManifest("plain", "Always", 1, "exec sleep 1000"))
+	n.Write("strict.yaml", `apiVersion: v1
 kind: Pod
 metadata:
   name: strict
@@ -35,8 +35,8 @@ spec:
     securityContext:
       appArmorProfile: {type: RuntimeDefault}
 `)
-	n.waitPod("plain-node1", "Running", 60*time.Second, running)
-	n.waitPod("strict-node1", "refused", 60*time.Second, func(p *v1.Pod) bool {
+	n.WaitPod("plain-node1", "Running", 60*time.Second, running)
+	n.WaitPod("strict-node1", "refused", 60*time.Second, func(p *v1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
 			if w := cs.State.Waiting; w != nil && w.Reason == "CreateContainerConfigError" &&
 				strings.Contains(w.Message, "Cannot enforce AppArmor: AppArmor is not enabled on the host") {
@@ -45,7 +45,7 @@ spec:
 		}
 		return false
 	})
-	b, _ := os.ReadFile(filepath.Join(n.dir, "daemon-1.log"))
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "daemon-1.log"))
 	if c := strings.Count(string(b), "AppArmor is not enabled on this host"); c != 1 {
 		t.Errorf("the daemon said %d times that AppArmor is off, want once", c)
 	}

@@ -22,9 +22,9 @@ import (
 // native sidecars, activeDeadlineSeconds and the exit-record cap.
 func TestDaemonCgroupfs(t *testing.T) {
 	n := newE2ENode(t)
-	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s", "--pod-log-retention", "3s")
-	n.write("app.yaml", podManifest("app", "Always", 1, `while true; do sleep 1; done`))
-	p := n.waitPod("app-node1", "Running", 60*time.Second, running)
+	n.Start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s", "--pod-log-retention", "3s")
+	n.Write("app.yaml", podManifest("app", "Always", 1, `while true; do sleep 1; done`))
+	p := n.WaitPod("app-node1", "Running", 60*time.Second, running)
 	rel := systemd.PlanPod(&p, systemd.PlanOptions{}).CgroupfsPath
 	var dirs []string
 	// "": a pure v2 host (the make test-vm guest) has its one hierarchy at
@@ -50,19 +50,19 @@ func TestDaemonCgroupfs(t *testing.T) {
 	if !found {
 		t.Fatalf("pod cgroup %s found in none of %v", rel, dirs)
 	}
-	out, err := n.cli("describe", "pod", "app")
+	out, err := n.CLI("describe", "pod", "app")
 	if err != nil || !strings.Contains(out, "Driver:  cgroupfs") {
 		t.Fatalf("describe (%v):\n%s", err, out)
 	}
-	n.stop(syscall.SIGKILL)
-	n.start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s", "--pod-log-retention", "3s")
+	n.Stop(syscall.SIGKILL)
+	n.Start("--cgroup-driver", "cgroupfs", "--crashloop-max", "1s", "--pod-log-retention", "3s")
 	time.Sleep(time.Second)
-	q := n.waitPod("app-node1", "Running", 30*time.Second, running)
+	q := n.WaitPod("app-node1", "Running", 30*time.Second, running)
 	if containerID(&q) != containerID(&p) {
 		t.Fatalf("restart did not adopt the pod: container %s, was %s", containerID(&q), containerID(&p))
 	}
 	// A kubeadm-shaped pod: hostNetwork, probed on 127.0.0.1.
-	n.write("hostnet.yaml", `apiVersion: v1
+	n.Write("hostnet.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: hostnet}
 spec:
@@ -75,7 +75,7 @@ spec:
     readinessProbe: {httpGet: {host: 127.0.0.1, path: /healthz, port: 18081}, periodSeconds: 1}
     livenessProbe: {httpGet: {host: 127.0.0.1, path: /healthz, port: 18081}, periodSeconds: 1}
 `)
-	h := n.waitPod("hostnet-node1", "Ready", 30*time.Second, func(p *v1.Pod) bool {
+	h := n.WaitPod("hostnet-node1", "Ready", 30*time.Second, func(p *v1.Pod) bool {
 		for _, c := range p.Status.Conditions {
 			if c.Type == v1.PodReady && c.Status == v1.ConditionTrue {
 				return true
@@ -86,11 +86,11 @@ spec:
 	if h.Status.PodIP == "" || h.Status.PodIP != h.Status.HostIP {
 		t.Fatalf("hostNetwork pod IP %q, host IP %q", h.Status.PodIP, h.Status.HostIP)
 	}
-	n.remove("hostnet.yaml")
+	n.Remove("hostnet.yaml")
 
 	// A second daemon on the same root dir refuses to start.
-	second := exec.Command(n.bin, "run", "--node-name", "node1", "--root-dir", n.root, "--manifest-dir", n.manifests,
-		"--log-dir", n.logs, "--socket", filepath.Join(n.dir, "second.sock"), "--cgroup-driver", "cgroupfs")
+	second := exec.Command(n.Bin, "run", "--node-name", "node1", "--root-dir", n.Root, "--manifest-dir", n.Manifests,
+		"--log-dir", n.Logs, "--socket", filepath.Join(n.Dir, "second.sock"), "--cgroup-driver", "cgroupfs")
 	secondOut, err := second.CombinedOutput()
 	if err == nil || !strings.Contains(string(secondOut), "another minikubelet") {
 		t.Fatalf("second daemon on the same root: err %v, output:\n%s", err, secondOut)
@@ -101,7 +101,7 @@ spec:
 	// deadline grows with MKL_TEST_SLOWDOWN: under emulation the sandbox
 	// alone can take 13 s, and the pod failed before it was seen Running.
 	deadline := int(testnode.Scale(10*time.Second) / time.Second)
-	n.write("side.yaml", `apiVersion: v1
+	n.Write("side.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: side}
 spec:
@@ -112,20 +112,20 @@ spec:
   containers:
   - {name: app, image: `+testImage+`, command: [sh, -c, "while true; do sleep 1; done"]}
 `)
-	sp := n.waitPod("side-node1", "Running with its sidecar", 30*time.Second, running)
+	sp := n.WaitPod("side-node1", "Running with its sidecar", 30*time.Second, running)
 	if len(sp.Status.InitContainerStatuses) != 1 || sp.Status.InitContainerStatuses[0].State.Running == nil {
 		t.Fatalf("sidecar status: %+v", sp.Status.InitContainerStatuses)
 	}
-	sp = n.waitPod("side-node1", "Failed by activeDeadlineSeconds", 20*time.Second+time.Duration(deadline)*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	sp = n.WaitPod("side-node1", "Failed by activeDeadlineSeconds", 20*time.Second+time.Duration(deadline)*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 	if sp.Status.Reason != "DeadlineExceeded" {
 		t.Fatalf("reason %q, want DeadlineExceeded", sp.Status.Reason)
 	}
-	n.remove("side.yaml")
+	n.Remove("side.yaml")
 
 	// A crash loop keeps the last 8 exited instances (their exit records
 	// and lastState), not one per restart.
-	n.write("loop.yaml", podManifest("loop", "Always", 1, `exit 3`))
-	lp := n.waitPod("loop-node1", "11 restarts", 60*time.Second, func(p *v1.Pod) bool {
+	n.Write("loop.yaml", podManifest("loop", "Always", 1, `exit 3`))
+	lp := n.WaitPod("loop-node1", "11 restarts", 60*time.Second, func(p *v1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 11
 	})
 	if lt := lp.Status.ContainerStatuses[0].LastTerminationState.Terminated; lt == nil || lt.ExitCode != 3 {
@@ -133,14 +133,14 @@ spec:
 	}
 	// Collection follows each restart: wait for it rather than catch the
 	// instant between a new instance's record and an old one's removal.
-	n.waitFor("at most 9 container records kept", 20*time.Second, func() bool {
-		ents, _ := os.ReadDir(filepath.Join(n.root, "pods", string(lp.UID), "containers"))
+	n.WaitFor("at most 9 container records kept", 20*time.Second, func() bool {
+		ents, _ := os.ReadDir(filepath.Join(n.Root, "pods", string(lp.UID), "containers"))
 		return len(ents) <= 9
 	})
-	n.remove("loop.yaml")
-	n.remove("app.yaml")
-	n.waitFor("pod and its cgroups gone", 20*time.Second, func() bool {
-		if _, ok := n.pod("app-node1"); ok {
+	n.Remove("loop.yaml")
+	n.Remove("app.yaml")
+	n.WaitFor("pod and its cgroups gone", 20*time.Second, func() bool {
+		if _, ok := n.Pod("app-node1"); ok {
 			return false
 		}
 		for _, d := range dirs {
@@ -151,11 +151,11 @@ spec:
 		return true
 	})
 	// Its logs outlive it by --pod-log-retention (3s here), then go.
-	logDir := filepath.Join(n.logs, "default_app-node1_"+string(p.UID))
+	logDir := filepath.Join(n.Logs, "default_app-node1_"+string(p.UID))
 	if _, err := os.Stat(logDir); err != nil {
 		t.Fatalf("logs removed with the pod: %v", err)
 	}
-	n.waitFor("the gone pod's logs removed after the retention", 20*time.Second, func() bool {
+	n.WaitFor("the gone pod's logs removed after the retention", 20*time.Second, func() bool {
 		_, err := os.Stat(logDir)
 		return os.IsNotExist(err)
 	})

@@ -46,7 +46,7 @@ func TestClusterMode(t *testing.T) {
 	// The kubelet configuration kubeadm writes, trimmed: webhook
 	// authentication and authorization of the kubelet API, the cluster CA
 	// for client certificates, and fields read but not implemented yet.
-	cfg := filepath.Join(n.dir, "config.yaml")
+	cfg := filepath.Join(n.Dir, "config.yaml")
 	os.WriteFile(cfg, []byte(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -82,18 +82,18 @@ staticPodPath: /etc/kubernetes/manifests
 	} else {
 		t.Logf("no veth link (%v: %s): the node proxy checks are skipped", err, out)
 	}
-	n.start("--kubeconfig", c.NodeKubeconfig(node), "--config", cfg, "--node-ip", nodeIP,
+	n.Start("--kubeconfig", c.NodeKubeconfig(node), "--config", cfg, "--node-ip", nodeIP,
 		"--node-labels", "example.com/role=edge", "--register-with-taints", "example.com/dedicated=edge:NoSchedule")
 	// httpd (busybox's, backgrounded) listens on the pod's loopback only:
 	// kubectl port-forward reaches it through the API server and the
 	// kubelet API's dial inside the pod's network namespace.
-	n.write("web.yaml", podManifest("web", "Always", 2, `mkdir -p /tmp/www; echo pf-ok > /tmp/www/index.html; httpd -p 127.0.0.1:18090 -h /tmp/www; echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
+	n.Write("web.yaml", podManifest("web", "Always", 2, `mkdir -p /tmp/www; echo pf-ok > /tmp/www/index.html; httpd -p 127.0.0.1:18090 -h /tmp/www; echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
 	const web = "web-node1"
-	n.waitPod(web, "Running", 60*time.Second, running)
+	n.WaitPod(web, "Running", 60*time.Second, running)
 
 	var nodeObj *v1.Node
 	t.Run("Node registers and turns Ready", func(t *testing.T) {
-		n.waitFor("Node Ready", 60*time.Second, func() bool {
+		n.WaitFor("Node Ready", 60*time.Second, func() bool {
 			got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 			if err != nil {
 				return false
@@ -160,7 +160,7 @@ staticPodPath: /etc/kubernetes/manifests
 	readyWatch := watchNodeReady(ctx, admin, node, nodeObj.UID)
 
 	t.Run("Lease owned by the Node and renewed", func(t *testing.T) {
-		n.waitFor("a lease renewal", 30*time.Second, func() bool { return readyWatch.snapshot().renewals >= 1 })
+		n.WaitFor("a lease renewal", 30*time.Second, func() bool { return readyWatch.snapshot().renewals >= 1 })
 		l, err := admin.CoordinationV1().Leases(cluster.LeaseNamespace).Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -178,7 +178,7 @@ staticPodPath: /etc/kubernetes/manifests
 	t.Run("mirror pod with the kubelet's annotations and status", func(t *testing.T) {
 		mp := waitMirror(t, n, admin, web, "", 30*time.Second)
 		mirrorUID = mp.UID
-		local, _ := n.pod(web)
+		local, _ := n.Pod(web)
 		a := mp.Annotations
 		if a[cluster.ConfigMirrorAnnotationKey] == "" || a[cluster.ConfigMirrorAnnotationKey] != a[cluster.ConfigHashAnnotationKey] ||
 			a[cluster.ConfigHashAnnotationKey] != string(local.UID) || a[cluster.ConfigSourceAnnotationKey] != "file" || a[cluster.ConfigSeenAnnotationKey] == "" {
@@ -198,7 +198,7 @@ staticPodPath: /etc/kubernetes/manifests
 	})
 
 	t.Run("events reach the API server with the node as source", func(t *testing.T) {
-		n.waitFor("pod events in the API", 30*time.Second, func() bool {
+		n.WaitFor("pod events in the API", 30*time.Second, func() bool {
 			evs, err := admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false
@@ -222,7 +222,7 @@ staticPodPath: /etc/kubernetes/manifests
 	})
 
 	t.Run("--config: one warning names what is not implemented; flags win", func(t *testing.T) {
-		b, _ := os.ReadFile(filepath.Join(n.dir, "daemon-1.log"))
+		b, _ := os.ReadFile(filepath.Join(n.Dir, "daemon-1.log"))
 		var warn []string
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.Contains(l, "not implemented yet") {
@@ -233,7 +233,7 @@ staticPodPath: /etc/kubernetes/manifests
 		if len(warn) != 1 || strings.Contains(warn[0], "clusterDNS") || !strings.Contains(warn[0], "rotateCertificates") {
 			t.Errorf("want one warning naming rotateCertificates and not clusterDNS, got %q", warn)
 		}
-		// --manifest-dir (a flag) overrode staticPodPath: web runs from n.manifests.
+		// --manifest-dir (a flag) overrode staticPodPath: web runs from n.Manifests.
 	})
 
 	t.Run("kubectl logs and the node proxy go through the API server to the kubelet API", func(t *testing.T) {
@@ -359,14 +359,14 @@ staticPodPath: /etc/kubernetes/manifests
 		if d, err := time.ParseDuration(os.Getenv("MKL_CLUSTER_OUTAGE")); err == nil {
 			outage = d
 		}
-		before, _ := n.pod(web)
+		before, _ := n.Pod(web)
 		c.StopAPIServer()
 		down := time.Now()
 		// A pod added during the outage starts as fast as ever.
-		n.write("web2.yaml", podManifest("web2", "Always", 2, `while true; do sleep 1; done`))
-		n.waitPod("web2-node1", "Running while the API server is down", 30*time.Second, running)
+		n.Write("web2.yaml", podManifest("web2", "Always", 2, `while true; do sleep 1; done`))
+		n.WaitPod("web2-node1", "Running while the API server is down", 30*time.Second, running)
 		for time.Since(down) < outage {
-			now, ok := n.pod(web)
+			now, ok := n.Pod(web)
 			if !ok || !running(&now) || now.UID != before.UID ||
 				now.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID ||
 				now.Status.ContainerStatuses[0].RestartCount != before.Status.ContainerStatuses[0].RestartCount {
@@ -378,22 +378,22 @@ staticPodPath: /etc/kubernetes/manifests
 		waitMirror(t, n, admin, "web2-node1", "", 60*time.Second)
 		waitMirrorStatus(t, n, admin, "web2-node1")
 		waitMirrorStatus(t, n, admin, web)
-		n.waitFor("Node Ready after the outage", 30*time.Second, func() bool {
+		n.WaitFor("Node Ready after the outage", 30*time.Second, func() bool {
 			got, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 			return err == nil && nodeReady(got)
 		})
 	})
 
 	t.Run("removing a manifest removes its mirror pod", func(t *testing.T) {
-		n.remove("web2.yaml")
-		n.waitFor("mirror pod web2-node1 gone", 60*time.Second, func() bool {
+		n.Remove("web2.yaml")
+		n.WaitFor("mirror pod web2-node1 gone", 60*time.Second, func() bool {
 			_, err := admin.CoreV1().Pods("default").Get(ctx, "web2-node1", metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
 		})
 	})
 
 	t.Run("the Node stayed Ready with its lease renewed", func(t *testing.T) {
-		n.waitFor(fmt.Sprintf("%s of watching the Node", readyFor), readyFor+30*time.Second, func() bool {
+		n.WaitFor(fmt.Sprintf("%s of watching the Node", readyFor), readyFor+30*time.Second, func() bool {
 			return readyWatch.snapshot().span >= readyFor
 		})
 		w := readyWatch.stop()
@@ -427,7 +427,7 @@ func condition(n *v1.Node, t v1.NodeConditionType) *v1.NodeCondition {
 func waitMirror(t *testing.T, n *e2eNode, admin kubernetes.Interface, name string, notUID types.UID, timeout time.Duration) *v1.Pod {
 	t.Helper()
 	var mp *v1.Pod
-	n.waitFor("mirror pod "+name, timeout, func() bool {
+	n.WaitFor("mirror pod "+name, timeout, func() bool {
 		got, err := admin.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil || got.UID == notUID || got.DeletionTimestamp != nil {
 			return false
@@ -445,7 +445,7 @@ func waitMirrorStatus(t *testing.T, n *e2eNode, admin kubernetes.Interface, name
 	var last, want string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		local, ok := n.pod(name)
+		local, ok := n.Pod(name)
 		mp, err := admin.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
 		if ok && err == nil {
 			lb, _ := json.Marshal(local.Status)

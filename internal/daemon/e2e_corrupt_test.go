@@ -19,16 +19,16 @@ import (
 // (same sandbox, same container, no restart).
 func TestCorruptedStateIsReportedAndConverges(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
-	n.write("keep.yaml", podManifest("keep", "Always", 1, `while true; do sleep 1; done`))
-	n.write("hurt.yaml", podManifest("hurt", "Always", 1, `while true; do sleep 1; done`))
-	keep := n.waitPod("keep-node1", "Running", 60*time.Second, running)
-	hurt := n.waitPod("hurt-node1", "Running", 60*time.Second, running)
-	keepPID := n.sandboxPID(string(keep.UID))
-	n.stop(syscall.SIGKILL)
+	n.Start()
+	n.Write("keep.yaml", podManifest("keep", "Always", 1, `while true; do sleep 1; done`))
+	n.Write("hurt.yaml", podManifest("hurt", "Always", 1, `while true; do sleep 1; done`))
+	keep := n.WaitPod("keep-node1", "Running", 60*time.Second, running)
+	hurt := n.WaitPod("hurt-node1", "Running", 60*time.Second, running)
+	keepPID := n.SandboxPID(string(keep.UID))
+	n.Stop(syscall.SIGKILL)
 
 	var damaged []string
-	filepath.WalkDir(filepath.Join(n.root, "pods", string(hurt.UID)), func(p string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(n.Root, "pods", string(hurt.UID)), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return nil
 		}
@@ -47,21 +47,21 @@ func TestCorruptedStateIsReportedAndConverges(t *testing.T) {
 	}
 	t.Logf("damaged: %v", damaged)
 
-	n.start()
-	n.waitPod("hurt-node1", "Running again", 90*time.Second, func(p *v1.Pod) bool {
+	n.Start()
+	n.WaitPod("hurt-node1", "Running again", 90*time.Second, func(p *v1.Pod) bool {
 		return running(p) && containerID(p) != containerID(&hurt)
 	})
-	now := n.waitPod("keep-node1", "Running", 30*time.Second, running)
-	if containerID(&now) != containerID(&keep) || now.Status.ContainerStatuses[0].RestartCount != 0 || n.sandboxPID(string(keep.UID)) != keepPID {
+	now := n.WaitPod("keep-node1", "Running", 30*time.Second, running)
+	if containerID(&now) != containerID(&keep) || now.Status.ContainerStatuses[0].RestartCount != 0 || n.SandboxPID(string(keep.UID)) != keepPID {
 		t.Errorf("the healthy pod was touched: container %s → %s, sandbox %d → %d, restarts %d",
-			containerID(&keep), containerID(&now), keepPID, n.sandboxPID(string(keep.UID)), now.Status.ContainerStatuses[0].RestartCount)
+			containerID(&keep), containerID(&now), keepPID, n.SandboxPID(string(keep.UID)), now.Status.ContainerStatuses[0].RestartCount)
 	}
 	// The daemon's own records are each named once (a file only the pod's
 	// supervisor reads, like spec.json, is never read again: the pod is
 	// recreated from scratch).
-	log, _ := os.ReadFile(filepath.Join(n.dir, "daemon-2.log"))
+	log, _ := os.ReadFile(filepath.Join(n.Dir, "daemon-2.log"))
 	for _, p := range damaged {
-		rel, _ := filepath.Rel(filepath.Join(n.root, "pods", string(hurt.UID)), p)
+		rel, _ := filepath.Rel(filepath.Join(n.Root, "pods", string(hurt.UID)), p)
 		own := strings.HasPrefix(rel, "mkl/") || rel == "status.json" || rel == "sandbox/daemon.json"
 		if got := strings.Count(string(log), "file="+p+" "); own && got != 1 {
 			t.Errorf("the log names the damaged %s %d times, want once", rel, got)

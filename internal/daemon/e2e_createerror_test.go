@@ -19,8 +19,8 @@ import (
 // CreateContainerError.
 func TestCreateContainerErrorsInStatus(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
-	n.write("nonroot.yaml", fmt.Sprintf(`apiVersion: v1
+	n.Start()
+	n.Write("nonroot.yaml", fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: nonroot
@@ -34,11 +34,11 @@ spec:
     image: %s
     command: ["sleep", "3600"]
 `, testImage))
-	fake := filepath.Join(n.dir, "fake-null")
+	fake := filepath.Join(n.Dir, "fake-null")
 	if err := os.WriteFile(fake, []byte("not null"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.write("fakenull.yaml", fmt.Sprintf(`apiVersion: v1
+	n.Write("fakenull.yaml", fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: fakenull
@@ -60,7 +60,7 @@ spec:
 		{"nonroot-node1", "CreateContainerConfigError", "runAsNonRoot and image will run as root"},
 		{"fakenull-node1", "CreateContainerError", "not the null device"},
 	} {
-		p := n.waitPod(tc.pod, tc.reason, 60*time.Second, func(p *v1.Pod) bool {
+		p := n.WaitPod(tc.pod, tc.reason, 60*time.Second, func(p *v1.Pod) bool {
 			cs := p.Status.ContainerStatuses
 			return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == tc.reason
 		})
@@ -71,7 +71,7 @@ spec:
 			t.Errorf("%s: phase %s, want Pending", tc.pod, p.Status.Phase)
 		}
 	}
-	out, err := n.cli("get", "pods")
+	out, err := n.CLI("get", "pods")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ spec:
 		}
 	}
 	// The Warning event stays (kubelet's "Failed").
-	if ev, err := n.cli("describe", "pod", "nonroot"); err != nil || !strings.Contains(ev, "runAsNonRoot") {
+	if ev, err := n.CLI("describe", "pod", "nonroot"); err != nil || !strings.Contains(ev, "runAsNonRoot") {
 		t.Errorf("describe pod nonroot: %v\n%s", err, ev)
 	}
 }

@@ -26,8 +26,8 @@ exec sleep 3600`
 // works; a privileged one may open it.
 func TestEscapeDeviceAllowlist(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
-	n.write("devices.yaml", fmt.Sprintf(`apiVersion: v1
+	n.Start()
+	n.Write("devices.yaml", fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: devices
@@ -44,11 +44,11 @@ spec:
     securityContext:
       privileged: true
 `, testImage, devicesProbeScript))
-	n.waitPod("devices-node1", "Running", 60*time.Second, running)
+	n.WaitPod("devices-node1", "Running", 60*time.Second, running)
 	probe := func(container string) map[string]string {
 		got := map[string]string{}
-		n.waitFor(container+"'s probe output", 30*time.Second, func() bool {
-			out, err := n.cli("logs", "devices-node1", "-c", container, "--log-dir", n.logs)
+		n.WaitFor(container+"'s probe output", 30*time.Second, func() bool {
+			out, err := n.CLI("logs", "devices-node1", "-c", container, "--log-dir", n.Logs)
 			if err != nil || !strings.Contains(out, "DONE") {
 				return false
 			}

@@ -27,11 +27,11 @@ func TestE2EResolvConfStubAndClusterDNS(t *testing.T) {
 	if err := os.WriteFile(upstream, []byte("# upstream\nnameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch lan.example\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stub := filepath.Join(n.dir, "stub-resolv.conf")
+	stub := filepath.Join(n.Dir, "stub-resolv.conf")
 	if err := os.WriteFile(stub, []byte("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan.example\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.start("--resolv-conf", stub, "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local")
+	n.Start("--resolv-conf", stub, "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local")
 
 	pod := func(name, policy string) string {
 		return fmt.Sprintf(`apiVersion: v1
@@ -48,13 +48,13 @@ spec:
     command: ["sh", "-c", "cat /etc/resolv.conf; echo END; exec sleep 1000"]
 `, name, policy, testImage)
 	}
-	n.write("default.yaml", pod("dns-default", "Default"))
-	n.write("cluster.yaml", pod("dns-cluster", "ClusterFirst"))
+	n.Write("default.yaml", pod("dns-default", "Default"))
+	n.Write("cluster.yaml", pod("dns-cluster", "ClusterFirst"))
 	resolv := func(name string) string {
 		var out string
-		n.waitFor(name+"'s resolv.conf", 60*time.Second, func() bool {
+		n.WaitFor(name+"'s resolv.conf", 60*time.Second, func() bool {
 			var err error
-			out, err = n.cli("logs", name+"-node1", "-n", "kube-system", "--log-dir", n.logs)
+			out, err = n.CLI("logs", name+"-node1", "-n", "kube-system", "--log-dir", n.Logs)
 			return err == nil && strings.Contains(out, "END")
 		})
 		return strings.TrimSuffix(out, "END\n")

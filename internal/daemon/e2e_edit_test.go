@@ -13,7 +13,7 @@ import (
 // container whose spec changed is restarted, the other keeps running.
 func TestE2EEditWithFixedUID(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
+	n.Start()
 	manifest := func(aEnv string) string {
 		return fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -33,8 +33,8 @@ spec:
     command: ["sleep", "1000"]
 `, testImage, aEnv)
 	}
-	n.write("fixed.yaml", manifest("1"))
-	p := n.waitPod("fixed-node1", "Running", 60*time.Second, running)
+	n.Write("fixed.yaml", manifest("1"))
+	p := n.WaitPod("fixed-node1", "Running", 60*time.Second, running)
 	ids := func(p *v1.Pod) (a, b string) {
 		for _, cs := range p.Status.ContainerStatuses {
 			switch cs.Name {
@@ -50,8 +50,8 @@ spec:
 	if a0 == "" || b0 == "" {
 		t.Fatalf("container IDs: %+v", p.Status.ContainerStatuses)
 	}
-	n.write("fixed.yaml", manifest("2"))
-	p = n.waitPod("fixed-node1", "a restarted with the new spec", 60*time.Second, func(p *v1.Pod) bool {
+	n.Write("fixed.yaml", manifest("2"))
+	p = n.WaitPod("fixed-node1", "a restarted with the new spec", 60*time.Second, func(p *v1.Pod) bool {
 		a, _ := ids(p)
 		return running(p) && a != a0 && a != ""
 	})
@@ -66,7 +66,7 @@ spec:
 			t.Errorf("a's restartCount %d, want 1", cs.RestartCount)
 		}
 	}
-	if ev, err := n.cli("describe", "pod", "fixed"); err != nil || !strings.Contains(ev, "Container a definition changed, will be restarted") {
+	if ev, err := n.CLI("describe", "pod", "fixed"); err != nil || !strings.Contains(ev, "Container a definition changed, will be restarted") {
 		t.Errorf("describe (err %v):\n%s", err, ev)
 	}
 }

@@ -15,12 +15,12 @@ import (
 // a clear error.
 func TestExecIntoRunningContainer(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
-	n.write("shell.yaml", podManifest("shell", "Always", 1, `echo only-in-this-root > /marker; exec sleep 3600`))
-	n.waitPod("shell-node1", "Running", 60*time.Second, running)
+	n.Start()
+	n.Write("shell.yaml", podManifest("shell", "Always", 1, `echo only-in-this-root > /marker; exec sleep 3600`))
+	n.WaitPod("shell-node1", "Running", 60*time.Second, running)
 
 	run := func(stdin string, args ...string) (string, string, int) {
-		cmd := exec.Command(n.bin, append([]string{"exec", "--socket", n.socket, "--root-dir", n.root}, args...)...)
+		cmd := exec.Command(n.Bin, append([]string{"exec", "--socket", n.Socket, "--root-dir", n.Root}, args...)...)
 		var out, errb bytes.Buffer
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
 		err := cmd.Run()
@@ -63,7 +63,7 @@ func TestExecIntoRunningContainer(t *testing.T) {
 	}
 
 	// The container keeps running: exec never disturbs the workload.
-	p, _ := n.pod("shell-node1")
+	p, _ := n.Pod("shell-node1")
 	if !running(&p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
 		t.Fatalf("pod after exec: phase %s, statuses %+v", p.Status.Phase, p.Status.ContainerStatuses)
 	}

@@ -58,9 +58,9 @@ func importScratch(t *testing.T, root string) {
 // CreateContainerConfigError.
 func TestScratchReadOnlyRunsBesideAFailingSibling(t *testing.T) {
 	n := newE2ENode(t)
-	importScratch(t, n.root)
-	n.start()
-	n.write("scratch.yaml", fmt.Sprintf(`apiVersion: v1
+	importScratch(t, n.Root)
+	n.Start()
+	n.Write("scratch.yaml", fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: scratch
@@ -77,7 +77,7 @@ spec:
     args: [sleep, "3600"]
     securityContext: {runAsNonRoot: true}
 `, scratchImage))
-	p := n.waitPod("scratch-node1", "good running, bad CreateContainerConfigError", 90*time.Second, func(p *v1.Pod) bool {
+	p := n.WaitPod("scratch-node1", "good running, bad CreateContainerConfigError", 90*time.Second, func(p *v1.Pod) bool {
 		var good, bad bool
 		for _, cs := range p.Status.ContainerStatuses {
 			switch {
@@ -94,6 +94,6 @@ spec:
 			t.Errorf("bad: waiting message %q", cs.State.Waiting.Message)
 		}
 	}
-	n.remove("scratch.yaml")
-	n.waitFor("the pod gone", 60*time.Second, func() bool { _, ok := n.pod("scratch-node1"); return !ok })
+	n.Remove("scratch.yaml")
+	n.WaitFor("the pod gone", 60*time.Second, func() bool { _, ok := n.Pod("scratch-node1"); return !ok })
 }

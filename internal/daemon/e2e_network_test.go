@@ -67,7 +67,7 @@ func httpGet(url string) (string, error) {
 
 // waitHTTP polls url until it answers 200 with a body containing want.
 func (n *e2eNode) waitHTTP(url, want string, timeout time.Duration) string {
-	n.t.Helper()
+	n.T.Helper()
 	var body string
 	var err error
 	deadline := time.Now().Add(timeout)
@@ -77,7 +77,7 @@ func (n *e2eNode) waitHTTP(url, want string, timeout time.Duration) string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	n.t.Fatalf("GET %s: no %q within %s: body %q, err %v", url, want, timeout, body, err)
+	n.T.Fatalf("GET %s: no %q within %s: body %q, err %v", url, want, timeout, body, err)
 	return ""
 }
 
@@ -148,7 +148,7 @@ func iptablesMentioning(t *testing.T, ip string) []string {
 }
 
 func podEvents(n *e2eNode, pod string) string {
-	out, err := n.cli("describe", "pod", pod)
+	out, err := n.CLI("describe", "pod", pod)
 	if err != nil {
 		return ""
 	}
@@ -160,27 +160,27 @@ func TestNetworkEndToEnd(t *testing.T) {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		t.Skip("iptables is not installed (make deps)")
 	}
-	if ents, _ := os.ReadDir(n.cniConf); len(ents) != 0 {
-		t.Fatalf("--cni-conf-dir %s not empty before the daemon starts: %v", n.cniConf, ents)
+	if ents, _ := os.ReadDir(n.CNIConf); len(ents) != 0 {
+		t.Fatalf("--cni-conf-dir %s not empty before the daemon starts: %v", n.CNIConf, ents)
 	}
 	if v := vethLinks(t); len(v) != 0 {
 		t.Fatalf("veths in the node netns before any pod: %v", v)
 	}
-	n.start()
+	n.Start()
 	_, subnet, _ := net.ParseCIDR(netPodCIDR)
 
 	var web v1.Pod
 	t.Run("default conflist gives the pod an IP that serves HTTP to the node", func(t *testing.T) {
-		n.write("web.yaml", webManifest("web", netHostPort))
+		n.Write("web.yaml", webManifest("web", netHostPort))
 		started := time.Now()
-		web = n.waitPod("web-node1", "Running", 90*time.Second, running)
-		conf := network.DefaultConfPath(n.root)
+		web = n.WaitPod("web-node1", "Running", 90*time.Second, running)
+		conf := network.DefaultConfPath(n.Root)
 		b, err := os.ReadFile(conf)
 		if err != nil {
 			t.Fatalf("the daemon wrote no default conflist: %v", err)
 		}
-		if ents, _ := os.ReadDir(n.cniConf); len(ents) != 0 {
-			t.Fatalf("the daemon wrote into --cni-conf-dir %s: %v", n.cniConf, ents)
+		if ents, _ := os.ReadDir(n.CNIConf); len(ents) != 0 {
+			t.Fatalf("the daemon wrote into --cni-conf-dir %s: %v", n.CNIConf, ents)
 		}
 		var cl struct {
 			Name    string `json:"name"`
@@ -204,7 +204,7 @@ func TestNetworkEndToEnd(t *testing.T) {
 		br := cl.Plugins[0]
 		if cl.Name != network.DefaultNetworkName || br.Type != "bridge" || br.Bridge != network.DefaultBridge ||
 			br.IPAM.Type != "host-local" || len(br.IPAM.Ranges) != 1 || br.IPAM.Ranges[0][0]["subnet"] != netPodCIDR ||
-			br.IPAM.DataDir != filepath.Join(n.root, "cni", "ipam") || !strings.Contains(strings.Join(types, ","), "portmap") {
+			br.IPAM.DataDir != filepath.Join(n.Root, "cni", "ipam") || !strings.Contains(strings.Join(types, ","), "portmap") {
 			t.Fatalf("default conflist %s is not bridge %s + host-local %s under the root dir + portmap:\n%s", conf, network.DefaultBridge, netPodCIDR, b)
 		}
 
@@ -221,7 +221,7 @@ func TestNetworkEndToEnd(t *testing.T) {
 		if v := vethLinks(t); len(v) != 1 {
 			t.Fatalf("want one veth for the one pod, got %v", v)
 		}
-		if a := ipamAllocations(t, n.root); len(a) != 1 || a[0] != web.Status.PodIP {
+		if a := ipamAllocations(t, n.Root); len(a) != 1 || a[0] != web.Status.PodIP {
 			t.Fatalf("host-local allocations %v, want [%s]", a, web.Status.PodIP)
 		}
 		if r := iptablesMentioning(t, web.Status.PodIP); len(r) == 0 {
@@ -247,11 +247,11 @@ func TestNetworkEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a second pod on the same hostPort is refused, the first undisturbed", func(t *testing.T) {
-		pid := n.sandboxPID(string(web.UID))
-		n.write("web2.yaml", webManifest("web2", netHostPort))
+		pid := n.SandboxPID(string(web.UID))
+		n.Write("web2.yaml", webManifest("web2", netHostPort))
 		start := time.Now()
 		var ev string
-		n.waitFor("a FailedCreatePodSandBox event naming the port and its holder", 20*time.Second, func() bool {
+		n.WaitFor("a FailedCreatePodSandBox event naming the port and its holder", 20*time.Second, func() bool {
 			ev = podEvents(n, "web2")
 			return strings.Contains(ev, "FailedCreatePodSandBox") && strings.Contains(ev, fmt.Sprint(netHostPort)) && strings.Contains(ev, "web-node1")
 		})
@@ -268,7 +268,7 @@ func TestNetworkEndToEnd(t *testing.T) {
 		// Give the daemon a few retries' worth of time: the refused pod must
 		// stay Pending with ContainerCreating, never Running.
 		time.Sleep(4 * time.Second)
-		p2, ok := n.pod("web2-node1")
+		p2, ok := n.Pod("web2-node1")
 		if !ok {
 			t.Fatalf("web2 is not listed")
 		}
@@ -277,18 +277,18 @@ func TestNetworkEndToEnd(t *testing.T) {
 			b, _ := json.MarshalIndent(p2.Status, "", "  ")
 			t.Fatalf("refused pod's status, want Pending/ContainerCreating without an IP:\n%s", b)
 		}
-		get, _ := n.cli("get", "pods")
-		p1, _ := n.pod("web-node1")
+		get, _ := n.CLI("get", "pods")
+		p1, _ := n.Pod("web-node1")
 		if p1.UID != web.UID || !running(&p1) || p1.Status.ContainerStatuses[0].RestartCount != 0 ||
-			n.sandboxPID(string(web.UID)) != pid || p1.Status.PodIP != web.Status.PodIP {
+			n.SandboxPID(string(web.UID)) != pid || p1.Status.PodIP != web.Status.PodIP {
 			t.Fatalf("the first pod was disturbed: uid %s (was %s), restarts %d, sandbox pid %d (was %d), IP %s (was %s)",
-				p1.UID, web.UID, p1.Status.ContainerStatuses[0].RestartCount, n.sandboxPID(string(web.UID)), pid, p1.Status.PodIP, web.Status.PodIP)
+				p1.UID, web.UID, p1.Status.ContainerStatuses[0].RestartCount, n.SandboxPID(string(web.UID)), pid, p1.Status.PodIP, web.Status.PodIP)
 		}
 		if body, err := httpGet(hostURL); err != nil || !strings.Contains(body, "served-by-web") || strings.Contains(body, "web2") {
 			t.Fatalf("hostPort %d after the refusal: %q, %v", netHostPort, body, err)
 		}
 		// The refused attempts leave nothing: still one veth, one IP.
-		if v, a := vethLinks(t), ipamAllocations(t, n.root); len(v) != 1 || len(a) != 1 {
+		if v, a := vethLinks(t), ipamAllocations(t, n.Root); len(v) != 1 || len(a) != 1 {
 			t.Fatalf("refused pod left network state: veths %v, allocations %v", v, a)
 		}
 		// The retries back off (kubelet-like) rather than spin: show how
@@ -303,21 +303,21 @@ func TestNetworkEndToEnd(t *testing.T) {
 
 	var web2IP string
 	t.Run("deleting the holder lets the refused pod take the port", func(t *testing.T) {
-		n.remove("web.yaml")
-		p2 := n.waitPod("web2-node1", "Running", 40*time.Second, running)
+		n.Remove("web.yaml")
+		p2 := n.WaitPod("web2-node1", "Running", 40*time.Second, running)
 		n.waitHTTP(hostURL, "served-by-web2", 15*time.Second)
 		web2IP = p2.Status.PodIP
 		t.Logf("web2 Running with IP %s, hostPort %d now serves it", p2.Status.PodIP, netHostPort)
 	})
 
 	t.Run("teardown leaves no veth, IP allocation or DNAT rule", func(t *testing.T) {
-		n.remove("web2.yaml")
-		n.waitFor("every pod gone", 30*time.Second, func() bool { p, err := n.pods(); return err == nil && len(p) == 0 })
+		n.Remove("web2.yaml")
+		n.WaitFor("every pod gone", 30*time.Second, func() bool { p, err := n.Pods(); return err == nil && len(p) == 0 })
 		if v := vethLinks(t); len(v) != 0 {
 			t.Fatalf("veths left in the node netns: %v", v)
 		}
-		if a := ipamAllocations(t, n.root); len(a) != 0 {
-			t.Fatalf("host-local allocations left under %s: %v", filepath.Join(n.root, "cni", "ipam"), a)
+		if a := ipamAllocations(t, n.Root); len(a) != 0 {
+			t.Fatalf("host-local allocations left under %s: %v", filepath.Join(n.Root, "cni", "ipam"), a)
 		}
 		if r := natRulesFor(t, netHostPort); len(r) != 0 {
 			t.Fatalf("nat rules naming hostPort %d left:\n%s", netHostPort, strings.Join(r, "\n"))
@@ -338,11 +338,11 @@ func TestNetworkEndToEnd(t *testing.T) {
 // liveness applies and a failure restarts the container (Unhealthy, Killing).
 func TestStartupProbeDelaysLiveness(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
+	n.Start()
 	// Both probes look at /tmp/started, which appears ~3 s after the start:
 	// with period 1 s and failureThreshold 1, an ungated liveness probe
 	// would kill the container within its first second or two.
-	n.write("slow.yaml", `apiVersion: v1
+	n.Write("slow.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: slow}
 spec:
@@ -358,21 +358,21 @@ spec:
 		cs := p.Status.ContainerStatuses
 		return len(cs) == 1 && cs[0].Started != nil && *cs[0].Started
 	}
-	p := n.waitPod("slow-node1", "Running", 30*time.Second, running)
+	p := n.WaitPod("slow-node1", "Running", 30*time.Second, running)
 	ranAt := p.Status.ContainerStatuses[0].State.Running.StartedAt.Time // whole seconds
 	// Started this early is wrong (the file cannot exist yet); later than
 	// that a slow poll may simply have missed the not-started window.
 	if isStarted(&p) && time.Since(ranAt) < 2*time.Second {
 		t.Fatalf("started %s after the container ran, before /tmp/started can exist: %+v", time.Since(ranAt), p.Status.ContainerStatuses[0])
 	}
-	p = n.waitPod("slow-node1", "started by its startup probe", 20*time.Second, isStarted)
+	p = n.WaitPod("slow-node1", "started by its startup probe", 20*time.Second, isStarted)
 	startedAfter := time.Since(ranAt)
 	if rc := p.Status.ContainerStatuses[0].RestartCount; rc != 0 {
 		t.Fatalf("restarted %d times during startup: liveness was not gated by the startup probe", rc)
 	}
 	// Liveness now runs (and passes): still no restart a few periods later.
 	time.Sleep(3 * time.Second)
-	p, _ = n.pod("slow-node1")
+	p, _ = n.Pod("slow-node1")
 	if rc := p.Status.ContainerStatuses[0].RestartCount; rc != 0 || !running(&p) {
 		t.Fatalf("after startup: restarts %d, running %v", rc, running(&p))
 	}
@@ -381,12 +381,12 @@ spec:
 	}
 
 	// Make liveness fail: it now restarts the container.
-	cmd := exec.Command(n.bin, "exec", "--socket", n.socket, "--root-dir", n.root, "slow", "--", "rm", "/tmp/started")
+	cmd := exec.Command(n.Bin, "exec", "--socket", n.Socket, "--root-dir", n.Root, "slow", "--", "rm", "/tmp/started")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("exec rm /tmp/started: %v: %s", err, out)
 	}
 	broken := time.Now()
-	n.waitPod("slow-node1", "restarted by its liveness probe", 20*time.Second, func(p *v1.Pod) bool {
+	n.WaitPod("slow-node1", "restarted by its liveness probe", 20*time.Second, func(p *v1.Pod) bool {
 		return p.Status.ContainerStatuses[0].RestartCount >= 1
 	})
 	restartAfter := time.Since(broken)
@@ -402,5 +402,5 @@ spec:
 	}
 	t.Logf("started ~%s after the container ran (file appears at ~3 s; StartedAt has 1 s precision) with 0 restarts; liveness restart %s after the file was removed; events:\n%s",
 		startedAfter.Round(100*time.Millisecond), restartAfter.Round(100*time.Millisecond), strings.Join(lines, "\n"))
-	n.remove("slow.yaml")
+	n.Remove("slow.yaml")
 }

@@ -204,10 +204,10 @@ func TestGracefulNodeShutdown(t *testing.T) {
 	addr := privateBus(t)
 	lg := startTestLogind(t, addr)
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
-	data := filepath.Join(n.dir, "data")
+	data := filepath.Join(n.Dir, "data")
 	os.MkdirAll(data, 0o755)
-	n.start("--shutdown-grace-period", "20s", "--shutdown-grace-period-critical-pods", "8s")
-	n.waitFor("the daemon's inhibitor lock", 20*time.Second, func() bool { return lg.count() == 1 })
+	n.Start("--shutdown-grace-period", "20s", "--shutdown-grace-period-critical-pods", "8s")
+	n.WaitFor("the daemon's inhibitor lock", 20*time.Second, func() bool { return lg.count() == 1 })
 	if lg.who[0] != "shutdown/"+nodeshutdown.InhibitWho+"/delay" {
 		t.Fatalf("inhibitor %s", lg.who[0])
 	}
@@ -233,15 +233,15 @@ spec:
     hostPath: {path: %[3]s, type: Directory}
 `, name, testImage, data, extra)
 	}
-	n.write("web.yaml", pod("web", ""))
-	n.write("dns.yaml", pod("dns", "  priorityClassName: system-node-critical"))
+	n.Write("web.yaml", pod("web", ""))
+	n.Write("dns.yaml", pod("dns", "  priorityClassName: system-node-critical"))
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		n.waitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+		n.WaitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	}
 	// The lock is the daemon's alone: no pod supervisor or container
 	// inherited it (it would hold every shutdown back).
-	if h := holders(lg.ino[0]); len(h) != 1 || h[0] != n.cmd.Process.Pid {
-		t.Fatalf("inhibitor held by %v, want only the daemon (%d)", h, n.cmd.Process.Pid)
+	if h := holders(lg.ino[0]); len(h) != 1 || h[0] != n.Cmd.Process.Pid {
+		t.Fatalf("inhibitor held by %v, want only the daemon (%d)", h, n.Cmd.Process.Pid)
 	}
 
 	lg.prepareForShutdown(true)
@@ -253,7 +253,7 @@ spec:
 		t.Fatalf("preStop hooks ran as %q, want the regular pod's then the critical pod's", b)
 	}
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		p := n.waitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+		p := n.WaitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 		if p.Status.Reason != "Terminated" || p.Status.Message != "Pod was terminated in response to imminent node shutdown." {
 			t.Errorf("%s: reason %q message %q", name, p.Status.Reason, p.Status.Message)
 		}
@@ -266,7 +266,7 @@ spec:
 
 	// Cancelled: the lock is taken again and the pods run again.
 	lg.prepareForShutdown(false)
-	n.waitFor("the inhibitor lock taken again", 20*time.Second, func() bool { return lg.count() == 2 })
+	n.WaitFor("the inhibitor lock taken again", 20*time.Second, func() bool { return lg.count() == 2 })
 	// (Phase Running alone says nothing here: under restartPolicy Always
 	// a pod whose containers exited is Running, as kubelet's getPhase.)
 	running := func(p *v1.Pod) bool {
@@ -274,16 +274,16 @@ spec:
 		return p.Status.Phase == v1.PodRunning && len(cs) == 1 && cs[0].State.Running != nil && cs[0].RestartCount == 1
 	}
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		n.waitPod(name, "its container running again in a new sandbox", 60*time.Second, running)
+		n.WaitPod(name, "its container running again in a new sandbox", 60*time.Second, running)
 	}
 	// Stopping the daemon releases the lock and leaves the pods running.
-	n.stop(syscall.SIGTERM)
+	n.Stop(syscall.SIGTERM)
 	if !lg.released(1, 10*time.Second) {
 		t.Fatal("the daemon's stop did not release its lock")
 	}
-	n.start()
+	n.Start()
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		n.waitPod(name, "adopted, not restarted", 60*time.Second, running)
+		n.WaitPod(name, "adopted, not restarted", 60*time.Second, running)
 	}
 }
 
@@ -330,7 +330,7 @@ func TestGracefulNodeShutdownRealLogind(t *testing.T) {
 		t.Skip("no systemd-logind on the system bus (the lab test node has none; the field host's guest has)")
 	}
 	n := newE2ENode(t)
-	data := filepath.Join(n.dir, "data")
+	data := filepath.Join(n.Dir, "data")
 	os.MkdirAll(data, 0o755)
 	// Under emulation (MKL_TEST_SLOWDOWN) a preStop exec alone takes longer
 	// than 2 s: the periods grow with the slowdown, and then the daemon
@@ -346,10 +346,10 @@ func TestGracefulNodeShutdownRealLogind(t *testing.T) {
 			exec.Command("systemctl", "kill", "-s", "HUP", "systemd-logind").Run()
 		})
 	}
-	n.start("--shutdown-grace-period", grace.String(), "--shutdown-grace-period-critical-pods", critical.String())
-	pid := n.cmd.Process.Pid
+	n.Start("--shutdown-grace-period", grace.String(), "--shutdown-grace-period-critical-pods", critical.String())
+	pid := n.Cmd.Process.Pid
 	var in *logindInhibitor
-	n.waitFor("the daemon's inhibitor in logind's ListInhibitors", 20*time.Second, func() bool {
+	n.WaitFor("the daemon's inhibitor in logind's ListInhibitors", 20*time.Second, func() bool {
 		in = daemonInhibitor(t, pid)
 		return in != nil
 	})
@@ -378,19 +378,19 @@ spec:
     hostPath: {path: %[3]s, type: Directory}
 `, name, testImage, data, extra)
 	}
-	n.write("web.yaml", pod("web", ""))
-	n.write("dns.yaml", pod("dns", "  priorityClassName: system-cluster-critical"))
+	n.Write("web.yaml", pod("web", ""))
+	n.Write("dns.yaml", pod("dns", "  priorityClassName: system-cluster-critical"))
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		n.waitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+		n.WaitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	}
-	n.cmd.Process.Signal(syscall.SIGUSR1)
-	n.waitFor("logind to see the lock released", 30*time.Second, func() bool { return daemonInhibitor(t, pid) == nil })
+	n.Cmd.Process.Signal(syscall.SIGUSR1)
+	n.WaitFor("logind to see the lock released", 30*time.Second, func() bool { return daemonInhibitor(t, pid) == nil })
 	b, _ := os.ReadFile(filepath.Join(data, "order"))
 	if string(b) != "web\ndns\n" {
 		t.Fatalf("preStop hooks ran as %q, want the regular pod's then the critical pod's", b)
 	}
 	for _, name := range []string{"web-node1", "dns-node1"} {
-		p := n.waitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+		p := n.WaitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 		if p.Status.Reason != "Terminated" {
 			t.Errorf("%s: reason %q", name, p.Status.Reason)
 		}

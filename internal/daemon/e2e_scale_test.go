@@ -15,14 +15,14 @@ func TestDaemonScale(t *testing.T) {
 		t.Skip("opt-in scale test: set MKL_E2E_SCALE=1")
 	}
 	n := newE2ENode(t)
-	n.start("--parallel-pods", "8")
+	n.Start("--parallel-pods", "8")
 	const N = 50
 	start := time.Now()
 	for i := 0; i < N; i++ {
-		n.write(fmt.Sprintf("s%d.yaml", i), podManifest(fmt.Sprintf("s%d", i), "Always", 1, `while true; do sleep 5; done`))
+		n.Write(fmt.Sprintf("s%d.yaml", i), podManifest(fmt.Sprintf("s%d", i), "Always", 1, `while true; do sleep 5; done`))
 	}
-	n.waitFor("all running", 120*time.Second, func() bool {
-		pods, err := n.pods()
+	n.WaitFor("all running", 120*time.Second, func() bool {
+		pods, err := n.Pods()
 		if err != nil {
 			return false
 		}
@@ -36,12 +36,12 @@ func TestDaemonScale(t *testing.T) {
 	})
 	t.Logf("%d pods Running after %s", N, time.Since(start))
 	start = time.Now()
-	ents, _ := os.ReadDir(n.manifests)
+	ents, _ := os.ReadDir(n.Manifests)
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".yaml") {
-			os.Remove(n.manifests + "/" + e.Name())
+			os.Remove(n.Manifests + "/" + e.Name())
 		}
 	}
-	n.waitFor("all gone", 120*time.Second, func() bool { p, err := n.pods(); return err == nil && len(p) == 0 && n.podDirs() == 0 })
+	n.WaitFor("all gone", 120*time.Second, func() bool { p, err := n.Pods(); return err == nil && len(p) == 0 && n.PodDirs() == 0 })
 	t.Logf("%d pods removed after %s (grace 1s, sh ignores SIGTERM)", N, time.Since(start))
 }

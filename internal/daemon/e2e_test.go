@@ -23,14 +23,14 @@ import (
 // one daemon, the pod lifecycle of issue 6 step by step, then its crash.
 func TestDaemonEndToEnd(t *testing.T) {
 	n := newE2ENode(t)
-	n.start()
+	n.Start()
 
 	const web = "web-node1"
-	n.write("web.yaml", podManifest("web", "Always", 2, `echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
+	n.Write("web.yaml", podManifest("web", "Always", 2, `echo "hello from $HOSTNAME"; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done`))
 	var webPod v1.Pod
 
 	t.Run("drop becomes Running", func(t *testing.T) {
-		webPod = n.waitPod(web, "Running", 60*time.Second, running)
+		webPod = n.WaitPod(web, "Running", 60*time.Second, running)
 		if webPod.UID == "" || webPod.Status.QOSClass != v1.PodQOSBestEffort || webPod.Status.PodIP == "" {
 			t.Fatalf("pod identity/status: uid %q qos %q podIP %q", webPod.UID, webPod.Status.QOSClass, webPod.Status.PodIP)
 		}
@@ -49,7 +49,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		timeout := time.After(10 * time.Second)
 		for !got["READY=1"] || !got["WATCHDOG=1"] {
 			select {
-			case m := <-n.notes:
+			case m := <-n.Notes:
 				got[m] = true
 			case <-timeout:
 				t.Fatalf("notifications received: %v", got)
@@ -60,7 +60,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	t.Run("logs -f follows the container", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, n.bin, "logs", "-f", "web", "--socket", n.socket, "--log-dir", n.logs)
+		cmd := exec.CommandContext(ctx, n.Bin, "logs", "-f", "web", "--socket", n.Socket, "--log-dir", n.Logs)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -86,11 +86,11 @@ func TestDaemonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("describe shows slice, scopes and events", func(t *testing.T) {
-		out, err := n.cli("describe", "pod", "web")
+		out, err := n.CLI("describe", "pod", "web")
 		if err != nil {
 			t.Fatal(err)
 		}
-		wide, _ := n.cli("get", "pods", "-o", "wide")
+		wide, _ := n.CLI("get", "pods", "-o", "wide")
 		t.Logf("get pods -o wide:\n%s\ndescribe pod web:\n%s", wide, out)
 		slice := systemd.PlanPod(&webPod, systemd.PlanOptions{}).PodSlice
 		for _, want := range []string{"web-node1", "Slice:", slice, "minikubelet-", "Scheduled", "Started", "Running"} {
@@ -103,7 +103,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", n.socket)
+			return d.DialContext(ctx, "unix", n.Socket)
 		}}}
 		resp, err := hc.Get("http://minikubelet/metrics")
 		if err != nil {
@@ -119,19 +119,19 @@ func TestDaemonEndToEnd(t *testing.T) {
 	})
 
 	t.Run("invalid edit keeps the pod running", func(t *testing.T) {
-		good, _ := os.ReadFile(filepath.Join(n.manifests, "web.yaml"))
-		n.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: "+testImage+", bogusField: 1}]\n")
-		n.waitFor("InvalidManifest event in describe", 20*time.Second, func() bool {
-			out, err := n.cli("describe", "pod", "web")
+		good, _ := os.ReadFile(filepath.Join(n.Manifests, "web.yaml"))
+		n.Write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: "+testImage+", bogusField: 1}]\n")
+		n.WaitFor("InvalidManifest event in describe", 20*time.Second, func() bool {
+			out, err := n.CLI("describe", "pod", "web")
 			return err == nil && strings.Contains(out, "InvalidManifest")
 		})
-		p, ok := n.pod(web)
+		p, ok := n.Pod(web)
 		if !ok || p.UID != webPod.UID || !running(&p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
 			t.Fatalf("pod changed by an invalid edit: ok=%v uid %s (was %s) status %+v", ok, p.UID, webPod.UID, p.Status.ContainerStatuses)
 		}
-		n.write("web.yaml", string(good))
+		n.Write("web.yaml", string(good))
 		time.Sleep(500 * time.Millisecond)
-		p, _ = n.pod(web)
+		p, _ = n.Pod(web)
 		if p.UID != webPod.UID || !running(&p) {
 			t.Fatalf("restoring the same content changed the pod: uid %s (was %s)", p.UID, webPod.UID)
 		}
@@ -139,21 +139,21 @@ func TestDaemonEndToEnd(t *testing.T) {
 
 	t.Run("edit replaces the pod with a new UID", func(t *testing.T) {
 		oldUID := string(webPod.UID)
-		n.write("web.yaml", podManifest("web", "Always", 2, `echo "hello v2 from $HOSTNAME"; while true; do echo v2; sleep 1; done`))
-		webPod = n.waitPod(web, "replaced and Running", 60*time.Second, func(p *v1.Pod) bool {
+		n.Write("web.yaml", podManifest("web", "Always", 2, `echo "hello v2 from $HOSTNAME"; while true; do echo v2; sleep 1; done`))
+		webPod = n.WaitPod(web, "replaced and Running", 60*time.Second, func(p *v1.Pod) bool {
 			return string(p.UID) != oldUID && running(p)
 		})
-		n.waitFor("old pod's state and units gone", 30*time.Second, func() bool {
-			_, err := os.Stat(filepath.Join(n.root, "pods", oldUID))
+		n.WaitFor("old pod's state and units gone", 30*time.Second, func() bool {
+			_, err := os.Stat(filepath.Join(n.Root, "pods", oldUID))
 			return os.IsNotExist(err) && !strings.Contains(units(t), strings.ReplaceAll(oldUID, "-", "_"))
 		})
 	})
 
 	t.Run("an edit to a missing image keeps the old pod running", func(t *testing.T) {
-		good, _ := os.ReadFile(filepath.Join(n.manifests, "web.yaml"))
-		pid := n.sandboxPID(string(webPod.UID))
-		n.write("web.yaml", strings.Replace(string(good), testImage, "localhost/missing:1", 1))
-		n.waitPod(web, "the new pod waiting for its image", 20*time.Second, func(p *v1.Pod) bool {
+		good, _ := os.ReadFile(filepath.Join(n.Manifests, "web.yaml"))
+		pid := n.SandboxPID(string(webPod.UID))
+		n.Write("web.yaml", strings.Replace(string(good), testImage, "localhost/missing:1", 1))
+		n.WaitPod(web, "the new pod waiting for its image", 20*time.Second, func(p *v1.Pod) bool {
 			if p.UID == webPod.UID || len(p.Status.ContainerStatuses) == 0 {
 				return false
 			}
@@ -162,7 +162,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		})
 		// One event per failed pull (Warning Failed, as the kubelet), not a
 		// second one for the failed action.
-		desc, err := n.cli("describe", "pod", "web")
+		desc, err := n.CLI("describe", "pod", "web")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,15 +173,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 		if !procAlive(pid) {
 			t.Fatalf("the old pod was stopped for a new pod whose image cannot be pulled")
 		}
-		n.write("web.yaml", string(good))
-		p := n.waitPod(web, "the old pod back", 20*time.Second, func(p *v1.Pod) bool { return p.UID == webPod.UID && running(p) })
-		if n.sandboxPID(string(p.UID)) != pid {
+		n.Write("web.yaml", string(good))
+		p := n.WaitPod(web, "the old pod back", 20*time.Second, func(p *v1.Pod) bool { return p.UID == webPod.UID && running(p) })
+		if n.SandboxPID(string(p.UID)) != pid {
 			t.Fatalf("the old pod was restarted")
 		}
 	})
 
 	t.Run("init containers run first", func(t *testing.T) {
-		n.write("init.yaml", `apiVersion: v1
+		n.Write("init.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: init}
 spec:
@@ -193,7 +193,7 @@ spec:
   containers:
   - {name: app, image: `+testImage+`, command: [sh, -c, "cat /work/order; test \"$(cat /work/order)\" = \"$(printf 'one\\ntwo')\" || exit 7; sleep 1000"], volumeMounts: [{name: work, mountPath: /work}]}
 `)
-		p := n.waitPod("init-node1", "Running", 60*time.Second, running)
+		p := n.WaitPod("init-node1", "Running", 60*time.Second, running)
 		if len(p.Status.InitContainerStatuses) != 2 {
 			t.Fatalf("init statuses: %+v", p.Status.InitContainerStatuses)
 		}
@@ -209,12 +209,12 @@ spec:
 
 	t.Run("Always restarts at once, then after the back-off", func(t *testing.T) {
 		written := time.Now()
-		n.write("crash.yaml", podManifest("crash", "Always", 1, `echo crashing; exit 1`))
+		n.Write("crash.yaml", podManifest("crash", "Always", 1, `echo crashing; exit 1`))
 		seen := map[int32]time.Time{}
 		firstGap := time.Duration(-1) // first exit → first restart, from the pod's own records
 		deadline := time.Now().Add(60 * time.Second)
 		for len(seen) < 3 && time.Now().Before(deadline) {
-			if p, ok := n.pod("crash-node1"); ok && len(p.Status.ContainerStatuses) == 1 {
+			if p, ok := n.Pod("crash-node1"); ok && len(p.Status.ContainerStatuses) == 1 {
 				cs := p.Status.ContainerStatuses[0]
 				if _, ok := seen[cs.RestartCount]; !ok && cs.RestartCount > 0 {
 					seen[cs.RestartCount] = time.Now()
@@ -253,8 +253,8 @@ spec:
 		}
 		// Only the newest exited instance keeps its root filesystem (and the
 		// current one its own): older ones are collected at each restart.
-		if cp, ok := n.pod("crash-node1"); ok {
-			rootfs := filepath.Join(n.root, "pods", string(cp.UID), "rootfs")
+		if cp, ok := n.Pod("crash-node1"); ok {
+			rootfs := filepath.Join(n.Root, "pods", string(cp.UID), "rootfs")
 			var ents []os.DirEntry
 			var mounted int
 			collected := func() bool {
@@ -278,18 +278,18 @@ spec:
 				}
 			}
 		}
-		if out, err := n.cli("describe", "pod", "crash"); err != nil || !strings.Contains(out, "BackOff") {
+		if out, err := n.CLI("describe", "pod", "crash"); err != nil || !strings.Contains(out, "BackOff") {
 			t.Fatalf("describe lacks the BackOff event (%v):\n%s", err, out)
 		}
-		out, _ := n.cli("get", "pods")
+		out, _ := n.CLI("get", "pods")
 		if !strings.Contains(out, "crash-node1") {
 			t.Fatalf("get pods:\n%s", out)
 		}
-		n.remove("crash.yaml")
+		n.Remove("crash.yaml")
 	})
 
 	t.Run("OnFailure and Never", func(t *testing.T) {
-		n.write("onfail.yaml", `apiVersion: v1
+		n.Write("onfail.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: onfail}
 spec:
@@ -298,26 +298,26 @@ spec:
   containers:
   - {name: c, image: `+testImage+`, command: [sh, -c, "test -f /d/ran && exit 0; touch /d/ran; exit 3"], volumeMounts: [{name: d, mountPath: /d}]}
 `)
-		n.write("never.yaml", podManifest("never", "Never", 1, `exit 5`))
-		p := n.waitPod("onfail-node1", "Succeeded", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+		n.Write("never.yaml", podManifest("never", "Never", 1, `exit 5`))
+		p := n.WaitPod("onfail-node1", "Succeeded", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
 		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 1 || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
 			t.Fatalf("OnFailure: restartCount %d state %+v", cs.RestartCount, cs.State)
 		}
-		p = n.waitPod("never-node1", "Failed", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+		p = n.WaitPod("never-node1", "Failed", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 5 {
 			t.Fatalf("Never: restartCount %d state %+v", cs.RestartCount, cs.State)
 		}
 		time.Sleep(2 * time.Second)
-		p, _ = n.pod("never-node1")
+		p, _ = n.Pod("never-node1")
 		if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 {
 			t.Fatalf("Never: restarted (%d)", cs.RestartCount)
 		}
-		n.remove("onfail.yaml")
-		n.remove("never.yaml")
+		n.Remove("onfail.yaml")
+		n.Remove("never.yaml")
 	})
 
 	t.Run("readiness flips Ready, failed liveness restarts", func(t *testing.T) {
-		n.write("probed.yaml", `apiVersion: v1
+		n.Write("probed.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: probed}
 spec:
@@ -338,28 +338,28 @@ spec:
 			}
 			return false
 		}
-		p := n.waitPod("probed-node1", "Running, not Ready", 30*time.Second, running)
+		p := n.WaitPod("probed-node1", "Running, not Ready", 30*time.Second, running)
 		if ready(&p) && p.Status.ContainerStatuses[0].RestartCount == 0 {
 			t.Fatalf("Ready before the readiness probe passed")
 		}
-		n.waitPod("probed-node1", "Ready", 30*time.Second, ready)
+		n.WaitPod("probed-node1", "Ready", 30*time.Second, ready)
 		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 		defer cancel()
-		if _, err := n.cliCtx(ctx, "wait", "--for=condition=Ready", "pod/probed", "--timeout=20s"); err != nil {
+		if _, err := n.CLICtx(ctx, "wait", "--for=condition=Ready", "pod/probed", "--timeout=20s"); err != nil {
 			t.Fatalf("wait: %v", err)
 		}
-		n.waitPod("probed-node1", "restarted by its liveness probe", 40*time.Second, func(p *v1.Pod) bool {
+		n.WaitPod("probed-node1", "restarted by its liveness probe", 40*time.Second, func(p *v1.Pod) bool {
 			return p.Status.ContainerStatuses[0].RestartCount >= 1
 		})
-		out, _ := n.cli("describe", "pod", "probed")
+		out, _ := n.CLI("describe", "pod", "probed")
 		if !strings.Contains(out, "failed liveness probe") || !strings.Contains(out, "Unhealthy") {
 			t.Fatalf("describe lacks the liveness kill:\n%s", out)
 		}
-		n.remove("probed.yaml")
+		n.Remove("probed.yaml")
 	})
 
 	t.Run("exec postStart and preStop hooks", func(t *testing.T) {
-		n.write("hooked.yaml", `apiVersion: v1
+		n.Write("hooked.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: hooked}
 spec:
@@ -372,13 +372,13 @@ spec:
       postStart: {exec: {command: [touch, /tmp/started]}}
       preStop: {exec: {command: [sh, -c, "echo prestop-ran > /proc/1/fd/1"]}}
 `)
-		p := n.waitPod("hooked-node1", "Running", 30*time.Second, running)
-		logDir := filepath.Join(n.logs, "default_hooked-node1_"+string(p.UID), "c")
+		p := n.WaitPod("hooked-node1", "Running", 30*time.Second, running)
+		logDir := filepath.Join(n.Logs, "default_hooked-node1_"+string(p.UID), "c")
 		readLog := func() string { b, _ := os.ReadFile(filepath.Join(logDir, "0.log")); return string(b) }
-		n.waitFor("postStart seen by the container", 20*time.Second, func() bool { return strings.Contains(readLog(), "saw-poststart") })
+		n.WaitFor("postStart seen by the container", 20*time.Second, func() bool { return strings.Contains(readLog(), "saw-poststart") })
 		start := time.Now()
-		n.remove("hooked.yaml")
-		n.waitFor("hooked pod gone", 30*time.Second, func() bool { _, ok := n.pod("hooked-node1"); return !ok })
+		n.Remove("hooked.yaml")
+		n.WaitFor("hooked pod gone", 30*time.Second, func() bool { _, ok := n.Pod("hooked-node1"); return !ok })
 		if !strings.Contains(readLog(), "prestop-ran") {
 			t.Fatalf("preStop did not run; log kept after the pod:\n%s", readLog())
 		}
@@ -390,7 +390,7 @@ spec:
 	})
 
 	t.Run("OOM kill is reported as OOMKilled", func(t *testing.T) {
-		n.write("oom.yaml", `apiVersion: v1
+		n.Write("oom.yaml", `apiVersion: v1
 kind: Pod
 metadata: {name: oom}
 spec:
@@ -402,7 +402,7 @@ spec:
     command: [sh, -c, "sleep 1; a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done"]
     resources: {limits: {memory: 24Mi, cpu: 500m}}
 `)
-		p := n.waitPod("oom-node1", "Failed by the OOM killer", 60*time.Second, func(p *v1.Pod) bool {
+		p := n.WaitPod("oom-node1", "Failed by the OOM killer", 60*time.Second, func(p *v1.Pod) bool {
 			if len(p.Status.ContainerStatuses) == 0 {
 				return false
 			}
@@ -412,22 +412,22 @@ spec:
 		if st := p.Status.ContainerStatuses[0].State.Terminated; st.ExitCode != 137 || p.Status.QOSClass != v1.PodQOSGuaranteed {
 			t.Fatalf("OOM: exit code %d, qos %s", st.ExitCode, p.Status.QOSClass)
 		}
-		n.remove("oom.yaml")
+		n.Remove("oom.yaml")
 	})
 
 	t.Run("a killed pause takes the pod down and it is recreated", func(t *testing.T) {
 		uid := string(webPod.UID)
-		pid := n.sandboxPID(uid)
+		pid := n.SandboxPID(uid)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		p := n.waitPod(web, "Running in a new sandbox", 30*time.Second, func(p *v1.Pod) bool {
+		p := n.WaitPod(web, "Running in a new sandbox", 30*time.Second, func(p *v1.Pod) bool {
 			return running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
 		})
-		if string(p.UID) != uid || n.sandboxPID(uid) == pid || n.sandboxPID(uid) == 0 {
-			t.Fatalf("pod not recreated in place: uid %s, sandbox pid %d (was %d)", p.UID, n.sandboxPID(uid), pid)
+		if string(p.UID) != uid || n.SandboxPID(uid) == pid || n.SandboxPID(uid) == 0 {
+			t.Fatalf("pod not recreated in place: uid %s, sandbox pid %d (was %d)", p.UID, n.SandboxPID(uid), pid)
 		}
-		out, _ := n.cli("describe", "pod", "web")
+		out, _ := n.CLI("describe", "pod", "web")
 		if !strings.Contains(out, "SandboxChanged") {
 			t.Fatalf("describe lacks SandboxChanged:\n%s", out)
 		}
@@ -436,16 +436,16 @@ spec:
 
 	t.Run("delete removes units, mounts, processes within grace", func(t *testing.T) {
 		uid := string(webPod.UID)
-		pid := n.sandboxPID(uid)
+		pid := n.SandboxPID(uid)
 		if pid == 0 || !procAlive(pid) {
 			t.Fatalf("no live sandbox for %s (pid %d)", uid, pid)
 		}
 		start := time.Now()
-		n.remove("web.yaml")
+		n.Remove("web.yaml")
 		// Removal waits ~1 s (the editor-save guard), then grace 2 s during
 		// which kubectl's STATUS column reads Terminating.
-		n.waitFor("web pod Terminating", 10*time.Second, func() bool {
-			out, err := n.cli("get", "pods")
+		n.WaitFor("web pod Terminating", 10*time.Second, func() bool {
+			out, err := n.CLI("get", "pods")
 			for _, l := range strings.Split(out, "\n") {
 				if strings.HasPrefix(l, web+" ") && strings.Contains(l, "Terminating") {
 					return err == nil
@@ -453,18 +453,18 @@ spec:
 			}
 			return false
 		})
-		n.waitFor("web pod gone", 20*time.Second, func() bool { _, ok := n.pod(web); return !ok })
+		n.WaitFor("web pod gone", 20*time.Second, func() bool { _, ok := n.Pod(web); return !ok })
 		took := time.Since(start)
 		if u := units(t); strings.Contains(u, strings.ReplaceAll(uid, "-", "_")) || strings.Contains(u, "default/web-node1") {
 			t.Fatalf("units left after delete:\n%s", u)
 		}
-		if m := mountsUnder(filepath.Join(n.root, "pods", uid)); len(m) > 0 {
+		if m := mountsUnder(filepath.Join(n.Root, "pods", uid)); len(m) > 0 {
 			t.Fatalf("mounts left: %v", m)
 		}
 		if procAlive(pid) {
 			t.Fatalf("sandbox process %d still alive", pid)
 		}
-		if _, err := os.Stat(filepath.Join(n.root, "pods", uid)); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(n.Root, "pods", uid)); !os.IsNotExist(err) {
 			t.Fatalf("state dir left: %v", err)
 		}
 		t.Logf("deleted in %s (grace 2s)", took.Round(100*time.Millisecond))
