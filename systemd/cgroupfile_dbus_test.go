@@ -1,4 +1,4 @@
-package systemd
+package systemd_test
 
 import (
 	"context"
@@ -12,19 +12,21 @@ import (
 	"github.com/minikubelet/minikubelet/internal/testnode"
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/minikubelet/minikubelet/systemd"
+	"github.com/minikubelet/minikubelet/systemd/internal/drivertest"
 	"github.com/minikubelet/minikubelet/systemd/internal/heldproc"
 )
 
 // TestDBusDriverOOMAttribution drives the cgroup file functions through the
 // systemd (D-Bus) driver: an OOM kill in one container scope is reported by
 // its watcher and by the pod's, counted once in that scope's and the pod's
-// usage, and not in its sibling's.
+// usage, and not in its sibling's (drivertest.OOMAttribution).
 func TestDBusDriverOOMAttribution(t *testing.T) {
 	testnode.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const root = "kubepods-oomattr"
-	d, err := New(ctx, DBusOptions{CgroupRoot: root})
+	d, err := systemd.New(ctx, systemd.DBusOptions{CgroupRoot: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +35,7 @@ func TestDBusDriverOOMAttribution(t *testing.T) {
 		conn, err := sd.NewSystemdConnectionContext(context.Background())
 		if err == nil {
 			ch := make(chan string, 1)
-			if _, err := conn.StopUnitContext(context.Background(), NewNames(root).RootSlice(), "replace", ch); err == nil {
+			if _, err := conn.StopUnitContext(context.Background(), systemd.NewNames(root).RootSlice(), "replace", ch); err == nil {
 				<-ch
 			}
 			conn.Close()
@@ -43,70 +45,13 @@ func TestDBusDriverOOMAttribution(t *testing.T) {
 	if err := d.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	limit, big := int64(16<<20), int64(256<<20)
-	pod := PodCgroup{UID: "d-1", QOS: v1.PodQOSBurstable, Resources: Resources{CPUShares: sdPtr(uint64(102))}}
+	shares := uint64(102)
+	pod := systemd.PodCgroup{UID: "d-1", QOS: v1.PodQOSBurstable, Resources: systemd.Resources{CPUShares: &shares}}
 	if err := d.EnsurePod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	// A bystander keeps the hog's scope alive after the kill (systemd
-	// collects an emptied scope, and its counters with it).
-	hog, bystander, calm := heldproc.Start(t, "oom"), heldproc.Sleep(t), heldproc.Sleep(t)
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "dhog", PIDs: []int{hog.PID(), bystander.Process.Pid}, Resources: Resources{MemoryLimit: &limit}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.StartScope(ctx, ScopeSpec{Pod: pod, ID: "dcalm", PIDs: []int{calm.Process.Pid}, Resources: Resources{MemoryLimit: &big}}); err != nil {
-		t.Fatal(err)
-	}
-	hogCh, err := d.WatchOOM(ctx, pod.UID, "dhog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	calmCh, err := d.WatchOOM(ctx, pod.UID, "dcalm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	podCh, err := d.WatchOOM(ctx, pod.UID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hog.Release(t)
-	heldproc.ExpectOOM(t, hogCh, "hog scope")
-	heldproc.ExpectOOM(t, podCh, "pod slice")
-	if ws, ok := heldproc.WaitStatus(hog.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("hog ended with %v, want SIGKILL", hog.Wait())
-	}
-	hu, err := d.Usage(ctx, pod.UID, "dhog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cu, err := d.Usage(ctx, pod.UID, "dcalm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pu, err := d.Usage(ctx, pod.UID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("after the kill: hog %+v, calm %+v, pod %+v", hu, cu, pu)
-	if pu.CPUUsageNanos == 0 || hu.CPUUsageNanos == 0 {
-		t.Errorf("cpu usage not read (hog %d ns, pod %d ns)", hu.CPUUsageNanos, pu.CPUUsageNanos)
-	}
-	if hu.OOMKills != 1 || cu.OOMKills != 0 || pu.OOMKills != 1 {
-		t.Errorf("OOMKills: hog %d (want 1), calm %d (want 0), pod %d (want 1)", hu.OOMKills, cu.OOMKills, pu.OOMKills)
-	}
-	heldproc.ExpectNoOOM(t, calmCh, "calm scope")
-	if err := d.StopScope(ctx, "dhog", true); err != nil {
-		t.Fatal(err)
-	}
-	heldproc.ExpectClosed(t, hogCh, "hog scope")
-	if err := d.StopScope(ctx, "dcalm", true); err != nil {
-		t.Fatal(err)
-	}
-	heldproc.ExpectClosed(t, calmCh, "calm scope")
-	if err := d.RemovePod(ctx, pod.UID); err != nil {
-		t.Fatal(err)
-	}
-	heldproc.ExpectClosed(t, podCh, "pod slice")
+	// A bystander keeps the hog's scope alive after the kill.
+	drivertest.OOMAttribution(ctx, t, d, pod, "dhog", "dcalm", true)
 }
 
 // TestSystemdScopeOOMKill: the same OOM attribution for a transient scope
@@ -149,7 +94,7 @@ func TestSystemdScopeOOMKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		cg := strings.Trim(p.Value.String(), `"`)
-		dirs, err := CgroupDirs(cg)
+		dirs, err := systemd.CgroupDirs(cg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,16 +109,16 @@ func TestSystemdScopeOOMKill(t *testing.T) {
 	calm := heldproc.Sleep(t)
 	hogDirs := start("mkl-cgfs-oom-hog.scope", []uint32{uint32(hog.PID()), uint32(bystander.Process.Pid)}, 16<<20)
 	calmDirs := start("mkl-cgfs-oom-calm.scope", []uint32{uint32(calm.Process.Pid)}, 256<<20)
-	if !IsV2Dirs(hogDirs) {
+	if !systemd.IsV2Dirs(hogDirs) {
 		if got := heldproc.ReadFile(t, hogDirs["memory"], "memory.limit_in_bytes"); got != "16777216" {
 			t.Fatalf("hog memory.limit_in_bytes = %s", got)
 		}
 	}
-	hogCh, err := WatchOOMDirs(ctx, hogDirs)
+	hogCh, err := systemd.WatchOOMDirs(ctx, hogDirs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	calmCh, err := WatchOOMDirs(ctx, calmDirs)
+	calmCh, err := systemd.WatchOOMDirs(ctx, calmDirs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +127,11 @@ func TestSystemdScopeOOMKill(t *testing.T) {
 	if ws, ok := heldproc.WaitStatus(hog.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("hog ended with %v, want SIGKILL", hog.Wait())
 	}
-	hu, err := ReadUsage(hogDirs)
+	hu, err := systemd.ReadUsage(hogDirs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cu, err := ReadUsage(calmDirs)
+	cu, err := systemd.ReadUsage(calmDirs)
 	if err != nil {
 		t.Fatal(err)
 	}

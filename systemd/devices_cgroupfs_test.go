@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/minikubelet/minikubelet/internal/testnode"
 	"github.com/minikubelet/minikubelet/systemd"
 	"github.com/minikubelet/minikubelet/systemd/cgroupfs"
+	"github.com/minikubelet/minikubelet/systemd/internal/drivertest"
 )
 
 // newCgroupfs is a cgroupfs driver on its own root, removed at the end.
@@ -96,38 +95,9 @@ func scopeCgroupPath(t *testing.T, d *cgroupfs.Driver, id string) string {
 }
 
 // TestCgroupfsScopeDevicesPureV2 runs the cgroupfs probe on a pure cgroup
-// v2 mount (a private mount namespace of this test binary), where the
-// rules become opencontainers/cgroups' BPF device program.
+// v2 mount (drivertest.PureV2), where the rules become
+// opencontainers/cgroups' BPF device program.
 func TestCgroupfsScopeDevicesPureV2(t *testing.T) {
 	testnode.Require(t)
-	const env = "MKL_DEVICES_PURE_V2"
-	if os.Getenv(env) != "" {
-		dirs, err := systemd.CgroupDirs("/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(dirs) != 1 || dirs[""] != "/sys/fs/cgroup" {
-			t.Fatalf("pure v2 dirs = %v", dirs)
-		}
-		TestCgroupfsScopeDevices(t)
-		return
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := `set -e
-while grep -q ' /sys/fs/cgroup ' /proc/self/mountinfo; do umount -R /sys/fs/cgroup; done
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
-exec "$0" -test.run '^TestCgroupfsScopeDevicesPureV2$' -test.v -test.count=1`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, self)
-	cmd.Env = append(os.Environ(), env+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("inner run:\n%s", out)
-	if err != nil {
-		t.Fatalf("inner run: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestCgroupfsScopeDevicesPureV2") {
-		t.Fatal("inner run did not pass the test")
-	}
+	drivertest.PureV2(t, TestCgroupfsScopeDevices)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/systemd"
+	"github.com/minikubelet/minikubelet/systemd/internal/drivertest"
 	"github.com/minikubelet/minikubelet/systemd/internal/heldproc"
 )
 
@@ -383,71 +384,8 @@ func TestCgroupfsOOMKill(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d := newTestCgroupfs(t, "kubepods-cgfs-oom")
-	limit, big := int64(16<<20), int64(256<<20)
 	pod := systemd.PodCgroup{UID: "o-1", QOS: v1.PodQOSBurstable, Resources: systemd.Resources{CPUShares: ptr(uint64(102))}}
-	hog := heldproc.Start(t, "oom")
-	calm := heldproc.Sleep(t)
-	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "hog", PIDs: []int{hog.PID()}, Resources: systemd.Resources{MemoryLimit: &limit}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "calm", PIDs: []int{calm.Process.Pid}, Resources: systemd.Resources{MemoryLimit: &big}}); err != nil {
-		t.Fatal(err)
-	}
-	// Watch before the workload runs.
-	hogCh, err := d.WatchOOM(ctx, pod.UID, "hog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	calmCh, err := d.WatchOOM(ctx, pod.UID, "calm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	podCh, err := d.WatchOOM(ctx, pod.UID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hog.Release(t)
-	heldproc.ExpectOOM(t, hogCh, "hog")
-	// The pod's watcher counts its containers' kills too (on v1 found by
-	// its periodic re-read: the eventfd of an ancestor does not fire).
-	heldproc.ExpectOOM(t, podCh, "pod")
-	if ws, ok := heldproc.WaitStatus(hog.Wait()); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("hog ended with %v, want SIGKILL by the OOM killer", hog.Wait())
-	}
-	u, err := d.Usage(ctx, pod.UID, "hog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.OOMKills != 1 {
-		t.Errorf("hog OOMKills = %d, want 1", u.OOMKills)
-	}
-	cu, err := d.Usage(ctx, pod.UID, "calm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cu.OOMKills != 0 {
-		t.Errorf("calm OOMKills = %d, want 0", cu.OOMKills)
-	}
-	pu, err := d.Usage(ctx, pod.UID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pu.OOMKills != 1 {
-		t.Errorf("pod OOMKills = %d, want 1 (the hog's kill, counted for the pod too)", pu.OOMKills)
-	}
-	heldproc.ExpectNoOOM(t, calmCh, "calm")
-	t.Logf("hog usage after kill %+v; calm %+v; pod %+v", u, cu, pu)
-	for _, id := range []string{"hog", "calm"} {
-		if err := d.StopScope(ctx, id, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	heldproc.ExpectClosed(t, hogCh, "hog")
-	heldproc.ExpectClosed(t, calmCh, "calm")
-	if err := d.RemovePod(ctx, pod.UID); err != nil {
-		t.Fatal(err)
-	}
-	heldproc.ExpectClosed(t, podCh, "pod")
+	drivertest.OOMAttribution(ctx, t, d, pod, "hog", "calm", false)
 }
 
 // TestCgroupfsUsage: a process that allocates 24 MiB and burns a little
@@ -509,52 +447,19 @@ func TestCgroupfsUsage(t *testing.T) {
 	}
 }
 
-const cgfsV2Env = "MKL_CGFS_PURE_V2"
-
-// TestCgroupfsPureV2 runs the driver on a pure cgroup v2 layout: in a
-// private mount namespace of the test node, /sys/fs/cgroup is replaced by a
-// single cgroup2 mount (the node's own unified hierarchy), and the test
-// binary runs this test again inside. This machine's v2 hierarchy has no
-// memory, cpu or pids controller (v1 holds them), so it checks the v2 code
-// path itself: detection, fs2 creation, placing processes, populated events
-// through inotify, cgroup.kill, removal, and that a limit the hierarchy
-// cannot enforce is refused rather than dropped.
+// TestCgroupfsPureV2 runs the driver on a pure cgroup v2 layout
+// (drivertest.PureV2). This machine's v2 hierarchy has no memory, cpu or
+// pids controller (v1 holds them), so it checks the v2 code path itself:
+// detection, fs2 creation, placing processes, populated events through
+// inotify, cgroup.kill, removal, and that a limit the hierarchy cannot
+// enforce is refused rather than dropped.
 func TestCgroupfsPureV2(t *testing.T) {
 	testnode.Require(t)
-	if os.Getenv(cgfsV2Env) != "" {
-		cgfsPureV2Inner(t)
-		return
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The node's private tmpfs sits over the host's: unmount every layer.
-	script := `set -e
-while grep -q ' /sys/fs/cgroup ' /proc/self/mountinfo; do umount -R /sys/fs/cgroup; done
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
-exec "$0" -test.run '^TestCgroupfsPureV2$' -test.v -test.count=1`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, self)
-	cmd.Env = append(os.Environ(), cgfsV2Env+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("inner run:\n%s", out)
-	if err != nil {
-		t.Fatalf("inner run: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestCgroupfsPureV2") {
-		t.Fatal("inner run did not pass the test")
-	}
+	drivertest.PureV2(t, cgfsPureV2Inner)
 }
 
 func cgfsPureV2Inner(t *testing.T) {
 	ctx := context.Background()
-	dirs, err := systemd.CgroupDirs("/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dirs) != 1 || dirs[""] != "/sys/fs/cgroup" {
-		t.Fatalf("pure v2 dirs = %v, want only \"\": /sys/fs/cgroup", dirs)
-	}
 	d := newTestCgroupfs(t, "kubepods-cgfs-v2")
 	pod := systemd.PodCgroup{UID: "v2-1", QOS: v1.PodQOSBestEffort, Resources: systemd.Resources{CPUShares: ptr(uint64(systemd.MinShares))}}
 	if err := d.EnsurePod(ctx, pod); err != nil {
@@ -582,7 +487,7 @@ func cgfsPureV2Inner(t *testing.T) {
 	// and the limit lands in memory.max.
 	limit := int64(64 << 20)
 	s2 := heldproc.Sleep(t)
-	err = d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "v2limited", PIDs: []int{s2.Process.Pid}, Resources: systemd.Resources{MemoryLimit: &limit}})
+	err := d.StartScope(ctx, systemd.ScopeSpec{Pod: pod, ID: "v2limited", PIDs: []int{s2.Process.Pid}, Resources: systemd.Resources{MemoryLimit: &limit}})
 	if ctl, _ := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); slices.Contains(strings.Fields(string(ctl)), "memory") {
 		if err != nil {
 			t.Fatalf("memory limit with the memory controller: %v", err)
