@@ -761,35 +761,17 @@ func validateProbe(pr *v1.Probe, c *v1.Container, successMustBeOne bool, p *fiel
 	if pr == nil {
 		return nil
 	}
-	var errs field.ErrorList
-	var handlers []string
-	if pr.Exec != nil {
-		handlers = append(handlers, "exec")
-		if len(pr.Exec.Command) == 0 {
-			errs = append(errs, field.Required(p.Child("exec", "command"), ""))
-		}
-	}
-	if pr.HTTPGet != nil {
-		handlers = append(handlers, "httpGet")
-		errs = append(errs, validateHTTPGet(pr.HTTPGet, c, p.Child("httpGet"))...)
-	}
-	if pr.TCPSocket != nil {
-		handlers = append(handlers, "tcpSocket")
-		errs = append(errs, validatePortRef(pr.TCPSocket.Port, c, p.Child("tcpSocket", "port"))...)
-	}
-	if pr.GRPC != nil {
-		handlers = append(handlers, "grpc")
-		for _, msg := range validation.IsValidPortNum(int(pr.GRPC.Port)) {
-			errs = append(errs, field.Invalid(p.Child("grpc", "port"), pr.GRPC.Port, msg))
-		}
-	}
-	switch len(handlers) {
-	case 0:
-		errs = append(errs, field.Required(p, "must specify a handler type: one of exec, httpGet, tcpSocket, grpc"))
-	case 1:
-	default:
-		errs = append(errs, field.Forbidden(p.Child(handlers[1]), "may not specify more than 1 handler type (also has "+handlers[0]+")"))
-	}
+	errs := validateHandlers(pr.Exec, pr.HTTPGet, c, p,
+		handler{name: "tcpSocket", set: pr.TCPSocket != nil, check: func() field.ErrorList {
+			return validatePortRef(pr.TCPSocket.Port, c, p.Child("tcpSocket", "port"))
+		}},
+		handler{name: "grpc", set: pr.GRPC != nil, check: func() field.ErrorList {
+			var errs field.ErrorList
+			for _, msg := range validation.IsValidPortNum(int(pr.GRPC.Port)) {
+				errs = append(errs, field.Invalid(p.Child("grpc", "port"), pr.GRPC.Port, msg))
+			}
+			return errs
+		}})
 	nonNeg := func(name string, v int32) {
 		if v < 0 {
 			errs = append(errs, field.Invalid(p.Child(name), v, "must be greater than or equal to 0"))
@@ -861,34 +843,56 @@ func validateLifecycleHandler(h *v1.LifecycleHandler, c *v1.Container, p *field.
 	if h == nil {
 		return nil
 	}
+	return validateHandlers(h.Exec, h.HTTPGet, c, p,
+		handler{name: "sleep", set: h.Sleep != nil, check: func() field.ErrorList {
+			if h.Sleep.Seconds < 0 {
+				return field.ErrorList{field.Invalid(p.Child("sleep", "seconds"), h.Sleep.Seconds, "must be greater than or equal to 0")}
+			}
+			return nil
+		}},
+		handler{name: "tcpSocket", set: h.TCPSocket != nil, unlisted: true, check: func() field.ErrorList {
+			return field.ErrorList{field.Forbidden(p.Child("tcpSocket"), "tcpSocket lifecycle handlers are deprecated and not supported")}
+		}})
+}
+
+// handler is one handler type of a probe or lifecycle hook beyond exec and
+// httpGet: whether it is set, and its own checks (run only when set).
+type handler struct {
+	name     string
+	set      bool
+	unlisted bool // not offered in the "one of" list (deprecated)
+	check    func() field.ErrorList
+}
+
+// validateHandlers checks the handlers probes and lifecycle hooks share
+// (exec, httpGet), then more in order, and that exactly one is set.
+func validateHandlers(exec *v1.ExecAction, get *v1.HTTPGetAction, c *v1.Container, p *field.Path, more ...handler) field.ErrorList {
+	all := append([]handler{
+		{name: "exec", set: exec != nil, check: func() field.ErrorList {
+			if len(exec.Command) == 0 {
+				return field.ErrorList{field.Required(p.Child("exec", "command"), "")}
+			}
+			return nil
+		}},
+		{name: "httpGet", set: get != nil, check: func() field.ErrorList { return validateHTTPGet(get, c, p.Child("httpGet")) }},
+	}, more...)
 	var errs field.ErrorList
-	var handlers []string
-	if h.Exec != nil {
-		handlers = append(handlers, "exec")
-		if len(h.Exec.Command) == 0 {
-			errs = append(errs, field.Required(p.Child("exec", "command"), ""))
+	var listed, set []string
+	for _, h := range all {
+		if !h.unlisted {
+			listed = append(listed, h.name)
+		}
+		if h.set {
+			set = append(set, h.name)
+			errs = append(errs, h.check()...)
 		}
 	}
-	if h.HTTPGet != nil {
-		handlers = append(handlers, "httpGet")
-		errs = append(errs, validateHTTPGet(h.HTTPGet, c, p.Child("httpGet"))...)
-	}
-	if h.Sleep != nil {
-		handlers = append(handlers, "sleep")
-		if h.Sleep.Seconds < 0 {
-			errs = append(errs, field.Invalid(p.Child("sleep", "seconds"), h.Sleep.Seconds, "must be greater than or equal to 0"))
-		}
-	}
-	if h.TCPSocket != nil {
-		handlers = append(handlers, "tcpSocket")
-		errs = append(errs, field.Forbidden(p.Child("tcpSocket"), "tcpSocket lifecycle handlers are deprecated and not supported"))
-	}
-	switch len(handlers) {
+	switch len(set) {
 	case 0:
-		errs = append(errs, field.Required(p, "must specify a handler type: one of exec, httpGet, sleep"))
+		errs = append(errs, field.Required(p, "must specify a handler type: one of "+strings.Join(listed, ", ")))
 	case 1:
 	default:
-		errs = append(errs, field.Forbidden(p.Child(handlers[1]), "may not specify more than 1 handler type (also has "+handlers[0]+")"))
+		errs = append(errs, field.Forbidden(p.Child(set[1]), "may not specify more than 1 handler type (also has "+set[0]+")"))
 	}
 	return errs
 }
