@@ -12,10 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -73,38 +71,52 @@ func (o *imageOptions) addFlags(cmd *cobra.Command, registry bool) {
 	}
 }
 
-func newImageImportCmd() *cobra.Command {
+// imageCommand completes an image subcommand: its flags (with registry,
+// --insecure-registry too) and a RunE that opens the store (see open) and
+// hands it to run.
+func imageCommand(cmd *cobra.Command, create, registry bool, run func(cmd *cobra.Command, args []string, o *imageOptions, s *images.Store) error) *cobra.Command {
 	var o imageOptions
-	cmd := &cobra.Command{
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		s, err := o.open(cmd, create)
+		if err != nil {
+			return err
+		}
+		return run(cmd, args, &o, s)
+	}
+	o.addFlags(cmd, registry)
+	return cmd
+}
+
+// exitIfFailed is exit status 1 when some of a command's items failed
+// (each already reported on stderr).
+func exitIfFailed(failed int) error {
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func newImageImportCmd() *cobra.Command {
+	return imageCommand(&cobra.Command{
 		Use:   "import FILE...",
 		Short: "Import docker-archive or OCI-archive tarballs (plain, gzip or zstd)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open(cmd, true)
+	}, true, false, func(cmd *cobra.Command, args []string, _ *imageOptions, s *images.Store) error {
+		ctx, stop := clientContext(cmd)
+		defer stop()
+		failed := 0
+		for _, f := range args {
+			recs, err := s.Import(ctx, f, nil)
+			for _, r := range recs {
+				printImportedImage(cmd.OutOrStdout(), r)
+			}
 			if err != nil {
-				return err
+				fmt.Fprintln(cmd.ErrOrStderr(), "minikubelet: import", err)
+				failed++
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			failed := 0
-			for _, f := range args {
-				recs, err := s.Import(ctx, f, nil)
-				for _, r := range recs {
-					printImportedImage(cmd.OutOrStdout(), r)
-				}
-				if err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "minikubelet: import", err)
-					failed++
-				}
-			}
-			if failed > 0 {
-				return &exitError{code: 1}
-			}
-			return nil
-		},
-	}
-	o.addFlags(cmd, false)
-	return cmd
+		}
+		return exitIfFailed(failed)
+	})
 }
 
 func printImportedImage(w io.Writer, r images.Record) {
@@ -117,38 +129,31 @@ func printImportedImage(w io.Writer, r images.Record) {
 }
 
 func newImagePullCmd() *cobra.Command {
-	var o imageOptions
 	var quiet bool
-	cmd := &cobra.Command{
+	cmd := imageCommand(&cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull an image from its registry (busybox means docker.io/library/busybox:latest)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open(cmd, true)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			var pr *imagePullProgress
-			var fn images.ProgressFunc
-			if !quiet {
-				pr = newImagePullProgress(cmd.ErrOrStderr())
-				fn = pr.update
-			}
-			rec, err := s.Pull(ctx, args[0], fn)
-			if pr != nil {
-				pr.finish()
-			}
-			if err != nil {
-				return err
-			}
-			ref, _ := images.ParseReference(args[0])
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ref, rec.Digest())
-			return nil
-		},
-	}
-	o.addFlags(cmd, true)
+	}, true, true, func(cmd *cobra.Command, args []string, _ *imageOptions, s *images.Store) error {
+		ctx, stop := clientContext(cmd)
+		defer stop()
+		var pr *imagePullProgress
+		var fn images.ProgressFunc
+		if !quiet {
+			pr = newImagePullProgress(cmd.ErrOrStderr())
+			fn = pr.update
+		}
+		rec, err := s.Pull(ctx, args[0], fn)
+		if pr != nil {
+			pr.finish()
+		}
+		if err != nil {
+			return err
+		}
+		ref, _ := images.ParseReference(args[0])
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ref, rec.Digest())
+		return nil
+	})
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress on stderr")
 	return cmd
 }
@@ -211,54 +216,48 @@ func (pp *imagePullProgress) finish() {
 }
 
 func newImageLsCmd() *cobra.Command {
-	var o imageOptions
 	var quiet, noTrunc bool
-	cmd := &cobra.Command{
+	cmd := imageCommand(&cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List images: REF, DIGEST, SIZE, CREATED, IN USE",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open(cmd, false)
-			if err != nil {
+	}, false, false, func(cmd *cobra.Command, _ []string, _ *imageOptions, s *images.Store) error {
+		var list []images.ImageInfo
+		if s != nil {
+			var err error
+			if list, err = s.List(); err != nil {
 				return err
 			}
-			var list []images.ImageInfo
-			if s != nil {
-				if list, err = s.List(); err != nil {
-					return err
-				}
-			}
-			out := cmd.OutOrStdout()
-			if quiet {
-				for _, im := range list {
-					fmt.Fprintln(out, im.ID)
-				}
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "REF\tDIGEST\tSIZE\tCREATED\tIN USE")
+		}
+		out := cmd.OutOrStdout()
+		if quiet {
 			for _, im := range list {
-				refs := im.RepoTags
-				if len(refs) == 0 {
-					refs = []string{"<none>"}
-				}
-				d := im.Digest()
-				if !noTrunc {
-					d = imageShortDigest(d)
-				}
-				inUse := "no"
-				if im.InUse > 0 {
-					inUse = fmt.Sprintf("yes (%d)", im.InUse)
-				}
-				for _, r := range refs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r, d, imageHumanSize(im.Size), imageCreatedAgo(im.Created), inUse)
-				}
+				fmt.Fprintln(out, im.ID)
 			}
-			return tw.Flush()
-		},
-	}
-	o.addFlags(cmd, false)
+			return nil
+		}
+		tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+		fmt.Fprintln(tw, "REF\tDIGEST\tSIZE\tCREATED\tIN USE")
+		for _, im := range list {
+			refs := im.RepoTags
+			if len(refs) == 0 {
+				refs = []string{"<none>"}
+			}
+			d := im.Digest()
+			if !noTrunc {
+				d = imageShortDigest(d)
+			}
+			inUse := "no"
+			if im.InUse > 0 {
+				inUse = fmt.Sprintf("yes (%d)", im.InUse)
+			}
+			for _, r := range refs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r, d, imageHumanSize(im.Size), imageCreatedAgo(im.Created), inUse)
+			}
+		}
+		return tw.Flush()
+	})
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "image IDs only")
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "full digests")
 	return cmd
@@ -309,102 +308,75 @@ func imageCreatedAgo(t time.Time) string {
 }
 
 func newImageRmCmd() *cobra.Command {
-	var o imageOptions
-	cmd := &cobra.Command{
+	return imageCommand(&cobra.Command{
 		Use:     "rm REF...",
 		Aliases: []string{"rmi", "remove"},
 		Short:   "Remove images (refused while a container uses them) and free their layers",
 		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open(cmd, false)
+	}, false, false, func(cmd *cobra.Command, args []string, o *imageOptions, s *images.Store) error {
+		if s == nil {
+			return &exitError{code: 1, err: fmt.Errorf("no image store in %s", layout.Root(o.rootDir).Images())}
+		}
+		failed := 0
+		for _, ref := range args {
+			r, err := s.Remove(ref)
 			if err != nil {
-				return err
-			}
-			if s == nil {
-				return &exitError{code: 1, err: fmt.Errorf("no image store in %s", layout.Root(o.rootDir).Images())}
-			}
-			failed := 0
-			for _, ref := range args {
-				r, err := s.Remove(ref)
-				if err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "minikubelet: rm:", err)
-					failed++
-					continue
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s (%s)\n", ref, r.ID)
-			}
-			if res, err := s.GC(); err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), "minikubelet: gc:", err)
+				fmt.Fprintln(cmd.ErrOrStderr(), "minikubelet: rm:", err)
 				failed++
-			} else if res.Skipped != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "layers not freed yet: %s (run `minikubelet image prune` later)\n", res.Skipped)
+				continue
 			}
-			if failed > 0 {
-				return &exitError{code: 1}
-			}
-			return nil
-		},
-	}
-	o.addFlags(cmd, false)
-	return cmd
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s (%s)\n", ref, r.ID)
+		}
+		if res, err := s.GC(); err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "minikubelet: gc:", err)
+			failed++
+		} else if res.Skipped != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "layers not freed yet: %s (run `minikubelet image prune` later)\n", res.Skipped)
+		}
+		return exitIfFailed(failed)
+	})
 }
 
 func newImageInspectCmd() *cobra.Command {
-	var o imageOptions
-	cmd := &cobra.Command{
+	return imageCommand(&cobra.Command{
 		Use:   "inspect REF",
 		Short: "Print an image's record (references, digests, config, layers) as JSON",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.open(cmd, false)
-			if err != nil {
-				return err
-			}
-			if s == nil {
-				return &exitError{code: 1, err: fmt.Errorf("image %q: not found (no image store in %s)", args[0], layout.Root(o.rootDir).Images())}
-			}
-			r, found, err := s.Lookup(args[0])
-			if err != nil {
-				return err
-			}
-			if !found {
-				return &exitError{code: 1, err: fmt.Errorf("image %q: not found in %s", args[0], s.Dir())}
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(r)
-		},
-	}
-	o.addFlags(cmd, false)
-	return cmd
+	}, false, false, func(cmd *cobra.Command, args []string, o *imageOptions, s *images.Store) error {
+		if s == nil {
+			return &exitError{code: 1, err: fmt.Errorf("image %q: not found (no image store in %s)", args[0], layout.Root(o.rootDir).Images())}
+		}
+		r, found, err := s.Lookup(args[0])
+		if err != nil {
+			return err
+		}
+		if !found {
+			return &exitError{code: 1, err: fmt.Errorf("image %q: not found in %s", args[0], s.Dir())}
+		}
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	})
 }
 
 func newImagePruneCmd() *cobra.Command {
-	var o imageOptions
-	cmd := &cobra.Command{
+	return imageCommand(&cobra.Command{
 		Use:   "prune",
 		Short: "Remove layers and blobs no image uses, and leftovers of interrupted work",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open(cmd, false)
-			if err != nil {
-				return err
-			}
-			if s == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune: no image store in %s\n", layout.Root(o.rootDir).Images())
-				return nil
-			}
-			res, err := s.GC()
-			if err != nil {
-				return err
-			}
-			if res.Skipped != "" {
-				return &exitError{code: 1, err: errors.New("not pruned: " + res.Skipped)}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d layers, %d blobs, %d work dirs (%s)\n", res.Layers, res.Blobs, res.TempDirs, imageHumanSize(res.Bytes))
+	}, false, false, func(cmd *cobra.Command, _ []string, o *imageOptions, s *images.Store) error {
+		if s == nil {
+			fmt.Fprintf(cmd.OutOrStdout(), "nothing to prune: no image store in %s\n", layout.Root(o.rootDir).Images())
 			return nil
-		},
-	}
-	o.addFlags(cmd, false)
-	return cmd
+		}
+		res, err := s.GC()
+		if err != nil {
+			return err
+		}
+		if res.Skipped != "" {
+			return &exitError{code: 1, err: errors.New("not pruned: " + res.Skipped)}
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "removed %d layers, %d blobs, %d work dirs (%s)\n", res.Layers, res.Blobs, res.TempDirs, imageHumanSize(res.Bytes))
+		return nil
+	})
 }
