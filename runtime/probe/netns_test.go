@@ -39,26 +39,25 @@ func threadNetns(t *testing.T) string {
 	return s
 }
 
-// A pod netns with only lo: a listener inside answers the helper's dial;
-// the same address dialled from the test's own netns does not.
-func TestDialInNetns(t *testing.T) {
-	requireNetns(t)
-	pod := nettest.NewNetns(t)
+// listenInPod is a fresh pod netns with only lo, and a TCP listener on
+// 127.0.0.1 inside it (closed at the end).
+func listenInPod(t *testing.T) (pod string, l net.Listener) {
+	t.Helper()
+	pod = nettest.NewNetns(t)
 	l, err := ListenInNetns(pod, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("inside"))
-			c.Close()
-		}
-	}()
+	t.Cleanup(func() { l.Close() })
+	return pod, l
+}
+
+// A pod netns with only lo: a listener inside answers the helper's dial;
+// the same address dialled from the test's own netns does not.
+func TestDialInNetns(t *testing.T) {
+	requireNetns(t)
+	pod, l := listenInPod(t)
+	serveTCP(l, "inside")
 	addr := l.Addr().String()
 	c, err := DialInNetns(context.Background(), pod, "tcp", addr)
 	if err != nil {
@@ -89,21 +88,8 @@ func TestDialInNetns(t *testing.T) {
 // after many dials, every thread of the pool is still in the test's netns.
 func TestNetnsThreadsDoNotLeakIntoThePool(t *testing.T) {
 	requireNetns(t)
-	pod := nettest.NewNetns(t)
-	l, err := ListenInNetns(pod, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	pod, l := listenInPod(t)
+	serveTCP(l, "")
 	home := startNetns
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -147,11 +133,7 @@ func TestNetnsThreadsDoNotLeakIntoThePool(t *testing.T) {
 // 127.0.0.1.
 func TestProberLoopbackOnlyPod(t *testing.T) {
 	requireNetns(t)
-	pod := nettest.NewNetns(t)
-	l, err := ListenInNetns(pod, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pod, l := listenInPod(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
 	go srv.Serve(l)
 	defer srv.Close()

@@ -180,21 +180,30 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-func TestTCPProbe(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+// serveTCP answers every connection to l with greeting (none when empty)
+// and closes it, until l is closed.
+func serveTCP(l net.Listener, greeting string) {
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
+			if greeting != "" {
+				c.Write([]byte(greeting))
+			}
 			c.Close()
 		}
 	}()
+}
+
+func TestTCPProbe(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	serveTCP(l, "")
 	if r := TCPProbe(context.Background(), "", "127.0.0.1", l.Addr().(*net.TCPAddr).Port, time.Second); r.Outcome != Success {
 		t.Fatalf("open port: %v", r)
 	}
