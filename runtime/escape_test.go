@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -36,34 +35,8 @@ func escapeOutcome(t *testing.T, name, how string, escaped bool, detail string) 
 // create itself (no /proc, /dev, /sys, /tmp).
 func busyboxImage(t *testing.T, base string) string {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox-static is not installed (hack/install-deps.sh installs it)")
-	}
-	root := filepath.Join(base, "image")
-	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	b, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, applet := range strings.Fields(string(out)) {
-		if applet != "busybox" {
-			os.Symlink("busybox", filepath.Join(root, "bin", applet))
-		}
-	}
-	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nnobody:x:65534:\n"), 0o644)
-	return root
+	return busyboxTree(t, filepath.Join(base, "image"),
+		"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n", "root:x:0:\nnobody:x:65534:\n")
 }
 
 func statDevIno(t *testing.T, p string) string {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	crv1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,10 +15,8 @@ import (
 	"github.com/minikubelet/minikubelet/runtime/images/imagebuild"
 )
 
-// An image shape: each entry is a path and what it is — "dir/" for a
-// folder, "->target" for a symlink, "|fifo" for a named pipe, "@busybox" for
-// the static busybox binary, anything else the file's content. Nothing
-// else is there: no etc/, proc/, sys/, dev/ or tmp/ unless listed.
+// An image shape: the files of its one layer, written by writeTree.
+// Nothing else is there: no etc/, proc/, sys/, dev/ or tmp/ unless listed.
 type imageShape map[string]string
 
 // scratchBusybox is a scratch image: one static binary, nothing else.
@@ -32,31 +29,7 @@ func (f *fixture) imageRoot(name string, shape imageShape, cfg imagebuild.Config
 	t := f.t
 	t.Helper()
 	stage := t.TempDir()
-	for p, what := range shape {
-		full := filepath.Join(stage, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		switch {
-		case strings.HasSuffix(p, "/"):
-			err = os.MkdirAll(full, 0o755)
-		case strings.HasPrefix(what, "->"):
-			err = os.Symlink(strings.TrimPrefix(what, "->"), full)
-		case what == "|fifo":
-			err = syscall.Mkfifo(full, 0o644)
-		case what == "@busybox":
-			var b []byte
-			if b, err = os.ReadFile("/bin/busybox"); err == nil {
-				err = os.WriteFile(full, b, 0o755)
-			}
-		default:
-			err = os.WriteFile(full, []byte(what), 0o644)
-		}
-		if err != nil {
-			t.Fatalf("image %s: %s: %v", name, p, err)
-		}
-	}
+	writeTree(t, stage, shape)
 	layer, err := imagebuild.LayerFromDir(stage)
 	if err != nil {
 		t.Fatal(err)

@@ -79,11 +79,21 @@ func TestHostPathWithoutTypeIsCreated(t *testing.T) {
 	}
 }
 
-// userRoot writes an image root of the given files (relative path →
-// content; "->x" a symlink, "|fifo" a named pipe) and nothing else.
+// userRoot writes an image root of the given files (see writeTree) and
+// nothing else.
 func userRoot(t *testing.T, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
+	writeTree(t, root, files)
+	return root
+}
+
+// writeTree writes files under root: each entry is a path and what it is —
+// "dir/" for a folder, "->target" for a symlink, "|fifo" for a named pipe,
+// "@busybox" for the static busybox binary, anything else the file's
+// content.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
 	for p, what := range files {
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -91,18 +101,24 @@ func userRoot(t *testing.T, files map[string]string) string {
 		}
 		var err error
 		switch {
+		case strings.HasSuffix(p, "/"):
+			err = os.MkdirAll(full, 0o755)
 		case strings.HasPrefix(what, "->"):
 			err = os.Symlink(strings.TrimPrefix(what, "->"), full)
 		case what == "|fifo":
 			err = syscall.Mkfifo(full, 0o644)
+		case what == "@busybox":
+			var b []byte
+			if b, err = os.ReadFile("/bin/busybox"); err == nil {
+				err = os.WriteFile(full, b, 0o755)
+			}
 		default:
 			err = os.WriteFile(full, []byte(what), 0o644)
 		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", p, err)
 		}
 	}
-	return root
 }
 
 const (

@@ -35,17 +35,26 @@ func TestMain(m *testing.M) {
 // busybox-static: /bin/busybox and one symlink per applet.
 func busyboxRoot(t *testing.T, base string) string {
 	t.Helper()
+	root := busyboxTree(t, filepath.Join(base, "rootfs"),
+		"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n", "root:x:0:\nuser:x:1000:\n",
+		"proc", "sys", "dev", "tmp", "root", "home/user", "www")
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	return root
+}
+
+// busyboxTree writes root: /bin/busybox (Debian's busybox-static) with one
+// symlink per applet, /etc/passwd and /etc/group, and the folders dirs.
+func busyboxTree(t *testing.T, root, passwd, group string, dirs ...string) string {
+	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
 		t.Skip("busybox-static is not installed (hack/install-deps.sh installs it)")
 	}
-	root := filepath.Join(base, "rootfs")
-	for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "www"} {
+	for _, d := range append([]string{"bin", "etc"}, dirs...) {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
 	b, err := os.ReadFile(bb)
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +71,8 @@ func busyboxRoot(t *testing.T, base string) string {
 			os.Symlink("busybox", filepath.Join(root, "bin", applet))
 		}
 	}
-	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nuser:x:1000:\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(passwd), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/group"), []byte(group), 0o644)
 	return root
 }
 
