@@ -4,49 +4,21 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The profiler answers on the unix socket only; the read-only TCP address
 // (which may face the network) does not expose it, and the API still
 // answers beside it.
 func TestPprofOnUnixSocketOnly(t *testing.T) {
-	dir, err := os.MkdirTemp("", "mkl-api-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "s.sock")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- NewServer(newTestStore(), nil, nil).ListenAndServe(ctx, sock, addr) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	sock, addr, _ := listenAndServe(t)
 	unix := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	get := func(c *http.Client, url string) (int, string) {
 		t.Helper()
-		var resp *http.Response
-		var err error
-		for i := 0; i < 200; i++ {
-			if resp, err = c.Get(url); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		resp, err := c.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,13 +1,9 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,26 +11,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 )
-
-// startServer serves src with srv's settings on a unix socket.
-func startServer(t *testing.T, srv *Server) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "mkl-api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	l, err := ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sock
-}
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -129,33 +105,11 @@ func TestMetricsNotRecomputedPerRequest(t *testing.T) {
 // The read-only port binds to the address it is given only: with
 // 127.0.0.1 it is not reachable on another address of the host.
 func TestReadOnlyPortBindAddress(t *testing.T) {
-	dir, err := os.MkdirTemp("", "mkl-api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- NewServer(newTestStore(), nil, nil).ListenAndServe(ctx, filepath.Join(dir, "s.sock"), fmt.Sprintf("127.0.0.1:%d", port))
-	}()
-	defer func() { cancel(); <-done }()
-	waitUntil(t, "the read-only port", func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	_, addr, _ := listenAndServe(t)
+	_, port, _ := net.SplitHostPort(addr)
 	// 127.0.0.2 is this host too (all of 127/8 is loopback), but not the
 	// bound address.
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.2:%d", port), 5*time.Second)
+	c, err := net.DialTimeout("tcp", "127.0.0.2:"+port, 5*time.Second)
 	if err == nil {
 		c.Close()
 		t.Fatal("the read-only port answered on 127.0.0.2 although bound to 127.0.0.1")

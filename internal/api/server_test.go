@@ -32,6 +32,14 @@ func testPod(ns, name, node string, uid types.UID, phase v1.PodPhase) v1.Pod {
 // serve starts a server for src on a socket in a temp dir and returns a client.
 func serve(t *testing.T, src Source, m *Metrics) (*Client, string) {
 	t.Helper()
+	sock := startServer(t, NewServer(src, m, nil))
+	return NewClient(sock), sock
+}
+
+// startServer serves with srv on a unix socket in a temp dir until the
+// test ends.
+func startServer(t *testing.T, srv *Server) string {
+	t.Helper()
 	// Unix socket paths are limited to 108 bytes; t.TempDir can be long.
 	dir, err := os.MkdirTemp("", "mkl-api")
 	if err != nil {
@@ -45,14 +53,14 @@ func serve(t *testing.T, src Source, m *Metrics) (*Client, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewServer(src, m, nil).Serve(ctx, l) }()
+	go func() { done <- srv.Serve(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return NewClient(sock), sock
+	return sock
 }
 
 func rawGet(t *testing.T, sock, path string) (int, []byte) {
@@ -482,30 +490,48 @@ func TestEventCap(t *testing.T) {
 	}
 }
 
-func TestListenAndServeTCP(t *testing.T) {
+// listenAndServe runs ListenAndServe for a test store on a socket in a
+// temp dir and on a free 127.0.0.1 port, and waits until the port answers.
+// stop ends it and returns ListenAndServe's error (the test's cleanup
+// stops it too).
+func listenAndServe(t *testing.T) (sock, addr string, stop func() error) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "mkl-api")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "s.sock")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock = filepath.Join(dir, "s.sock")
 	// Find a free port, then hand it to the server.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	addr = l.Addr().String()
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- NewServer(newTestStore(), nil, nil).ListenAndServe(ctx, sock, addr) }()
-	var resp *http.Response
-	for i := 0; i < 200; i++ {
-		if resp, err = http.Get("http://" + addr + "/pods/default/web"); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	var once sync.Once
+	var serveErr error
+	stop = func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
 	}
+	t.Cleanup(func() { stop() })
+	waitUntil(t, "the read-only port", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return sock, addr, stop
+}
+
+func TestListenAndServeTCP(t *testing.T) {
+	sock, addr, stop := listenAndServe(t)
+	resp, err := http.Get("http://" + addr + "/pods/default/web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,8 +549,7 @@ func TestListenAndServeTCP(t *testing.T) {
 			t.Errorf("TCP POST = %d", resp.StatusCode)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
