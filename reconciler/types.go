@@ -268,27 +268,18 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields so a zero Config behaves like the kubelet.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.CrashLoopInitial <= 0 {
-		c.CrashLoopInitial = d.CrashLoopInitial
+	fill := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
-	if c.CrashLoopMax <= 0 {
-		c.CrashLoopMax = d.CrashLoopMax
-	}
-	if c.CrashLoopReset <= 0 {
-		c.CrashLoopReset = d.CrashLoopReset
-	}
-	if c.ImagePullInitial <= 0 {
-		c.ImagePullInitial = d.ImagePullInitial
-	}
-	if c.ImagePullMax <= 0 {
-		c.ImagePullMax = d.ImagePullMax
-	}
-	if c.DefaultGrace <= 0 {
-		c.DefaultGrace = d.DefaultGrace
-	}
-	if c.MinGraceAfterPreStop <= 0 {
-		c.MinGraceAfterPreStop = d.MinGraceAfterPreStop
-	}
+	fill(&c.CrashLoopInitial, d.CrashLoopInitial)
+	fill(&c.CrashLoopMax, d.CrashLoopMax)
+	fill(&c.CrashLoopReset, d.CrashLoopReset)
+	fill(&c.ImagePullInitial, d.ImagePullInitial)
+	fill(&c.ImagePullMax, d.ImagePullMax)
+	fill(&c.DefaultGrace, d.DefaultGrace)
+	fill(&c.MinGraceAfterPreStop, d.MinGraceAfterPreStop)
 	return c
 }
 
