@@ -69,6 +69,15 @@ func newSim(t *testing.T, pods ...*v1.Pod) *sim {
 	return s
 }
 
+// newStartedSim is a sim for pod whose images are present and whose first
+// round ran (cgroup, sandbox and what may start, in one chain).
+func newStartedSim(t *testing.T, pod *v1.Pod, images ...string) *sim {
+	s := newSim(t, pod)
+	s.present(images...)
+	s.step()
+	return s
+}
+
 func (s *sim) want(p *v1.Pod) {
 	s.d.Pods[p.UID] = &DesiredPod{Pod: p, Source: "/m/" + p.Name + ".yaml"}
 }
@@ -223,6 +232,14 @@ func (s *sim) status(uid types.UID) *v1.PodStatus {
 }
 
 func (s *sim) advance(d time.Duration) { s.now = s.now.Add(d) }
+
+// wantPhase fails the test unless the pod's status has phase.
+func (s *sim) wantPhase(uid types.UID, phase v1.PodPhase) {
+	s.t.Helper()
+	if st := s.status(uid); st.Phase != phase {
+		s.t.Fatalf("phase %s", st.Phase)
+	}
+}
 
 // describe renders an action compactly for comparisons.
 func describe(a Action) string {

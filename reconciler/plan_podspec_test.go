@@ -12,9 +12,7 @@ import (
 func TestEditWithFixedUIDRestartsChangedContainers(t *testing.T) {
 	pod := mkPod("u1", "web", "app", "side")
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
-	s := newSim(t, pod)
-	s.present("img-app:1", "img-side:1", "img-app:2")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1", "img-side:1", "img-app:2")
 	app, side := s.running("u1", "app").ID, s.running("u1", "side").ID
 	eq(t, "steady", s.step(), nil)
 

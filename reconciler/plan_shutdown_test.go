@@ -80,9 +80,7 @@ func TestShutdownStopsListedPodsWithBoundedGrace(t *testing.T) {
 func TestShutdownGraceIsTheSmallerOne(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
 	pod.Spec.TerminationGracePeriodSeconds = i64(5)
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	s.d.Shutdown = map[types.UID]ShutdownStop{"u1": {Since: s.now, MaxGrace: 20 * time.Second}}
 	s.advance(2 * time.Second)
 	eq(t, "pod grace", s.step()[:1], []string{"kill u1/app grace=3s (NodeShutdown)"})
@@ -98,9 +96,7 @@ func TestShutdownGraceIsTheSmallerOne(t *testing.T) {
 // the pod again in a fresh sandbox; its Failed/Terminated status is not a
 // terminal phase to keep.
 func TestShutdownEndedStartsPodAgain(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	s.d.Shutdown = map[types.UID]ShutdownStop{"u1": {Since: s.now, MaxGrace: 10 * time.Second}}
 	s.step()
 	s.step()
@@ -139,9 +135,7 @@ func TestStickyTerminal(t *testing.T) {
 // A pod already being deleted when the shutdown starts gets the shutdown's
 // bound when it is shorter than what its own grace leaves.
 func TestShutdownBoundsATerminatingPod(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	s.o.Pods["u1"].Termination = &Termination{Since: s.now, Deadline: s.now.Add(30 * time.Second), Reason: ReasonDeleted}
 	delete(s.d.Pods, "u1")
 	s.d.Shutdown = map[types.UID]ShutdownStop{"u1": {Since: s.now, MaxGrace: 5 * time.Second}}
@@ -173,15 +167,11 @@ func TestShutdownRejectsNewPod(t *testing.T) {
 func TestShutdownKeepsAFinishedPod(t *testing.T) {
 	pod := mkPod("u1", "job", "app")
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	s.exit("u1", "app", 0, "Completed")
 	s.step()
 	s.step()
-	if st := s.status("u1"); st.Phase != v1.PodSucceeded {
-		t.Fatalf("phase %s", st.Phase)
-	}
+	s.wantPhase("u1", v1.PodSucceeded)
 	s.d.Shutdown = map[types.UID]ShutdownStop{"u1": {Since: s.now, MaxGrace: 10 * time.Second}}
 	eq(t, "nothing to stop", s.step(), nil)
 	if st := s.status("u1"); st.Phase != v1.PodSucceeded || st.Reason == NodeShutdownReason ||

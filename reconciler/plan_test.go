@@ -127,9 +127,7 @@ func TestInitFailure(t *testing.T) {
 			pod := mkPod("u1", "web", "app")
 			pod.Spec.RestartPolicy = tc.policy
 			pod.Spec.InitContainers = []v1.Container{mkContainer("init")}
-			s := newSim(t, pod)
-			s.present("img-app:1", "img-init:1")
-			s.step()
+			s := newStartedSim(t, pod, "img-app:1", "img-init:1")
 			s.exit("u1", "init", 1, "Error")
 			r := s.plan()
 			st := s.status("u1")
@@ -247,9 +245,7 @@ func TestCrashLoopBackOffSequence(t *testing.T) {
 }
 
 func TestCrashLoopResetsAfterTenMinutes(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	for i := 0; i < 3; i++ { // three quick crashes: 0, 10 s, 20 s
 		s.advance(time.Second)
 		s.exit("u1", "app", 1, "Error")
@@ -287,9 +283,7 @@ func TestRestartPolicies(t *testing.T) {
 		t.Run(string(tc.policy)+"/"+u32(uint32(tc.code)), func(t *testing.T) {
 			pod := mkPod("u1", "job", "app")
 			pod.Spec.RestartPolicy = tc.policy
-			s := newSim(t, pod)
-			s.present("img-app:1")
-			s.step()
+			s := newStartedSim(t, pod, "img-app:1")
 			s.advance(time.Second)
 			reason := "Completed"
 			if tc.code != 0 {
@@ -325,14 +319,10 @@ func TestRestartPolicies(t *testing.T) {
 func TestOnFailureWaitsForAllContainers(t *testing.T) {
 	pod := mkPod("u1", "job", "a", "b")
 	pod.Spec.RestartPolicy = v1.RestartPolicyOnFailure
-	s := newSim(t, pod)
-	s.present("img-a:1", "img-b:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-a:1", "img-b:1")
 	s.exit("u1", "a", 0, "Completed")
 	eq(t, "a done, b runs", s.step(), nil)
-	if st := s.status("u1"); st.Phase != v1.PodRunning {
-		t.Fatalf("phase %s", st.Phase)
-	}
+	s.wantPhase("u1", v1.PodRunning)
 	s.exit("u1", "b", 0, "Completed")
 	eq(t, "all done", s.step(), []string{"terminating u1 grace=30s (Completed)", "stopsandbox u1"})
 	if st := s.status("u1"); st.Phase != v1.PodSucceeded || st.Conditions[2].Reason != "PodCompleted" {
@@ -344,9 +334,7 @@ func TestDeleteWithGraceAndPreStop(t *testing.T) {
 	pod := mkPod("u1", "web", "app", "plain")
 	pod.Spec.TerminationGracePeriodSeconds = i64(20)
 	pod.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 5}}}
-	s := newSim(t, pod)
-	s.present("img-app:1", "img-plain:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1", "img-plain:1")
 	delete(s.d.Pods, "u1")
 	s.advance(time.Second)
 	r := s.plan()
@@ -393,9 +381,7 @@ func TestDeleteWithGraceAndPreStop(t *testing.T) {
 
 func TestGraceExpiredKillsAtOnce(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	s.o.Pods["u1"].Termination = &Termination{Since: s.now, Deadline: s.now.Add(30 * time.Second), Reason: "Deleted"}
 	delete(s.d.Pods, "u1")
 	s.advance(time.Minute)
@@ -404,9 +390,7 @@ func TestGraceExpiredKillsAtOnce(t *testing.T) {
 
 func TestEditReplacesOnlyWhenNewImagesPresent(t *testing.T) {
 	old := mkPod("old", "web", "app")
-	s := newSim(t, old)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, old, "img-app:1")
 	// The file changes: new UID, same name, new image.
 	nw := mkPod("new", "web", "app")
 	nw.Spec.Containers[0].Image = "img-app:2"
@@ -424,9 +408,7 @@ func TestEditReplacesOnlyWhenNewImagesPresent(t *testing.T) {
 
 func TestBadImageOnUpdateKeepsOldPod(t *testing.T) {
 	old := mkPod("old", "web", "app")
-	s := newSim(t, old)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, old, "img-app:1")
 	nw := mkPod("new", "web", "app")
 	nw.Spec.Containers[0].Image = "img-app:typo"
 	s.badImages["img-app:typo"] = "manifest unknown"
@@ -463,9 +445,7 @@ func TestBadImageOnUpdateKeepsOldPod(t *testing.T) {
 func TestSandboxDeath(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
 	pod.Spec.InitContainers = []v1.Container{mkContainer("init")}
-	s := newSim(t, pod)
-	s.present("img-app:1", "img-init:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1", "img-init:1")
 	s.exit("u1", "init", 0, "Completed")
 	s.step()
 	s.step()
@@ -489,22 +469,16 @@ func TestSandboxDeath(t *testing.T) {
 func TestSandboxDeathUnderNeverIsFinal(t *testing.T) {
 	pod := mkPod("u1", "job", "app")
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	s.o.Pods["u1"].Sandbox.State = SandboxExited
 	eq(t, "kill", s.step(), []string{"kill u1/app grace=0s (SandboxChanged)"})
 	eq(t, "no recreation", s.step(), []string{"terminating u1 grace=30s (Completed)", "stopsandbox u1"})
-	if st := s.status("u1"); st.Phase != v1.PodFailed {
-		t.Fatalf("phase %s", st.Phase)
-	}
+	s.wantPhase("u1", v1.PodFailed)
 }
 
 func TestAdoptionAfterDaemonRestart(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	s.step()
 	s.step()
 	prev := s.o.PrevStatus["u1"]
@@ -530,9 +504,7 @@ func TestAdoptionAfterDaemonRestart(t *testing.T) {
 }
 
 func TestExitWhileDaemonWasDown(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	s.step()
 	// The container exited 3 while the daemon was down (exit record kept).
 	s.advance(time.Minute)
@@ -561,9 +533,7 @@ func TestHalfCreated(t *testing.T) {
 		eq(t, "replaced", s.step(), []string{"stopsandbox u1", "sandbox u1 #1", "start u1/app #0"})
 	})
 	t.Run("container created, never started", func(t *testing.T) {
-		s := newSim(t, mkPod("u1", "web", "app"))
-		s.present("img-app:1")
-		s.step()
+		s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 		c := s.running("u1", "app")
 		c.State, c.StartedAt = ContainerCreated, time.Time{}
 		s.o.InFlight[CreateAndStartContainer{UID: "u1", Name: "app", Attempt: 0}.Key()] = struct{}{}
@@ -584,9 +554,7 @@ func TestHalfCreated(t *testing.T) {
 	})
 	t.Run("deleted while down, spec on disk", func(t *testing.T) {
 		pod := mkPod("u1", "web", "app")
-		s := newSim(t, pod)
-		s.present("img-app:1")
-		s.step()
+		s := newStartedSim(t, pod, "img-app:1")
 		delete(s.d.Pods, "u1")
 		eq(t, "graceful", s.step(), []string{"terminating u1 grace=30s (Deleted)", "kill u1/app grace=30s (Deleted)"})
 	})
@@ -595,9 +563,7 @@ func TestHalfCreated(t *testing.T) {
 func TestActiveDeadline(t *testing.T) {
 	pod := mkPod("u1", "job", "app", "b")
 	pod.Spec.ActiveDeadlineSeconds = i64(60)
-	s := newSim(t, pod)
-	s.present("img-app:1", "img-b:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1", "img-b:1")
 	s.advance(59 * time.Second)
 	eq(t, "before", s.step(), nil)
 	if !s.last.NextWake.Equal(t0.Add(60 * time.Second)) {
@@ -625,9 +591,7 @@ func TestActiveDeadline(t *testing.T) {
 func TestLivenessFailureRestarts(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
 	pod.Spec.Containers[0].LivenessProbe = &v1.Probe{TerminationGracePeriodSeconds: i64(5)}
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	id := s.running("u1", "app").ID
 	s.o.Pods["u1"].Probes = map[string]ProbeResults{"app": {Liveness: ProbeResult{ContainerID: id, Outcome: ProbeFailure, ConsecutiveFailures: 3, Output: "HTTP probe failed with statuscode: 500"}}}
 	eq(t, "kill", s.step(), []string{"kill u1/app grace=5s (livenessProbeFailed)"})
@@ -643,9 +607,7 @@ func TestLivenessFailureRestarts(t *testing.T) {
 func TestReadinessDrivesReady(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
 	pod.Spec.Containers[0].ReadinessProbe = &v1.Probe{}
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	s.step()
 	st := s.status("u1")
 	if conditionTrue(st, v1.PodReady) || st.Conditions[2].Message != "containers with unready status: [app]" {
@@ -671,9 +633,7 @@ func TestReadinessDrivesReady(t *testing.T) {
 }
 
 func TestInvalidManifestKeepsPod(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	s.step()
 	s.d.Pods["u1"].Error = "spec.containers[0].image: Required value"
 	s.d.FileErrors = map[string]string{"/m/other.yaml": "kind: Deployment is not a Pod"}
@@ -687,9 +647,7 @@ func TestInvalidManifestKeepsPod(t *testing.T) {
 }
 
 func TestOOMKilledEvent(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	s.step()
 	s.exit("u1", "app", 137, "OOMKilled")
 	s.step()
@@ -725,24 +683,18 @@ func TestCompletedPodStopsSidecarsLast(t *testing.T) {
 	sc := mkContainer("side")
 	sc.RestartPolicy = always()
 	pod.Spec.InitContainers = []v1.Container{sc}
-	s := newSim(t, pod)
-	s.present("img-app:1", "img-side:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1", "img-side:1")
 	s.step()
 	s.exit("u1", "app", 0, "Completed")
 	eq(t, "app done: the sidecar goes", s.step(), []string{"terminating u1 grace=30s (Completed)", "kill u1/side grace=30s (Completed)"})
 	eq(t, "then the sandbox", s.step(), []string{"stopsandbox u1"})
 	eq(t, "quiet", s.step(), nil)
-	if st := s.status("u1"); st.Phase != v1.PodSucceeded {
-		t.Fatalf("phase %s", st.Phase)
-	}
+	s.wantPhase("u1", v1.PodSucceeded)
 }
 
 func TestFileRestoredDuringTermination(t *testing.T) {
 	pod := mkPod("u1", "web", "app")
-	s := newSim(t, pod)
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1")
 	delete(s.d.Pods, "u1")
 	eq(t, "deleting", s.step(), []string{"terminating u1 grace=30s (Deleted)", "kill u1/app grace=30s (Deleted)"})
 	// The same content comes back: termination completes, then a fresh pod.
@@ -756,9 +708,7 @@ func TestFileRestoredDuringTermination(t *testing.T) {
 }
 
 func TestContainerFromOldSandboxIsKilled(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	// A crash mid sandbox change left the old container running beside a
 	// new sandbox.
 	op := s.o.Pods["u1"]
@@ -786,9 +736,7 @@ func TestPulledEventAfterPull(t *testing.T) {
 func TestSandboxDeathOnFailureSkipsSucceeded(t *testing.T) {
 	pod := mkPod("u1", "job", "a", "b")
 	pod.Spec.RestartPolicy = v1.RestartPolicyOnFailure
-	s := newSim(t, pod)
-	s.present("img-a:1", "img-b:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-a:1", "img-b:1")
 	s.exit("u1", "a", 0, "Completed")
 	s.step()
 	s.o.Pods["u1"].Sandbox.State = SandboxExited
@@ -802,9 +750,7 @@ func TestSandboxDeathUnderNeverAfterInit(t *testing.T) {
 	pod := mkPod("u1", "job", "app")
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
 	pod.Spec.InitContainers = []v1.Container{mkContainer("init")}
-	s := newSim(t, pod)
-	s.present("img-app:1", "img-init:1")
-	s.step()
+	s := newStartedSim(t, pod, "img-app:1", "img-init:1")
 	s.exit("u1", "init", 0, "Completed")
 	s.o.Pods["u1"].Sandbox.State = SandboxExited
 	// Containers already ran under Never: no new sandbox (kubelet).
@@ -831,9 +777,7 @@ func TestPullPolicyDefaults(t *testing.T) {
 }
 
 func TestBackOffSurvivesDaemonRestart(t *testing.T) {
-	s := newSim(t, mkPod("u1", "web", "app"))
-	s.present("img-app:1")
-	s.step()
+	s := newStartedSim(t, mkPod("u1", "web", "app"), "img-app:1")
 	for i := 0; i < 3; i++ {
 		s.advance(time.Second)
 		s.exit("u1", "app", 1, "Error")
