@@ -7,10 +7,6 @@ package systemd_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -29,29 +25,7 @@ func newCgroupfs(t *testing.T, root string) *cgroupfs.Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		d.Close()
-		dirs, err := systemd.CgroupDirs(d.RootPath())
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		for _, dir := range dirs {
-			var sub []string
-			filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-				if err == nil && e.IsDir() {
-					sub = append(sub, p)
-				}
-				return nil
-			})
-			slices.Reverse(sub) // deepest first: rmdir of a cgroup needs it empty of children
-			for _, p := range sub {
-				if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-					t.Errorf("cleanup: %v", err)
-				}
-			}
-		}
-	})
+	drivertest.RemoveTreeAtEnd(t, d)
 	if err := d.Init(context.Background()); err != nil {
 		t.Fatalf("Init: %v", err)
 	}

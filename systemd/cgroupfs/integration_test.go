@@ -39,22 +39,7 @@ func newTestCgroupfsIn(t *testing.T, root, stateDir string) *Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		d.Close()
-		dirs, err := systemd.CgroupDirs(d.RootPath())
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		for _, dir := range dirs {
-			if pids, _ := allPIDs(map[string]string{"x": dir}); len(pids) > 0 {
-				t.Errorf("processes left in %s: %v", dir, pids)
-			}
-		}
-		if err := removeCgroupDirs(dirs); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	drivertest.RemoveTreeAtEnd(t, d)
 	if err := d.Init(context.Background()); err != nil {
 		t.Fatalf("Init: %v", err)
 	}

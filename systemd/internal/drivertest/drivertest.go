@@ -1,7 +1,7 @@
 // Package drivertest holds the test scenarios both cgroup drivers run, the
 // systemd driver's tests and the cgroupfs driver's each on their own
-// driver: OOM attribution through the Driver interface, and a test run
-// again on a pure cgroup v2 mount.
+// driver: OOM attribution through the Driver interface, a test run again
+// on a pure cgroup v2 mount, and the removal of a test's cgroup tree.
 package drivertest
 
 import (
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/opencontainers/cgroups"
 
 	"github.com/minikubelet/minikubelet/systemd"
 	"github.com/minikubelet/minikubelet/systemd/internal/heldproc"
@@ -125,4 +127,30 @@ exec "$0" -test.run "^$1\$" -test.v -test.count=1`
 	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatal("inner run did not pass the test")
 	}
+}
+
+// RemoveTreeAtEnd closes d when the test ends and removes its whole cgroup
+// tree (d.RootPath() in every hierarchy, deepest first), failing the test
+// for processes left in it.
+func RemoveTreeAtEnd(t *testing.T, d interface {
+	Close() error
+	RootPath() string
+}) {
+	t.Helper()
+	t.Cleanup(func() {
+		d.Close()
+		dirs, err := systemd.CgroupDirs(d.RootPath())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, dir := range dirs {
+			if pids, _ := cgroups.GetAllPids(dir); len(pids) > 0 {
+				t.Errorf("processes left in %s: %v", dir, pids)
+			}
+			if err := cgroups.RemovePath(dir); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
 }
