@@ -230,7 +230,11 @@ func Run(ctx context.Context, o Options) error {
 		"socket", o.Socket, "rootDir", o.RootDir, "network", netm != nil)
 	return parts{o: o, log: log, src: src, server: server, readOnlyAddr: readOnlyAddr, loop: loop, events: driver.Events(), store: store,
 		lim:     &emptyDirLimits{usage: rt.EmptyDirUsage, log: log.With("component", "eviction"), over: map[types.UID]string{}},
-		healthy: healthy, agent: agent, kubeletAPI: kubeletAPI, shutdown: shutdownMgr}.run(ctx)
+		healthy: healthy, agent: agent, kubeletAPI: kubeletAPI, shutdown: shutdownMgr,
+		disks: newDiskWatch(o.RootDir, o.LogDir, log.With("component", "disk"), func(typ, reason, msg string) {
+			apiStore.RecordEvent(v1.Event{InvolvedObject: v1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: o.NodeName},
+				Type: typ, Reason: reason, Message: msg, Source: v1.EventSource{Component: "kubelet", Host: o.NodeName}})
+		})}.run(ctx)
 }
 
 // watchAirgap imports the archives dropped in the airgap folder
@@ -271,6 +275,7 @@ type parts struct {
 	agent        *cluster.Agent        // nil: standalone
 	kubeletAPI   *kubeletserver.Server // nil: standalone
 	shutdown     *nodeshutdown.Manager
+	disks        *diskWatch
 }
 
 // run runs every part in one errgroup until ctx ends or one fails (the API
@@ -310,6 +315,7 @@ func (p parts) run(ctx context.Context) error {
 	})
 	g.Go(func() error { wakeLoop(gctx, p.loop, p.src.Changed(), p.events); return nil })
 	g.Go(func() error { p.lim.run(gctx, p.src.Snapshot); return nil })
+	g.Go(func() error { p.disks.run(gctx); return nil })
 	if p.o.HealthzAddr != "" {
 		g.Go(func() error {
 			serveHealthz(gctx, p.o.HealthzAddr, p.healthy, p.log.With("component", "healthz"))

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -210,6 +211,11 @@ func writeDefaultConfig(dir string, data []byte) (string, error) {
 		return "", fmt.Errorf("create CNI conf dir %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, DefaultConfFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		// Already there (every start after the first): nothing to write,
+		// so a full --root-dir does not cost the node its network.
+		return path, nil
+	}
 	tmp, err := os.CreateTemp(dir, "."+DefaultConfFile+".tmp-")
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -156,7 +157,12 @@ func (m *Manager) reloadLocked() error {
 		}
 		path, err := writeDefaultConfig(m.cfg.defaultConfDir(), data)
 		if err != nil {
-			return fmt.Errorf("network: no CNI config in %s and the default cannot be written: %w", m.cfg.ConfDir, err)
+			// A full or read-only --root-dir: the config is used from
+			// memory (CNI needs no file) rather than leaving every pod
+			// without a network for the daemon's whole life; the write is
+			// tried again at the next reload.
+			path = filepath.Join(m.cfg.defaultConfDir(), DefaultConfFile)
+			m.log.Warn("network: the default CNI config cannot be written; using it from memory", "file", path, "err", err)
 		}
 		list, err := libcni.ConfListFromBytes(data)
 		if err != nil {

@@ -182,3 +182,42 @@ func TestDefaultConflistConfDirUnusable(t *testing.T) {
 		t.Fatalf("status %+v, want the default under the root dir", st)
 	}
 }
+
+// TestDefaultConflistOnAFullRootDir (issue 14, chaos scenario 4): a daemon
+// started while --root-dir is full used to lose pod networking for its whole
+// life ("the default cannot be written": loopback only, even once space
+// returned). The default already on disk is not written again, and one that
+// cannot be written (here: net.d is a regular file) is used from memory.
+func TestDefaultConflistOnAFullRootDir(t *testing.T) {
+	root := t.TempDir()
+	cfg := Config{ConfDir: t.TempDir(), RootDir: root, BinDirs: []string{t.TempDir()}}
+	if _, err := New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	path := DefaultConfPath(root)
+	// Read-only: a rewrite would fail only for non-root, so compare the inode.
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	after, _ := os.Stat(path)
+	if !os.SameFile(before, after) {
+		t.Fatalf("%s was written again although its content did not change", path)
+	}
+
+	root2 := t.TempDir()
+	os.MkdirAll(filepath.Join(root2, "cni"), 0o755)
+	if err := os.WriteFile(filepath.Join(root2, "cni", "net.d"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{ConfDir: t.TempDir(), RootDir: root2, BinDirs: []string{t.TempDir()}})
+	if err != nil {
+		t.Fatalf("a default conflist that cannot be written failed the network: %v", err)
+	}
+	if st := m.Status(); st.Network != "minikubelet" || st.ConfFile != DefaultConfPath(root2) {
+		t.Fatalf("status %+v, want the default network used from memory", st)
+	}
+}
