@@ -81,6 +81,9 @@ type Node struct {
 	oomWatch  map[string]bool // container IDs with an OOM watcher
 	lastUnits []systemd.UnitState
 	removing  map[types.UID]bool // pods whose state dir is being removed: no status writes
+	// persistFailing: pods whose status.json could not be written; said
+	// once until a write succeeds (a full --root-dir fails every round).
+	persistFailing map[types.UID]bool
 
 	// netMu serialises CNI calls: the bridge plugin's iptables edits of two
 	// pods at once race ("Index of deletion too big", "CHAIN_DEL ... busy").
@@ -124,7 +127,7 @@ func NewNode(opt NodeOptions) *Node {
 		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{},
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*reconciler.ImageState{}, pulling: map[string]int{},
-		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}}
+		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}, persistFailing: map[types.UID]bool{}}
 	n.probes.prober.Exec = shellExecer{n}
 	return n
 }
@@ -576,12 +579,23 @@ func (n *Node) Persist(pp *reconciler.PodPlan) {
 		return
 	}
 	if err := writeJSON(n.state.statusFile(pp.UID), pp.Status); err != nil {
-		n.opt.Log.Warn("persist pod status", "uid", pp.UID, "err", err)
+		n.mu.Lock()
+		first := !n.persistFailing[pp.UID]
+		n.persistFailing[pp.UID] = true
+		n.mu.Unlock()
+		if first {
+			n.opt.Log.Warn("persist pod status (said once until a write succeeds; retried every round)", "uid", pp.UID, "err", err)
+		}
 		return
 	}
 	n.mu.Lock()
 	n.written[pp.UID] = pp.Status
+	recovered := n.persistFailing[pp.UID]
+	delete(n.persistFailing, pp.UID)
 	n.mu.Unlock()
+	if recovered {
+		n.opt.Log.Info("pod status persisted again", "uid", pp.UID, "file", n.state.statusFile(pp.UID))
+	}
 }
 
 // forget drops what the shell remembers of a removed pod.
@@ -591,6 +605,7 @@ func (n *Node) forget(uid types.UID) {
 	delete(n.prev, uid)
 	delete(n.written, uid)
 	delete(n.createErrs, uid)
+	delete(n.persistFailing, uid)
 }
 
 // mountPointsUnder lists mount points strictly below dir.
