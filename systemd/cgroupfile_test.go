@@ -73,45 +73,41 @@ const mountinfoContainer = `100 90 0:30 /docker/abc /sys/fs/cgroup/memory ro,nos
 101 90 0:31 /docker/abc /sys/fs/cgroup/my\040pids ro,nosuid - cgroup cgroup rw,pids
 `
 
-func TestCgroupDirsHybridHere(t *testing.T) {
-	mounts := parseCgroupMounts([]byte(mountinfoHere), parseProcCgroups([]byte(procCgroupsHere)))
-	got, err := cgroupDirsFrom(mounts, "/kubepods.slice/kubepods-pod1.slice/minikubelet-x.scope")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := "/kubepods.slice/kubepods-pod1.slice/minikubelet-x.scope"
-	want := map[string]string{
-		"cpu": "/sys/fs/cgroup/cpu" + p, "cpuacct": "/sys/fs/cgroup/cpuacct" + p,
-		"cpuset": "/sys/fs/cgroup/cpuset" + p, "memory": "/sys/fs/cgroup/memory" + p,
-		"devices": "/sys/fs/cgroup/devices" + p, "freezer": "/sys/fs/cgroup/freezer" + p,
-		"blkio": "/sys/fs/cgroup/blkio" + p, "pids": "/sys/fs/cgroup/pids" + p,
-		"systemd": "/sys/fs/cgroup/systemd" + p, "unified": "/sys/fs/cgroup/unified" + p,
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("dirs:\n got %v\nwant %v", got, want)
-	}
-	for _, absent := range []string{"net_cls", "net_prio", "perf_event", "hugetlb", ""} {
-		if _, ok := got[absent]; ok {
-			t.Errorf("unmounted or v2-only key %q present", absent)
-		}
-	}
-}
-
-func TestCgroupDirsCoMountedAndNamed(t *testing.T) {
-	known := parseProcCgroups([]byte(procCgroupsHere))
-	got, err := cgroupDirsFrom(parseCgroupMounts([]byte(mountinfoHybridSystemd), known), "kubepods/burstable/podu/c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := "/kubepods/burstable/podu/c1"
-	want := map[string]string{
-		"cpu": "/sys/fs/cgroup/cpu,cpuacct" + p, "cpuacct": "/sys/fs/cgroup/cpu,cpuacct" + p,
-		"memory": "/sys/fs/cgroup/memory" + p, "pids": "/sys/fs/cgroup/pids" + p,
-		"net_cls": "/sys/fs/cgroup/net_cls,net_prio" + p, "net_prio": "/sys/fs/cgroup/net_cls,net_prio" + p,
-		"systemd": "/sys/fs/cgroup/systemd" + p, "unified": "/sys/fs/cgroup/unified" + p,
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("dirs:\n got %v\nwant %v", got, want)
+// On v1 hierarchies every mounted controller (and the named and hybrid
+// unified ones) resolves to its mount point plus the cgroup path; a
+// controller that is listed but not mounted has no entry.
+func TestCgroupDirsV1(t *testing.T) {
+	for _, tc := range []struct {
+		name, mountinfo, path string
+		mounts                []string // folders under /sys/fs/cgroup, named by their controllers
+		absent                []string
+	}{
+		{name: "hybrid here", mountinfo: mountinfoHere, path: "/kubepods.slice/kubepods-pod1.slice/minikubelet-x.scope",
+			mounts: []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "unified"},
+			absent: []string{"net_cls", "net_prio", "perf_event", "hugetlb", ""}},
+		{name: "co-mounted and named", mountinfo: mountinfoHybridSystemd, path: "kubepods/burstable/podu/c1",
+			mounts: []string{"cpu,cpuacct", "memory", "pids", "net_cls,net_prio", "systemd", "unified"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := cgroupDirsFrom(parseCgroupMounts([]byte(tc.mountinfo), parseProcCgroups([]byte(procCgroupsHere))), tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{}
+			for _, m := range tc.mounts {
+				for _, ctrl := range strings.Split(m, ",") {
+					want[ctrl] = "/sys/fs/cgroup/" + m + "/" + strings.TrimPrefix(tc.path, "/")
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("dirs:\n got %v\nwant %v", got, want)
+			}
+			for _, absent := range tc.absent {
+				if _, ok := got[absent]; ok {
+					t.Errorf("unmounted or v2-only key %q present", absent)
+				}
+			}
+		})
 	}
 }
 
