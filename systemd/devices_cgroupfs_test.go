@@ -22,14 +22,7 @@ import (
 func newCgroupfs(t *testing.T, root string) *cgroupfs.Driver {
 	t.Helper()
 	d, err := cgroupfs.New(cgroupfs.Options{CgroupRoot: root, StateDir: t.TempDir(), PollInterval: 100 * time.Millisecond, DefaultStopTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	drivertest.RemoveTreeAtEnd(t, d)
-	if err := d.Init(context.Background()); err != nil {
-		t.Fatalf("Init: %v", err)
-	}
-	return d
+	return drivertest.Started(t, d, err)
 }
 
 func TestCgroupfsScopeDevices(t *testing.T) {

@@ -36,14 +36,7 @@ func newTestCgroupfs(t *testing.T, root string) *Driver {
 func newTestCgroupfsIn(t *testing.T, root, stateDir string) *Driver {
 	t.Helper()
 	d, err := New(Options{CgroupRoot: root, StateDir: stateDir, PollInterval: 100 * time.Millisecond, DefaultStopTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	drivertest.RemoveTreeAtEnd(t, d)
-	if err := d.Init(context.Background()); err != nil {
-		t.Fatalf("Init: %v", err)
-	}
-	return d
+	return drivertest.Started(t, d, err)
 }
 
 func cgfsPod(uid string, containers ...v1.Container) *v1.Pod {

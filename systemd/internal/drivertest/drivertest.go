@@ -1,7 +1,8 @@
 // Package drivertest holds the test scenarios both cgroup drivers run, the
 // systemd driver's tests and the cgroupfs driver's each on their own
 // driver: OOM attribution through the Driver interface, a test run again
-// on a pure cgroup v2 mount, and the removal of a test's cgroup tree.
+// on a pure cgroup v2 mount, and a test's driver with its cgroup tree
+// removed at the end.
 package drivertest
 
 import (
@@ -129,14 +130,18 @@ exec "$0" -test.run "^$1\$" -test.v -test.count=1`
 	}
 }
 
-// RemoveTreeAtEnd closes d when the test ends and removes its whole cgroup
-// tree (d.RootPath() in every hierarchy, deepest first), failing the test
-// for processes left in it.
-func RemoveTreeAtEnd(t *testing.T, d interface {
-	Close() error
+// Started is a test's driver d (made with err) after its Init. When the
+// test ends d is closed and its whole cgroup tree removed (d.RootPath() in
+// every hierarchy, deepest first), failing the test for processes left in
+// it.
+func Started[D interface {
+	systemd.Driver
 	RootPath() string
-}) {
+}](t *testing.T, d D, err error) D {
 	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		d.Close()
 		dirs, err := systemd.CgroupDirs(d.RootPath())
@@ -153,4 +158,8 @@ func RemoveTreeAtEnd(t *testing.T, d interface {
 			}
 		}
 	})
+	if err := d.Init(context.Background()); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	return d
 }
