@@ -275,6 +275,10 @@ func check(s *snapshot, desired map[string]*want, excused map[string]bool) tally
 					w.podName(), p.Status.Phase, len(sb), sb, len(ctr), ctr)
 				continue
 			}
+			if p.Status.PodIP == "" && !p.Spec.HostNetwork {
+				t.problem(&t.lost, "pod %s: Running without a pod IP (its network is lost)", w.podName())
+				continue
+			}
 			cs := p.Status.ContainerStatuses[0]
 			if w.uid != "" && !excused[w.name] && (w.uid != string(p.UID) || w.sandbox != s.sandboxPID[w.podName()] || w.container != cs.ContainerID) {
 				t.problem(&t.restarted, "pod %s: uid %s → %s, sandbox PID %d → %d, container %s → %s, nothing asked for it",
