@@ -902,34 +902,39 @@ func validateAppArmor(ap *v1.AppArmorProfile, p *field.Path) field.ErrorList {
 	if ap == nil {
 		return nil
 	}
-	var errs field.ErrorList
-	errs = append(errs, supported(p.Child("type"), ap.Type, v1.AppArmorProfileTypeRuntimeDefault, v1.AppArmorProfileTypeUnconfined, v1.AppArmorProfileTypeLocalhost)...)
-	switch {
-	case ap.Type == v1.AppArmorProfileTypeLocalhost && (ap.LocalhostProfile == nil || strings.TrimSpace(*ap.LocalhostProfile) == ""):
-		errs = append(errs, field.Required(p.Child("localhostProfile"), "must be set when AppArmor type is Localhost"))
-	case ap.Type == v1.AppArmorProfileTypeLocalhost && len(*ap.LocalhostProfile) > 4095:
-		errs = append(errs, field.TooLongMaxLength(p.Child("localhostProfile"), *ap.LocalhostProfile, 4095))
-	case ap.Type != v1.AppArmorProfileTypeLocalhost && ap.LocalhostProfile != nil:
-		errs = append(errs, field.Invalid(p.Child("localhostProfile"), *ap.LocalhostProfile, "can only be set when AppArmor type is Localhost"))
-	}
-	return errs
+	errs := supported(p.Child("type"), ap.Type, v1.AppArmorProfileTypeRuntimeDefault, v1.AppArmorProfileTypeUnconfined, v1.AppArmorProfileTypeLocalhost)
+	return append(errs, validateLocalhostProfile("AppArmor", ap.Type == v1.AppArmorProfileTypeLocalhost, ap.LocalhostProfile, strings.TrimSpace,
+		func(profile string, p *field.Path) field.ErrorList {
+			if len(profile) > 4095 {
+				return field.ErrorList{field.TooLongMaxLength(p, profile, 4095)}
+			}
+			return nil
+		}, p.Child("localhostProfile"))...)
 }
 
 func validateSeccomp(sp *v1.SeccompProfile, p *field.Path) field.ErrorList {
 	if sp == nil {
 		return nil
 	}
-	var errs field.ErrorList
-	errs = append(errs, supported(p.Child("type"), sp.Type, v1.SeccompProfileTypeRuntimeDefault, v1.SeccompProfileTypeUnconfined, v1.SeccompProfileTypeLocalhost)...)
+	errs := supported(p.Child("type"), sp.Type, v1.SeccompProfileTypeRuntimeDefault, v1.SeccompProfileTypeUnconfined, v1.SeccompProfileTypeLocalhost)
+	return append(errs, validateLocalhostProfile("seccomp", sp.Type == v1.SeccompProfileTypeLocalhost, sp.LocalhostProfile, func(s string) string { return s },
+		validateRelativePath, p.Child("localhostProfile"))...)
+}
+
+// validateLocalhostProfile is the rule AppArmor and seccomp profiles share:
+// a localhost profile (empty once norm has trimmed it counts as unset) is
+// required when the type of kind is Localhost, and then judged by check;
+// with any other type it must not be set.
+func validateLocalhostProfile(kind string, localhost bool, profile *string, norm func(string) string, check func(string, *field.Path) field.ErrorList, p *field.Path) field.ErrorList {
 	switch {
-	case sp.Type == v1.SeccompProfileTypeLocalhost && (sp.LocalhostProfile == nil || *sp.LocalhostProfile == ""):
-		errs = append(errs, field.Required(p.Child("localhostProfile"), "must be set when seccomp type is Localhost"))
-	case sp.Type == v1.SeccompProfileTypeLocalhost:
-		errs = append(errs, validateRelativePath(*sp.LocalhostProfile, p.Child("localhostProfile"))...)
-	case sp.LocalhostProfile != nil:
-		errs = append(errs, field.Invalid(p.Child("localhostProfile"), *sp.LocalhostProfile, "can only be set when seccomp type is Localhost"))
+	case localhost && (profile == nil || norm(*profile) == ""):
+		return field.ErrorList{field.Required(p, "must be set when "+kind+" type is Localhost")}
+	case localhost:
+		return check(*profile, p)
+	case profile != nil:
+		return field.ErrorList{field.Invalid(p, *profile, "can only be set when "+kind+" type is Localhost")}
 	}
-	return errs
+	return nil
 }
 
 func validateIDs(user, group *int64, p *field.Path) field.ErrorList {
