@@ -982,14 +982,7 @@ func validatePodSecurityContext(sc *v1.PodSecurityContext, p *field.Path) field.
 		}
 		names[s.Name] = true
 	}
-	if sc.SELinuxOptions != nil {
-		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
-	}
-	errs = append(errs, validateAppArmor(sc.AppArmorProfile, p.Child("appArmorProfile"))...)
-	if sc.WindowsOptions != nil {
-		errs = append(errs, field.Forbidden(p.Child("windowsOptions"), "Windows options on a Linux node"))
-	}
-	return errs
+	return append(errs, validateLabelsAndOS(sc.SELinuxOptions, sc.AppArmorProfile, sc.WindowsOptions, p)...)
 }
 
 // sysctlName is Kubernetes' sysctl name pattern (dots or slashes as separators).
@@ -1018,11 +1011,18 @@ func validateContainerSecurityContext(sc *v1.SecurityContext, p *field.Path) fie
 	if sc.ProcMount != nil {
 		errs = append(errs, supported(p.Child("procMount"), *sc.ProcMount, v1.DefaultProcMount)...)
 	}
-	if sc.SELinuxOptions != nil {
+	return append(errs, validateLabelsAndOS(sc.SELinuxOptions, sc.AppArmorProfile, sc.WindowsOptions, p)...)
+}
+
+// validateLabelsAndOS checks what pod and container security contexts
+// share: no SELinux labels, a valid AppArmor profile, no Windows options.
+func validateLabelsAndOS(se *v1.SELinuxOptions, ap *v1.AppArmorProfile, win *v1.WindowsSecurityContextOptions, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if se != nil {
 		errs = append(errs, field.Forbidden(p.Child("seLinuxOptions"), notSupported+": SELinux labels"))
 	}
-	errs = append(errs, validateAppArmor(sc.AppArmorProfile, p.Child("appArmorProfile"))...)
-	if sc.WindowsOptions != nil {
+	errs = append(errs, validateAppArmor(ap, p.Child("appArmorProfile"))...)
+	if win != nil {
 		errs = append(errs, field.Forbidden(p.Child("windowsOptions"), "Windows options on a Linux node"))
 	}
 	return errs
