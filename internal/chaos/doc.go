@@ -23,9 +23,10 @@
 //	TestChaosPodExhaustion 8: a fork bomb and a memory hog in one pod
 //
 // Length. `go test` (and so `make test`) runs the short form of each.
-// MKL_CHAOS=full (`make chaos`) runs the default length; CHAOS_ROUNDS=N
-// sets the number of faults per scenario (default 20 in full mode, 3
-// short). The seed of the random choices is printed; MKL_CHAOS_SEED=N
+// MKL_CHAOS=full (`make chaos`) runs the default length (20 daemon kills
+// during churn of up to 50 pods, 20 supervisor kills, 5 waves of 1000
+// watches, a minute of fork bomb); CHAOS_ROUNDS=N sets the number of
+// faults (kills, waves) of every scenario. The seed of the random choices is printed; MKL_CHAOS_SEED=N
 // repeats a run. Each scenario adds a row to the table printed at the end
 // (and written to $MKL_CHAOS_TABLE when set): the load, the faults
 // injected, what was lost, duplicated, leaked or restarted without reason

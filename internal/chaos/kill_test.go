@@ -102,9 +102,9 @@ func report(t *testing.T, when string, tl tally) {
 // reason, every exit code kept.
 func TestChaosDaemonKill(t *testing.T) {
 	r := rng(t)
-	kills := rounds(t, 3)
+	kills := rounds(t, 2, 20)
 	n := e2enode.New(t)
-	c := &churn{n: n, r: r, desired: map[string]*want{}, target: pick(8, 50)}
+	c := &churn{n: n, r: r, desired: map[string]*want{}, target: pick(6, 50)}
 	var total tally
 	var worst time.Duration
 	done := 0

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 	"github.com/minikubelet/minikubelet/internal/testnode"
 )
 
@@ -20,6 +21,22 @@ func TestMain(m *testing.M) {
 		testnode.Main(m)
 		return
 	}
+	// One build of the daemon for every scenario (each starts its own).
+	built := ""
+	if os.Getenv("MKL_E2E_BINDIR") == "" && os.Geteuid() == 0 {
+		dir, err := os.MkdirTemp("", "mkl-chaos-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(1)
+		}
+		if _, err := e2enode.Build(dir); err != nil {
+			os.RemoveAll(dir)
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(1)
+		}
+		os.Setenv("MKL_E2E_BINDIR", dir)
+		built = dir
+	}
 	code := m.Run()
 	if results.Len() > 0 {
 		table := results.Markdown()
@@ -29,6 +46,9 @@ func TestMain(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "chaos: write MKL_CHAOS_TABLE %s: %v\n", p, err)
 			}
 		}
+	}
+	if built != "" {
+		os.RemoveAll(built)
 	}
 	os.Exit(code)
 }
@@ -43,9 +63,9 @@ func mode() string {
 	return "short"
 }
 
-// rounds is the number of faults per scenario: CHAOS_ROUNDS, else 20 in
+// rounds is the number of faults per scenario: CHAOS_ROUNDS, else long in
 // full mode and short otherwise.
-func rounds(t *testing.T, short int) int {
+func rounds(t *testing.T, short, long int) int {
 	if s := os.Getenv("CHAOS_ROUNDS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -53,10 +73,7 @@ func rounds(t *testing.T, short int) int {
 		}
 		return n
 	}
-	if full() {
-		return 20
-	}
-	return short
+	return pick(short, long)
 }
 
 // pick is the short or the full value.

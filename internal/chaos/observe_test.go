@@ -25,6 +25,7 @@ const (
 	stable  kind = iota // runs forever: Running, never restarted without a reason
 	crasher             // exits 3 again and again (restartPolicy Always): CrashLoopBackOff
 	exiter              // restartPolicy Never, exits 42 once: Failed with that code
+	own                 // its scenario checks it (e.g. the fork bomb); here only: reported, at most one sandbox
 )
 
 // want is one desired pod as the test wrote it.

@@ -17,7 +17,7 @@ import (
 // sandbox stays (scope, mount, netns pin, veth, IPAM address).
 func TestChaosShimKill(t *testing.T) {
 	r := rng(t)
-	kills := rounds(t, 3)
+	kills := rounds(t, 2, 20)
 	n := e2enode.New(t)
 	npods := pick(4, 12)
 	desired := map[string]*want{}

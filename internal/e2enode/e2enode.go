@@ -61,6 +61,18 @@ func BuildBinaries(t *testing.T, dir string) string {
 		}
 		return bin
 	}
+	bin, err := Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// Build builds minikubelet and minikubelet-shim from this tree into dir
+// (the daemon with -race under MKL_E2E_RACE) and returns the daemon's path.
+// A package that starts many daemons builds once in its TestMain and points
+// MKL_E2E_BINDIR at dir.
+func Build(dir string) (string, error) {
 	_, self, _, _ := goruntime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	bin := filepath.Join(dir, "minikubelet")
@@ -72,10 +84,10 @@ func BuildBinaries(t *testing.T, dir string) string {
 		cmd := exec.Command("go", append(args, b[1])...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+			return "", fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}
-	return bin
+	return bin, nil
 }
 
 // ImportBusybox builds a one-layer image of /bin/busybox with its applets
