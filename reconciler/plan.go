@@ -508,6 +508,11 @@ func (p *planner) hasPredecessor(uid types.UID, pod *v1.Pod) bool {
 func (p *planner) lifecycle(pc *podCtx) {
 	pod := pc.pod
 	op := pc.op
+	// What runs of an instance whose records were lost goes first: a new
+	// sandbox beside it would be the pod twice.
+	for _, id := range op.StrayScopes {
+		p.add(pc, StopStrayScope{UID: pc.uid, ID: id})
+	}
 	p.decideTerminal(pc)
 	if pc.terminal {
 		p.stopAll(pc, pc.terminalReason)

@@ -191,6 +191,14 @@ func (s *sim) exec(a Action) {
 	case RemovePod, CleanupOrphan:
 		delete(s.o.Pods, a.Pod())
 		delete(s.o.PrevStatus, a.Pod())
+	case StopStrayScope:
+		op := s.pod(a.UID)
+		for i, id := range op.StrayScopes {
+			if id == a.ID {
+				op.StrayScopes = append(op.StrayScopes[:i:i], op.StrayScopes[i+1:]...)
+				break
+			}
+		}
 	default:
 		s.t.Fatalf("unknown action %T", a)
 	}
@@ -274,6 +282,8 @@ func describe(a Action) string {
 		return "removepod " + string(a.UID)
 	case CleanupOrphan:
 		return "cleanup " + string(a.UID)
+	case StopStrayScope:
+		return fmt.Sprintf("stopstray %s/%s", a.UID, a.ID)
 	}
 	return fmt.Sprintf("%T", a)
 }

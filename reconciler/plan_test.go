@@ -794,3 +794,25 @@ func TestBackOffSurvivesDaemonRestart(t *testing.T) {
 		t.Fatalf("actions %v wake +%v", r.Pods[0].Actions, r.NextWake.Sub(s.now))
 	}
 }
+
+// TestStrayScopesStoppedBeforeANewSandbox (issue 14, chaos scenario 5):
+// a pod whose records were lost (garbled or removed state folder) while its
+// sandbox and container still ran was recreated beside them: the pod ran
+// twice (two sandbox scopes, two workload processes). What runs without
+// records is stopped first, and the new sandbox waits for it.
+func TestStrayScopesStoppedBeforeANewSandbox(t *testing.T) {
+	s := newSim(t, mkPod("u1", "web", "app"))
+	s.present("img-app:1")
+	op := s.pod("u1")
+	op.SliceExists, op.StrayScopes = true, []string{"oldsb", "oldapp"}
+	s.o.InFlight[StopStrayScope{UID: "u1", ID: "oldsb"}.Key()] = struct{}{}
+	r := s.plan()
+	var got []string
+	for _, a := range r.Pods[0].Actions {
+		got = append(got, describe(a))
+	}
+	eq(t, "a stray being stopped: nothing follows it yet", got, nil)
+	delete(s.o.InFlight, StopStrayScope{UID: "u1", ID: "oldsb"}.Key())
+	eq(t, "strays first, then the pod", s.step(), []string{"stopstray u1/oldsb", "stopstray u1/oldapp", "sandbox u1 #0", "start u1/app #0"})
+	eq(t, "steady", s.step(), nil)
+}

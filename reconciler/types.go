@@ -225,6 +225,12 @@ type ObservedPod struct {
 	Termination *Termination // nil: not terminating
 	StartTime   time.Time    // when the pod was first started on this node
 
+	// StrayScopes are the IDs of running scopes in the pod's slice that
+	// belong to neither its recorded sandbox nor a container the runtime
+	// lists: an earlier instance whose records were lost (a damaged or
+	// removed state folder) that still runs.
+	StrayScopes []string
+
 	// CreateErrors is, by container name, the latest failure to create
 	// the container (the executor's; forgotten once a create succeeds).
 	// The status shows it as the container's waiting reason while the
@@ -458,6 +464,14 @@ type RemovePod struct {
 	UID types.UID
 }
 
+// StopStrayScope kills and stops a scope of ObservedPod.StrayScopes: left
+// alone, the earlier instance would run beside the pod's new sandbox (the
+// pod twice).
+type StopStrayScope struct {
+	UID types.UID
+	ID  string
+}
+
 // CleanupOrphan removes a pod that is neither desired nor known (no spec
 // survived): kill everything at once, then remove as RemovePod does.
 type CleanupOrphan struct {
@@ -474,6 +488,7 @@ func (a StopSandbox) Pod() types.UID             { return a.UID }
 func (a MarkTerminating) Pod() types.UID         { return a.UID }
 func (a RemovePod) Pod() types.UID               { return a.UID }
 func (a CleanupOrphan) Pod() types.UID           { return a.UID }
+func (a StopStrayScope) Pod() types.UID          { return a.UID }
 
 // Keys: pulls are keyed by image alone (one pull serves every pod), the rest
 // by pod and the object they act on.
@@ -489,6 +504,7 @@ func (a StopSandbox) Key() string     { return string(a.UID) + "/stopsandbox/" +
 func (a MarkTerminating) Key() string { return string(a.UID) + "/terminate" }
 func (a RemovePod) Key() string       { return string(a.UID) + "/removepod" }
 func (a CleanupOrphan) Key() string   { return string(a.UID) + "/cleanup" }
+func (a StopStrayScope) Key() string  { return string(a.UID) + "/stray/" + a.ID }
 
 func (EnsurePodCgroup) barrier() bool         { return true }
 func (PullImage) barrier() bool               { return true }
@@ -500,6 +516,7 @@ func (StopSandbox) barrier() bool             { return true }
 func (MarkTerminating) barrier() bool         { return false }
 func (RemovePod) barrier() bool               { return true }
 func (CleanupOrphan) barrier() bool           { return true }
+func (StopStrayScope) barrier() bool          { return true }
 
 // u32 formats without fmt (keys are built for every pod on every plan).
 func u32(n uint32) string {

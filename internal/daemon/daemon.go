@@ -573,7 +573,7 @@ func actionFailureReason(a reconciler.Action) (reason, container string) {
 		return "Failed", a.Name
 	case reconciler.KillContainer:
 		return "FailedKillPod", a.Name
-	case reconciler.StopSandbox, reconciler.RemovePod, reconciler.CleanupOrphan, reconciler.RemoveContainer:
+	case reconciler.StopSandbox, reconciler.RemovePod, reconciler.CleanupOrphan, reconciler.RemoveContainer, reconciler.StopStrayScope:
 		return "FailedKillPod", ""
 	case reconciler.PullImage:
 		return "", "" // the plan reports each failed pull once (Warning Failed, as the kubelet)

@@ -56,6 +56,14 @@ func TestCorruptedStateIsReportedAndConverges(t *testing.T) {
 		t.Errorf("the healthy pod was touched: container %s → %s, sandbox %d → %d, restarts %d",
 			containerID(&keep), containerID(&now), keepPID, n.SandboxPID(string(keep.UID)), now.Status.ContainerStatuses[0].RestartCount)
 	}
+	// The damaged pod's earlier sandbox and container, still running
+	// without records, are stopped: one of each (before the fix the pod
+	// ran twice; chaos scenario 5 found it).
+	n.WaitFor("one sandbox and one container scope per pod", 30*time.Second, func() bool {
+		u := units(t)
+		return strings.Count(u, "minikubelet sandbox default/hurt-node1") == 1 && strings.Count(u, "minikubelet container default/hurt-node1/c") == 1
+	})
+	n.checkConsistent(t)
 	// The daemon's own records are each named once (a file only the pod's
 	// supervisor reads, like spec.json, is never read again: the pod is
 	// recreated from scratch).

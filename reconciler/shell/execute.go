@@ -58,6 +58,9 @@ func (n *Node) Execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) er
 		return n.removePod(ctx, a.UID, pod)
 	case reconciler.CleanupOrphan:
 		return n.removePod(ctx, a.UID, pod)
+	case reconciler.StopStrayScope:
+		n.opt.Log.Warn("a scope of the pod's earlier instance still runs without records; killed", "uid", a.UID, "scope", systemd.ScopeUnitName(a.ID))
+		return n.opt.Driver.StopScope(ctx, a.ID, true)
 	}
 	return fmt.Errorf("unknown action %T", a)
 }

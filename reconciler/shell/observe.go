@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -316,6 +317,7 @@ func (n *Node) prevStatus(uid types.UID, onDisk bool) *v1.PodStatus {
 
 func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desired *reconciler.Desired, scopes map[string]systemd.UnitState, mounts []string) error {
 	uid := op.UID
+	defer func() { op.StrayScopes = strayScopes(op, scopes) }()
 	var rec podRecord
 	if op.StateExists && readJSON(n.state.podFile(uid), &rec) && rec.Pod != nil {
 		op.Pod = rec.Pod
@@ -427,6 +429,28 @@ func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desir
 		}
 	}
 	return nil
+}
+
+// strayScopes lists the running scopes of a pod that are neither its
+// recorded sandbox nor one of its listed containers (sorted). Records are
+// written before their scope is started (execute.go), so a scope being
+// created right now is never among them.
+func strayScopes(op *reconciler.ObservedPod, scopes map[string]systemd.UnitState) []string {
+	var out []string
+	for id, u := range scopes {
+		if id == op.Sandbox.ID || u.ActiveState != "active" && u.ActiveState != "activating" {
+			continue
+		}
+		known := false
+		for _, c := range op.Containers {
+			known = known || c.ID == id
+		}
+		if !known {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // networkBroken runs CNI CHECK once for a sandbox this daemon process did
