@@ -15,17 +15,25 @@
 //
 // Scenarios (the numbers are the issue's):
 //
-//	TestChaosDaemonKill    1: seeded SIGKILLs of the daemon during churn
-//	TestChaosShimKill      3: a pod's supervisor SIGKILL'd at random
-//	TestChaosDiskFull      4: ENOSPC on --log-dir and --root-dir (small tmpfs)
-//	TestChaosAPIAbuse      7: many watches, stalled readers, malformed and
-//	                          oversized requests on the socket
-//	TestChaosPodExhaustion 8: a fork bomb and a memory hog in one pod
+//	TestChaosDaemonKill     1: seeded SIGKILLs of the daemon during churn
+//	TestChaosShimKill       3: a pod's supervisor SIGKILL'd at random
+//	TestChaosDiskFull       4: ENOSPC on --log-dir and --root-dir (small tmpfs)
+//	TestChaosCorruptState   5: state files truncated or garbled, a pod folder
+//	                           taken away under its running sandbox
+//	TestChaosManifestFolder 6: thousands of abusive files in the live folder
+//	TestChaosAPIAbuse       7: many watches, stalled readers, malformed and
+//	                           oversized requests on the socket and
+//	                           --read-only-port
+//	TestChaosPodExhaustion  8: a fork bomb and a memory hog in one pod
+//
+// Scenario 2 (systemd daemon-reexec/reload and a dropped D-Bus connection)
+// is not written yet.
 //
 // Length. `go test` (and so `make test`) runs the short form of each.
 // MKL_CHAOS=full (`make chaos`) runs the default length (20 daemon kills
-// during churn of up to 50 pods, 20 supervisor kills, 5 waves of 1000
-// watches, a minute of fork bomb); CHAOS_ROUNDS=N sets the number of
+// during churn of up to 50 pods, 20 supervisor kills, 5 rounds of state
+// corruption, 5000 abusive manifests, 5 waves of 1000 watches, a minute of
+// fork bomb); CHAOS_ROUNDS=N sets the number of
 // faults (kills, waves) of every scenario. The seed of the random choices is printed; MKL_CHAOS_SEED=N
 // repeats a run. Each scenario adds a row to the table printed at the end
 // (and written to $MKL_CHAOS_TABLE when set): the load, the faults

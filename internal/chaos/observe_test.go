@@ -69,6 +69,7 @@ type snapshot struct {
 	ctrs       map[string][]int  // "pod/container" → process count of each active container scope
 	sandboxPID map[string]int    // pod name → the supervisor PID its state folder records
 	orphans    []string          // leftovers of pods that are gone, each said in a few words
+	twice      []string          // pod names the API reports more than once
 	taken      time.Time
 }
 
@@ -84,6 +85,9 @@ func observe(n *e2enode.Node) (*snapshot, error) {
 	}
 	uids := map[string]bool{}
 	for _, p := range pods {
+		if _, twice := s.pods[p.Name]; twice {
+			s.twice = append(s.twice, p.Name)
+		}
 		s.pods[p.Name] = p
 		uids[string(p.UID)] = true
 		s.sandboxPID[p.Name] = n.SandboxPID(string(p.UID))
@@ -311,6 +315,9 @@ func check(s *snapshot, desired map[string]*want, excused map[string]bool) tally
 		if !names[name] {
 			t.problem(&t.leaked, "pod %s is reported but its manifest is gone", name)
 		}
+	}
+	for _, name := range s.twice {
+		t.problem(&t.duplicated, "pod %s is reported more than once", name)
 	}
 	for _, o := range s.orphans {
 		t.problem(&t.leaked, "left behind: %s", o)
