@@ -67,17 +67,9 @@ func TestChaosCorruptState(t *testing.T) {
 	})
 	n.Start()
 	desired := map[string]*want{}
-	for i := 0; i < npods; i++ {
-		w := &want{name: fmt.Sprintf("c%d", i), kind: stable}
-		desired[w.name] = w
-		n.Write(w.name+".yaml", w.manifest())
-	}
-	_, tl, snap := converge(n, desired, nil, nil, 120*time.Second)
-	report(t, "first start", tl)
-	if !tl.ok() {
+	if startStable(t, n, desired, "c", npods) == nil {
 		return
 	}
-	baseline(snap, desired)
 	names := (&churn{desired: desired}).names()
 	for k := 0; k < faults; k++ {
 		n.Stop(syscall.SIGKILL)

@@ -51,16 +51,10 @@ func TestChaosPodExhaustion(t *testing.T) {
 			Lost: total.lost, Duplicated: total.duplicated, Leaked: total.leaked, Restarted: total.restarted, Converge: worst})
 	}()
 	n.Start("--pod-pids-limit", fmt.Sprint(pidsLimit))
-	desired := map[string]*want{"keep": {name: "keep", kind: stable}, "keep2": {name: "keep2", kind: stable}}
-	for name, w := range desired {
-		n.Write(name+".yaml", w.manifest())
-	}
-	_, tl, snap := converge(n, desired, nil, nil, 90*time.Second)
-	report(t, "first start", tl)
-	if !tl.ok() {
+	desired := map[string]*want{}
+	if startStable(t, n, desired, "keep", 2) == nil {
 		return
 	}
-	baseline(snap, desired)
 	stop := make(chan struct{})
 	healthCh := healthzProbe(n, stop)
 	n.Write("bomb.yaml", bombManifest)
@@ -74,6 +68,7 @@ func TestChaosPodExhaustion(t *testing.T) {
 		return false
 	})
 	end := time.Now().Add(hold)
+	var tl tally
 	bad := map[string]string{} // pod → the first thing seen wrong with it
 	for time.Now().Before(end) {
 		s, err := observe(n)

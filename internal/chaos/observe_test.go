@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -379,4 +380,24 @@ func converge(n *e2enode.Node, desired map[string]*want, excused map[string]bool
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// startStable writes count stable pods (prefix0, prefix1, ...) into
+// desired and the folder, waits until they run and records their baseline.
+// It returns the snapshot that showed them running, or nil when they did
+// not (the test has failed then).
+func startStable(t *testing.T, n *e2enode.Node, desired map[string]*want, prefix string, count int) *snapshot {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		w := &want{name: fmt.Sprintf("%s%d", prefix, i), kind: stable}
+		desired[w.name] = w
+		n.Write(w.name+".yaml", w.manifest())
+	}
+	_, tl, snap := converge(n, desired, nil, nil, 120*time.Second)
+	report(t, "first start", tl)
+	if !tl.ok() {
+		return nil
+	}
+	baseline(snap, desired)
+	return snap
 }

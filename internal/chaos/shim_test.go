@@ -30,17 +30,10 @@ func TestChaosShimKill(t *testing.T) {
 			Leaked: total.leaked, Restarted: total.restarted, Converge: worst})
 	}()
 	n.Start()
-	for i := 0; i < npods; i++ {
-		w := &want{name: fmt.Sprintf("s%d", i), kind: stable}
-		desired[w.name] = w
-		n.Write(w.name+".yaml", w.manifest())
-	}
-	_, tl, snap := converge(n, desired, nil, nil, 120*time.Second)
-	report(t, "first start", tl)
-	if !tl.ok() {
+	snap := startStable(t, n, desired, "s", npods)
+	if snap == nil {
 		return
 	}
-	baseline(snap, desired)
 	names := (&churn{desired: desired}).names()
 	for k := 0; k < kills; k++ {
 		victims := map[string]bool{names[r.Intn(len(names))]: true}
