@@ -48,7 +48,7 @@ func TestChaosCorruptState(t *testing.T) {
 	r := rng(t)
 	faults := rounds(t, 1, 5)
 	n := e2enode.New(t)
-	npods := pick(4, 10)
+	npods := pick(3, 10)
 	var total tally
 	var worst time.Duration
 	files, gone := 0, 0

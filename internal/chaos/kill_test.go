@@ -126,7 +126,7 @@ func TestChaosDaemonKill(t *testing.T) {
 	t.Logf("%d pods converged in %s", len(c.desired), d.Round(time.Millisecond))
 	baseline(snap, c.desired)
 	for k := 0; k < kills; k++ {
-		end := time.Now().Add(time.Duration(200+r.Intn(2500)) * time.Millisecond)
+		end := time.Now().Add(time.Duration(200+r.Intn(pick(1000, 2500))) * time.Millisecond)
 		for time.Now().Before(end) {
 			c.step()
 			time.Sleep(time.Duration(10+r.Intn(120)) * time.Millisecond) // pacing, not a wait
