@@ -193,24 +193,11 @@ func (l *testLogind) prepareForShutdown(down bool) {
 	}
 }
 
-// Graceful node shutdown end to end on real pods: the daemon holds a delay
-// lock; on PrepareForShutdown(true) the regular pod's preStop runs and it
-// stops first, then the critical one's, each within its group's grace; the
-// lock is released after; the pods read Failed/Terminated with the
-// kubelet's message. PrepareForShutdown(false) brings them back and the
-// lock is taken again.
-func TestGracefulNodeShutdown(t *testing.T) {
-	n := newE2ENode(t)
-	addr := privateBus(t)
-	lg := startTestLogind(t, addr)
-	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
-	data := filepath.Join(n.Dir, "data")
-	os.MkdirAll(data, 0o755)
-	n.Start("--shutdown-grace-period", "20s", "--shutdown-grace-period-critical-pods", "8s")
-	n.WaitFor("the daemon's inhibitor lock", 20*time.Second, func() bool { return lg.count() == 1 })
-	if lg.who[0] != "shutdown/"+nodeshutdown.InhibitWho+"/delay" {
-		t.Fatalf("inhibitor %s", lg.who[0])
-	}
+// startShutdownOrderPods starts the two pods both graceful-shutdown tests
+// stop: web (regular) and dns (of priorityClassName critical), each with a
+// preStop hook that appends its name to data/order, so the order the hooks
+// ran in can be read back; it returns once both are Running.
+func startShutdownOrderPods(n *e2eNode, data, critical string) {
 	pod := func(name, extra string) string {
 		return fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -234,10 +221,41 @@ spec:
 `, name, testImage, data, extra)
 	}
 	n.Write("web.yaml", pod("web", ""))
-	n.Write("dns.yaml", pod("dns", "  priorityClassName: system-node-critical"))
+	n.Write("dns.yaml", pod("dns", "  priorityClassName: "+critical))
 	for _, name := range []string{"web-node1", "dns-node1"} {
 		n.WaitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	}
+}
+
+// wantPreStopOrder fails the test unless the preStop hooks of
+// startShutdownOrderPods ran regular pod first, critical pod second.
+func wantPreStopOrder(t *testing.T, data string) {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(data, "order"))
+	if string(b) != "web\ndns\n" {
+		t.Fatalf("preStop hooks ran as %q, want the regular pod's then the critical pod's", b)
+	}
+}
+
+// Graceful node shutdown end to end on real pods: the daemon holds a delay
+// lock; on PrepareForShutdown(true) the regular pod's preStop runs and it
+// stops first, then the critical one's, each within its group's grace; the
+// lock is released after; the pods read Failed/Terminated with the
+// kubelet's message. PrepareForShutdown(false) brings them back and the
+// lock is taken again.
+func TestGracefulNodeShutdown(t *testing.T) {
+	n := newE2ENode(t)
+	addr := privateBus(t)
+	lg := startTestLogind(t, addr)
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
+	data := filepath.Join(n.Dir, "data")
+	os.MkdirAll(data, 0o755)
+	n.Start("--shutdown-grace-period", "20s", "--shutdown-grace-period-critical-pods", "8s")
+	n.WaitFor("the daemon's inhibitor lock", 20*time.Second, func() bool { return lg.count() == 1 })
+	if lg.who[0] != "shutdown/"+nodeshutdown.InhibitWho+"/delay" {
+		t.Fatalf("inhibitor %s", lg.who[0])
+	}
+	startShutdownOrderPods(n, data, "system-node-critical")
 	// The lock is the daemon's alone: no pod supervisor or container
 	// inherited it (it would hold every shutdown back).
 	if h := holders(lg.ino[0]); len(h) != 1 || h[0] != n.Cmd.Process.Pid {
@@ -248,10 +266,7 @@ spec:
 	if !lg.released(0, 40*time.Second) {
 		t.Fatal("the inhibitor lock was not released within the grace period")
 	}
-	b, _ := os.ReadFile(filepath.Join(data, "order"))
-	if string(b) != "web\ndns\n" {
-		t.Fatalf("preStop hooks ran as %q, want the regular pod's then the critical pod's", b)
-	}
+	wantPreStopOrder(t, data)
 	for _, name := range []string{"web-node1", "dns-node1"} {
 		p := n.WaitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 		if p.Status.Reason != "Terminated" || p.Status.Message != "Pod was terminated in response to imminent node shutdown." {
@@ -356,39 +371,10 @@ func TestGracefulNodeShutdownRealLogind(t *testing.T) {
 	if in.What != "shutdown" || in.Mode != "delay" || in.Why != nodeshutdown.InhibitWhy {
 		t.Fatalf("inhibitor %+v", *in)
 	}
-	pod := func(name, extra string) string {
-		return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %[1]s
-  namespace: default
-spec:
-  terminationGracePeriodSeconds: 30
-%[4]s
-  containers:
-  - name: c
-    image: %[2]s
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
-    lifecycle:
-      preStop: {exec: {command: [sh, -c, "echo %[1]s >> /data/order"]}}
-    volumeMounts:
-    - {name: data, mountPath: /data}
-  volumes:
-  - name: data
-    hostPath: {path: %[3]s, type: Directory}
-`, name, testImage, data, extra)
-	}
-	n.Write("web.yaml", pod("web", ""))
-	n.Write("dns.yaml", pod("dns", "  priorityClassName: system-cluster-critical"))
-	for _, name := range []string{"web-node1", "dns-node1"} {
-		n.WaitPod(name, "Running", 60*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
-	}
+	startShutdownOrderPods(n, data, "system-cluster-critical")
 	n.Cmd.Process.Signal(syscall.SIGUSR1)
 	n.WaitFor("logind to see the lock released", 30*time.Second, func() bool { return daemonInhibitor(t, pid) == nil })
-	b, _ := os.ReadFile(filepath.Join(data, "order"))
-	if string(b) != "web\ndns\n" {
-		t.Fatalf("preStop hooks ran as %q, want the regular pod's then the critical pod's", b)
-	}
+	wantPreStopOrder(t, data)
 	for _, name := range []string{"web-node1", "dns-node1"} {
 		p := n.WaitPod(name, "Failed/Terminated", 10*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
 		if p.Status.Reason != "Terminated" {
