@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -381,7 +383,9 @@ func oomKillCount(dirs map[string]string) (uint64, error) {
 // kill is counted just after the notification, hence a short settle loop)
 // and checks the directory still exists; a slow tick (5s) re-reads it too,
 // for kills the eventfd does not signal (a container below a watched pod
-// hitting its own limit).
+// hitting its own limit). A kill whose emptied scope systemd removed before
+// the watcher looked is told by the count of notifications: the removal's
+// and one before it.
 // v2: memory.events changes are signalled through inotify (IN_MODIFY); a
 // slow poll catches the cgroup's removal and stands in when inotify is
 // unavailable. A kill the cgroup's removal hid (systemd removes an empty
@@ -396,6 +400,11 @@ func WatchOOMDirs(ctx context.Context, dirs map[string]string) (<-chan struct{},
 	}
 	return watchOOMV1(ctx, dirs, base)
 }
+
+// oomV1BeforeStat, when a test sets it, runs on each notification before
+// the v1 watcher looks for the cgroup's directory: it lets a test remove the
+// cgroup first, as a loaded host does.
+var oomV1BeforeStat func(dir string)
 
 func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-chan struct{}, error) {
 	dir := dirs["memory"]
@@ -452,7 +461,35 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 		// fire when one of its containers hits its own, lower limit (v1
 		// notifies the cgroup under OOM and its descendants, not its
 		// ancestors), and the tick also notices a removal.
+		// notes counts the eventfd's notifications (a read returns how many
+		// were signalled since the last one); handled is how many had been
+		// seen when the directory was last found, so their kills were read
+		// from the kernel's counter. The cgroup's removal is one more
+		// notification: two past handled mean an OOM was signalled before
+		// the removal, which won the race to the Lstat (a loaded host).
+		var notes atomic.Uint64
+		var handled uint64
 		fired := make(chan struct{}, 1)
+		// removedAfterOOM waits a little for the removal's own notification
+		// (the kernel signals it when the cgroup goes offline, after an RCU
+		// grace period) and says whether another came before it.
+		removedAfterOOM := func() bool {
+			deadline := time.NewTimer(100 * time.Millisecond)
+			defer deadline.Stop()
+			for notes.Load()-handled < 2 {
+				select {
+				case _, ok := <-fired:
+					if !ok {
+						return notes.Load()-handled >= 2
+					}
+				case <-deadline.C:
+					return false
+				case <-ctx.Done():
+					return false
+				}
+			}
+			return true
+		}
 		go func() {
 			defer close(fired)
 			buf := make([]byte, 8)
@@ -460,6 +497,7 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 				if _, err := ev.Read(buf); err != nil {
 					return // closed (ctx, or the watch ended), or broken
 				}
+				notes.Add(binary.NativeEndian.Uint64(buf))
 				select {
 				case fired <- struct{}{}:
 				default: // a wake-up is already pending
@@ -497,8 +535,17 @@ func watchOOMV1(ctx context.Context, dirs map[string]string, base uint64) (<-cha
 			// eventfd also fires on rmdir).
 			// An rmdir removes the directory before it signals the eventfd, so
 			// a notification while the directory is still there is an OOM.
+			seenNotes := notes.Load()
+			if oomV1BeforeStat != nil {
+				oomV1BeforeStat(dir)
+			}
 			_, statErr := os.Lstat(dir)
 			oomNotified := statErr == nil
+			if oomNotified {
+				handled = seenNotes
+			} else {
+				oomNotified = removedAfterOOM()
+			}
 			before := seen
 			for i := 0; i < 100 && seen == before; i++ {
 				if !report() {

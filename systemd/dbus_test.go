@@ -853,6 +853,71 @@ func TestUsageAndOOM(t *testing.T) {
 	t.Logf("OOM kill of %s seen through WatchOOM; hog: %v", ScopeUnitName(hogID), hog.err)
 }
 
+// TestOOMKillSeenWhenTheScopeIsGoneFirst: on cgroup v1 the OOM eventfd
+// fires, the kill empties the scope and systemd removes it before the watcher
+// looks (a loaded host): the kill is still reported, from the count of
+// notifications (the OOM's and the removal's), not lost with the counters.
+func TestOOMKillSeenWhenTheScopeIsGoneFirst(t *testing.T) {
+	testnode.Require(t)
+	ctx := testCtx(t)
+	d := newTestDriver(t, "mkloomgone")
+	if err := d.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanPod(podOf("aaaa-0001", nil, ctr("hog", nil, rl("cpu", "500m", "memory", "16Mi"))), PlanOptions{CgroupRoot: "mkloomgone"})
+	if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil {
+		t.Fatal(err)
+	}
+	hog := sdStartHeldWorkload(t, "exec dd if=/dev/zero of=/dev/null bs=64M count=1")
+	hogID := randID("oomgone")
+	if err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: hogID, PIDs: []int{hog.pid()}, Resources: plan.Containers["hog"]}); err != nil {
+		t.Fatal(err)
+	}
+	_, cg, err := d.unitCgroup(ctx, plan.UID, hogID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := CgroupDirs(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IsV2Dirs(dirs) {
+		t.Skip("the host's memory controller is on cgroup v2; this is the v1 eventfd path")
+	}
+	// The first notification (the OOM) waits until systemd has collected
+	// the emptied scope.
+	var once sync.Once
+	oomV1BeforeStat = func(dir string) {
+		once.Do(func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if _, err := os.Lstat(dir); err != nil || time.Now().After(deadline) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // polls the real condition, bounded
+			}
+		})
+	}
+	t.Cleanup(func() { oomV1BeforeStat = nil })
+	oom, err := d.WatchOOM(ctx, plan.UID, hogID)
+	if err != nil {
+		t.Fatalf("WatchOOM: %v", err)
+	}
+	hog.releaseAndReport(t)
+	select {
+	case _, ok := <-oom:
+		if !ok {
+			t.Fatal("WatchOOM channel closed without reporting the kill the removal hid")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no OOM kill reported within 60s")
+	}
+	<-hog.exited
+	if _, ok := <-oom; ok {
+		t.Error("a second kill reported, want exactly one")
+	}
+}
+
 // TestLeftoverFailedScopeIsReset: a failed scope of the same name (a stop
 // that timed out in an earlier run) makes StartTransientUnit answer
 // UnitExists; StartScope resets it and succeeds on the retry.
