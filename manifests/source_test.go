@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 )
 
 // Tests of the folder Source with the real filesystem and fsnotify. They
@@ -496,7 +498,7 @@ func TestSourceInvalidEditKeepsLastGood(t *testing.T) {
 // An invalid manifest is logged once per change (file, field path, reason),
 // not again when it is re-read unchanged; its fix is logged too.
 func TestSourceLogsInvalidManifestOncePerChange(t *testing.T) {
-	var buf lockedBuf
+	var buf syncbuf.Buffer
 	h := startSource(t, t.TempDir(), func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	})
@@ -516,23 +518,6 @@ func TestSourceLogsInvalidManifestOncePerChange(t *testing.T) {
 	if !strings.Contains(buf.String(), `msg="manifest valid again" file=`+h.path("web.yaml")) {
 		t.Errorf("the fix is not logged:\n%s", buf.String())
 	}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestSourceDuplicateNames(t *testing.T) {

@@ -21,13 +21,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 	"github.com/minikubelet/minikubelet/internal/testnode"
 )
 
@@ -173,21 +173,10 @@ type demo struct {
 	cmd  *exec.Cmd
 	pty  *os.File // the terminal's master side (nil: pipes)
 	done chan struct{}
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  syncbuf.Buffer // what make and the demo print, on the terminal or the pipes
 }
 
-func (d *demo) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.Write(p)
-}
-
-func (d *demo) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
+func (d *demo) output() string { return d.out.String() }
 
 // startDemo runs `make` on a one-line Makefile whose target is
 // hack/run-demo.sh, as `make run` does, in a process group of its own
@@ -216,9 +205,9 @@ func startDemo(t *testing.T, bin, state, driver string, withPty bool) *demo {
 		}
 		slave.Close()
 		copyDone = make(chan struct{})
-		go func() { io.Copy(d, master); close(copyDone) }()
+		go func() { io.Copy(&d.out, master); close(copyDone) }()
 	} else {
-		d.cmd.Stdout, d.cmd.Stderr = d, d
+		d.cmd.Stdout, d.cmd.Stderr = &d.out, &d.out
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := d.cmd.Start(); err != nil {
 			t.Fatal(err)

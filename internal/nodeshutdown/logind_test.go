@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 )
 
 func realLogind(t *testing.T, dir string) Logind {
@@ -97,7 +99,7 @@ func TestRealLogindInhibitorLock(t *testing.T) {
 		t.Skipf("logind's InhibitDelayMaxUSec is %s", cur)
 	}
 	cfg := Config{GracePeriod: grace, CriticalPodsGracePeriod: grace / 3}
-	logs := &syncBuf{}
+	logs := &syncbuf.Buffer{}
 	m := New(cfg, &fakePods{resumed: make(chan struct{}, 1)}, Options{
 		Connect: func(ctx context.Context) (Logind, error) { return lg, nil },
 		Log:     slog.New(slog.NewTextHandler(logs, nil))})

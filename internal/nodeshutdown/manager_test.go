@@ -1,7 +1,6 @@
 package nodeshutdown
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 	"github.com/minikubelet/minikubelet/reconciler"
 )
 
@@ -151,9 +151,9 @@ func (p *fakePods) got() []string {
 	return append([]string(nil), p.calls...)
 }
 
-func run(t *testing.T, cfg Config, lg Logind, pods Pods, connErr error) (cancel func(), done chan error, logs *syncBuf) {
+func run(t *testing.T, cfg Config, lg Logind, pods Pods, connErr error) (cancel func(), done chan error, logs *syncbuf.Buffer) {
 	t.Helper()
-	logs = &syncBuf{}
+	logs = &syncbuf.Buffer{}
 	m := New(cfg, pods, Options{
 		Connect: func(context.Context) (Logind, error) {
 			if connErr != nil {
@@ -169,14 +169,6 @@ func run(t *testing.T, cfg Config, lg Logind, pods Pods, connErr error) (cancel 
 	t.Cleanup(cancel)
 	return cancel, done, logs
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func wait(t *testing.T, done chan error) error {
 	t.Helper()

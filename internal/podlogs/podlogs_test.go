@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 )
 
 func TestParseLine(t *testing.T) {
@@ -175,24 +177,7 @@ func TestFindAndPickPodDirs(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, b *syncBuf, want string) {
+func waitFor(t *testing.T, b *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -220,7 +205,7 @@ func TestFollowAppendsRotationAndEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	live := filepath.Join(dir, "0.log")
 	writeFile(t, live, ts(0)+" stdout F one", ts(1)+" stdout F two")
-	var out syncBuf
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -263,7 +248,7 @@ func TestFollowAppendsRotationAndEnd(t *testing.T) {
 func TestFollowWaitsForFileAndStops(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	os.MkdirAll(dir, 0o755)
-	var out syncBuf
+	var out syncbuf.Buffer
 	var stop sync.Mutex
 	stopped := false
 	done := make(chan error, 1)
@@ -295,7 +280,7 @@ func TestFollowTruncation(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	live := filepath.Join(dir, "0.log")
 	writeFile(t, live, ts(0)+" stdout F before-truncate")
-	var out syncBuf
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

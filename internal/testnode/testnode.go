@@ -38,12 +38,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minikubelet/minikubelet/internal/procfs"
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 )
 
 const (
@@ -162,7 +162,7 @@ type Node struct {
 	cgroups []string          // host paths of the node's cgroups, one per hierarchy
 	unitDir string            // SYSTEMD_UNIT_PATH folder with default.target
 	cmd     *exec.Cmd         // the unshare process (its child is systemd)
-	logBuf  *lockedBuffer     // systemd's console output, for failures
+	logBuf  *syncbuf.Buffer   // systemd's console output, for failures
 	Env     map[string]string // extra env for commands run inside
 }
 
@@ -181,7 +181,7 @@ func Boot() (*Node, error) {
 		return nil, err
 	}
 	sweepStaleNodes(hs)
-	n := &Node{Name: "mkl-test-" + randHex(4), logBuf: &lockedBuffer{}}
+	n := &Node{Name: "mkl-test-" + randHex(4), logBuf: &syncbuf.Buffer{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -456,21 +456,4 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minikubelet/minikubelet/internal/api"
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 )
 
 // serve runs the real server for store on a socket in a temp dir.
@@ -151,14 +151,6 @@ func TestGetTemplates(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func eventually(t *testing.T, what string, f func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -173,7 +165,7 @@ func TestGetWatch(t *testing.T) {
 	s := storeWith(runningPod())
 	c := serve(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuf
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Get(ctx, c, GetOptions{Namespace: "default", Watch: true, Now: fixedNow}, nil, &out, &out)
@@ -407,7 +399,7 @@ func TestLogsFollowEndsWhenContainerTerminates(t *testing.T) {
 	writeLog(t, live, line(0, "stdout", "hello"))
 	s := storeWith(p)
 	c := serve(t, s)
-	var out syncBuf
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Logs(context.Background(), c, LogsOptions{Namespace: "default", Pod: "web", LogDir: logDir, Tail: -1, Follow: true,
