@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	crv1 "github.com/google/go-containerregistry/pkg/v1"
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/minikubelet/minikubelet/runtime/images"
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 	"github.com/minikubelet/minikubelet/runtime/images/imagebuild"
 )
 
@@ -30,25 +28,7 @@ func importScratch(t *testing.T, root string) {
 	if err := os.WriteFile(filepath.Join(stage, "busybox"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	layer, err := imagebuild.LayerFromDir(stage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagebuild.Image([]crv1.Layer{layer}, imagebuild.Config{Entrypoint: []string{"/busybox"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tarPath := filepath.Join(t.TempDir(), "scratch.tar")
-	if err := imagebuild.WriteDockerArchive(tarPath, map[string]crv1.Image{scratchImage: img}, imagebuild.None); err != nil {
-		t.Fatal(err)
-	}
-	store, err := images.Open(root, images.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Import(context.Background(), tarPath, nil); err != nil {
-		t.Fatalf("import %s: %v", tarPath, err)
-	}
+	e2enode.ImportArchive(t, root, e2enode.ImageArchive(t, stage, scratchImage, imagebuild.Config{Entrypoint: []string{"/busybox"}}))
 }
 
 // Through the daemon (issue 12, items 1 and 10): a scratch image runs with

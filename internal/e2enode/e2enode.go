@@ -2,7 +2,8 @@
 // inside a test node (internal/testnode): its binaries built from this
 // tree, its folders under t.TempDir, the busybox test image imported, its
 // API read through the CLI. The daemon's e2e tests (internal/daemon) and
-// the chaos suite (internal/chaos) share it.
+// the chaos suite (internal/chaos) share it; the field host's tests
+// (internal/fieldtest) build their busybox image with BusyboxArchive.
 package e2enode
 
 import (
@@ -97,31 +98,60 @@ func ImportBusybox(t *testing.T, root string) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("busybox-static is not installed (make deps)")
 	}
+	ImportArchive(t, root, BusyboxArchive(t, TestImage,
+		[]string{"bin", "etc", "tmp", "proc", "sys", "dev", "data"},
+		[]string{"sh", "cat", "echo", "sleep", "touch", "test", "ls", "date", "hostname", "true", "false", "kill", "httpd", "mkdir", "rm"}))
+}
+
+// BusyboxArchive writes a docker-archive of ref, a one-layer image of this
+// host's static /bin/busybox: a symlink to it in /bin per applet, the empty
+// folders dirs, an /etc/passwd with root, and /bin/sh with PATH=/bin as its
+// command. It returns the archive's path. The daemon's e2e tests import it
+// with ImportArchive; the field host's tests with the installed CLI.
+func BusyboxArchive(t *testing.T, ref string, dirs, applets []string) string {
+	t.Helper()
 	stage := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "data"} {
+	for _, d := range dirs {
 		os.MkdirAll(filepath.Join(stage, d), 0o755)
 	}
 	b, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no static busybox on this host: %v", err)
 	}
 	os.WriteFile(filepath.Join(stage, "bin/busybox"), b, 0o755)
-	for _, a := range []string{"sh", "cat", "echo", "sleep", "touch", "test", "ls", "date", "hostname", "true", "false", "kill", "httpd", "mkdir", "rm"} {
+	for _, a := range applets {
 		os.Symlink("busybox", filepath.Join(stage, "bin", a))
 	}
 	os.WriteFile(filepath.Join(stage, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	return ImageArchive(t, stage, ref, imagebuild.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}})
+}
+
+// ImageArchive writes a docker-archive of ref, a one-layer image of the
+// folder stage with the config cfg, and returns its path. The file is named
+// after the image (localhost/busybox:e2e → busybox.tar), the name an import
+// records as the image's source.
+func ImageArchive(t *testing.T, stage, ref string, cfg imagebuild.Config) string {
+	t.Helper()
 	layer, err := imagebuild.LayerFromDir(stage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := imagebuild.Image([]crv1.Layer{layer}, imagebuild.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}})
+	img, err := imagebuild.Image([]crv1.Layer{layer}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := imagebuild.WriteDockerArchive(tarPath, map[string]crv1.Image{TestImage: img}, imagebuild.None); err != nil {
+	name, _, _ := strings.Cut(ref[strings.LastIndex(ref, "/")+1:], ":")
+	tarPath := filepath.Join(t.TempDir(), name+".tar")
+	if err := imagebuild.WriteDockerArchive(tarPath, map[string]crv1.Image{ref: img}, imagebuild.None); err != nil {
 		t.Fatal(err)
 	}
+	return tarPath
+}
+
+// ImportArchive imports the docker-archive tarPath into the image store
+// under root (the daemon's --root-dir).
+func ImportArchive(t *testing.T, root, tarPath string) {
+	t.Helper()
 	store, err := images.Open(root, images.Options{})
 	if err != nil {
 		t.Fatal(err)

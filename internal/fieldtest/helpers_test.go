@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	crv1 "github.com/google/go-containerregistry/pkg/v1"
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/minikubelet/minikubelet/runtime/images/imagebuild"
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 )
 
 const (
@@ -209,32 +208,10 @@ func writeManifest(t *testing.T, file, body string) {
 // imports it with the installed CLI.
 func importImage(t *testing.T) {
 	t.Helper()
-	stage := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "host"} {
-		os.MkdirAll(filepath.Join(stage, d), 0o755)
-	}
-	b, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("the guest has no static busybox: %v", err)
-	}
-	os.WriteFile(filepath.Join(stage, "bin/busybox"), b, 0o755)
-	for _, a := range []string{"sh", "cat", "echo", "sleep", "head", "tail", "mknod", "touch", "test", "ls",
-		"mkdir", "rm", "true", "false", "kill", "grep", "date", "hostname"} {
-		os.Symlink("busybox", filepath.Join(stage, "bin", a))
-	}
-	os.WriteFile(filepath.Join(stage, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
-	layer, err := imagebuild.LayerFromDir(stage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagebuild.Image([]crv1.Layer{layer}, imagebuild.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/bin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tar := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := imagebuild.WriteDockerArchive(tar, map[string]crv1.Image{image: img}, imagebuild.None); err != nil {
-		t.Fatal(err)
-	}
+	tar := e2enode.BusyboxArchive(t, image,
+		[]string{"bin", "etc", "tmp", "proc", "sys", "dev", "host"},
+		[]string{"sh", "cat", "echo", "sleep", "head", "tail", "mknod", "touch", "test", "ls",
+			"mkdir", "rm", "true", "false", "kill", "grep", "date", "hostname"})
 	run(t, bin, "image", "import", "--root-dir", rootDir, tar)
 }
 
