@@ -329,13 +329,7 @@ func (s *Server) pods(w http.ResponseWriter, r *http.Request, ns string) {
 		s.watchPods(w, r, keep)
 		return
 	}
-	list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: []v1.Pod{}}
-	for _, p := range s.src.Pods() {
-		if keep(&p) {
-			p.TypeMeta = podTypeMeta
-			list.Items = append(list.Items, p)
-		}
-	}
+	list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: kept(s.src.Pods(), keep, setPodMeta)}
 	list.ResourceVersion = maxRV(list.Items)
 	writeJSON(w, http.StatusOK, &list)
 }
@@ -356,7 +350,7 @@ func (s *Server) pod(w http.ResponseWriter, r *http.Request, ns, name string) {
 		writeNotFound(w, "pods", name)
 		return
 	}
-	p.TypeMeta = podTypeMeta
+	setPodMeta(&p)
 	writeJSON(w, http.StatusOK, &p)
 }
 
@@ -388,15 +382,26 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, ns string) {
 		s.watchEvents(w, r, keep)
 		return
 	}
-	list := v1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, Items: []v1.Event{}}
-	for _, e := range s.src.Events() {
-		if keep(&e) {
-			e.TypeMeta = eventTypeMeta
-			list.Items = append(list.Items, e)
-		}
-	}
+	list := v1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, Items: kept(s.src.Events(), keep, setEventMeta)}
 	writeJSON(w, http.StatusOK, &list)
 }
+
+// kept returns the items keep accepts, each with its kind set by setMeta
+// (the source's objects carry none; the API server's do). It is never nil:
+// an empty list is "items": [], as the API server writes it.
+func kept[T any](items []T, keep func(*T) bool, setMeta func(*T)) []T {
+	out := []T{}
+	for _, item := range items {
+		if keep(&item) {
+			setMeta(&item)
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func setPodMeta(p *v1.Pod)     { p.TypeMeta = podTypeMeta }
+func setEventMeta(e *v1.Event) { e.TypeMeta = eventTypeMeta }
 
 // watchJSON is one line of a watch stream, as the API server writes it.
 type watchJSON struct {
@@ -410,14 +415,14 @@ func (s *Server) watchPods(w http.ResponseWriter, r *http.Request, keep func(*v1
 	s.watches.Add(1)
 	defer s.watches.Add(-1)
 	serveWatch(s.newStream(w), r, s.src, s.src.Pods, func(ev WatchEvent) *v1.Pod { return ev.Pod }, keep,
-		func(p *v1.Pod) { p.TypeMeta = podTypeMeta })
+		setPodMeta)
 }
 
 func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request, keep func(*v1.Event) bool) {
 	s.watches.Add(1)
 	defer s.watches.Add(-1)
 	serveWatch(s.newStream(w), r, s.src, s.src.Events, func(ev WatchEvent) *v1.Event { return ev.Event }, keep,
-		func(e *v1.Event) { e.TypeMeta = eventTypeMeta })
+		setEventMeta)
 }
 
 // serveWatch is the API server's watch for one kind: subscribe first (so no
@@ -431,12 +436,9 @@ func serveWatch[T any](stream *stream, r *http.Request, src Source, list func() 
 	if !stream.start() {
 		return
 	}
-	for _, item := range list() {
-		if keep(&item) {
-			setMeta(&item)
-			if !stream.send(watch.Added, &item) {
-				return
-			}
+	for _, item := range kept(list(), keep, setMeta) {
+		if !stream.send(watch.Added, &item) {
+			return
 		}
 	}
 	for {
