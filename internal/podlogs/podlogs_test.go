@@ -201,6 +201,20 @@ func appendTo(t *testing.T, path, s string) {
 	}
 }
 
+// wantEnded waits up to 10 s for a Read's result on done and fails the
+// test with why if it does not come, or with Read's error.
+func wantEnded(t *testing.T, done <-chan error, why string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(why)
+	}
+}
+
 func TestFollowAppendsRotationAndEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	live := filepath.Join(dir, "0.log")
@@ -232,14 +246,7 @@ func TestFollowAppendsRotationAndEnd(t *testing.T) {
 	// A new instance's log ends the follow after the last lines.
 	appendTo(t, live, ts(7)+" stdout F seven\n")
 	writeFile(t, filepath.Join(dir, "1.log"), ts(8)+" stdout F next instance")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("follow did not end when 1.log appeared")
-	}
+	wantEnded(t, done, "follow did not end when 1.log appeared")
 	if got := out.String(); got != "two\nthree\nfour-done\nfive\nsix\nseven\n" {
 		t.Errorf("final = %q", got)
 	}
@@ -263,14 +270,7 @@ func TestFollowWaitsForFileAndStops(t *testing.T) {
 	stop.Lock()
 	stopped = true
 	stop.Unlock()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stop did not end the follow")
-	}
+	wantEnded(t, done, "Stop did not end the follow")
 	if out.String() != "late\nlast\n" {
 		t.Errorf("out = %q", out.String())
 	}
