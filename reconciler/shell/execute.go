@@ -359,26 +359,7 @@ func (n *Node) createAndStart(ctx context.Context, a reconciler.CreateAndStartCo
 	}
 	sp.mark("scope")
 	// Count OOM kills from before the workload runs.
-	n.mu.Lock()
-	armed := n.oomWatch[cc.ID]
-	n.mu.Unlock()
-	if !armed {
-		if ch, err := n.opt.Driver.WatchOOM(n.bg, a.UID, cc.ID); err == nil {
-			n.mu.Lock()
-			n.oomWatch[cc.ID] = true
-			n.mu.Unlock()
-			uid, id := a.UID, cc.ID
-			go func() {
-				for range ch {
-					writeJSON(n.state.oomFile(uid, id), map[string]any{"time": n.opt.Now()})
-					n.opt.Wake()
-				}
-				n.mu.Lock()
-				delete(n.oomWatch, id)
-				n.mu.Unlock()
-			}()
-		}
-	}
+	n.watchOOM(a.UID, cc.ID)
 	sp.mark("oomwatch")
 	if err := n.opt.Runtime.StartContainer(ctx, a.UID, cc.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", a.Name, err)

@@ -502,8 +502,8 @@ const unplacedAfter = 2 * time.Minute
 // daemon restart: kills from then on are attributed).
 func (n *Node) watchContainer(uid types.UID, id string) {
 	n.mu.Lock()
-	startWait, startOOM := !n.waiters[id], !n.oomWatch[id]
-	n.waiters[id], n.oomWatch[id] = true, true
+	startWait := !n.waiters[id]
+	n.waiters[id] = true
 	n.mu.Unlock()
 	if startWait {
 		go func() {
@@ -521,24 +521,38 @@ func (n *Node) watchContainer(uid types.UID, id string) {
 			n.opt.Wake()
 		}()
 	}
-	if startOOM {
-		ch, err := n.opt.Driver.WatchOOM(n.bg, uid, id)
-		if err != nil {
-			n.mu.Lock()
-			delete(n.oomWatch, id)
-			n.mu.Unlock()
-			return
-		}
-		go func() {
-			for range ch {
-				writeJSON(n.state.oomFile(uid, id), map[string]any{"time": n.opt.Now()})
-				n.opt.Wake()
-			}
-			n.mu.Lock()
-			delete(n.oomWatch, id)
-			n.mu.Unlock()
-		}()
+	n.watchOOM(uid, id)
+}
+
+// watchOOM starts, unless one runs already, the container's OOM watcher:
+// at each OOM kill of its scope it writes the time to the container's OOM
+// file (whose presence makes observe report the exit OOMKilled) and wakes
+// the loop. Where the driver cannot watch, the next call tries again; so
+// does one after the watch ends (the scope is gone).
+func (n *Node) watchOOM(uid types.UID, id string) {
+	n.mu.Lock()
+	armed := n.oomWatch[id]
+	n.oomWatch[id] = true
+	n.mu.Unlock()
+	if armed {
+		return
 	}
+	ch, err := n.opt.Driver.WatchOOM(n.bg, uid, id)
+	if err != nil {
+		n.mu.Lock()
+		delete(n.oomWatch, id)
+		n.mu.Unlock()
+		return
+	}
+	go func() {
+		for range ch {
+			writeJSON(n.state.oomFile(uid, id), map[string]any{"time": n.opt.Now()})
+			n.opt.Wake()
+		}
+		n.mu.Lock()
+		delete(n.oomWatch, id)
+		n.mu.Unlock()
+	}()
 }
 
 // observeImages fills the state of every image a pod names.
