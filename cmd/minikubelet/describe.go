@@ -3,6 +3,8 @@ package main
 // describe.go: `minikubelet describe pod NAME`.
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/minikubelet/minikubelet/internal/api/kubectl"
@@ -19,13 +21,9 @@ func newDescribeCmd() *cobra.Command {
   minikubelet describe pod/etcd -n kube-system`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			names, err := kubectl.ParsePodArgs(args)
-			if err != nil {
-				return kubectlExit(err)
-			}
-			ctx, stop := clientContext(cmd)
-			defer stop()
-			return kubectlExit(kubectl.DescribePods(ctx, co.client(), co.namespace, names, nil, cmd.OutOrStdout()))
+			return runOnPods(cmd, args, func(ctx context.Context, names []string) error {
+				return kubectl.DescribePods(ctx, co.client(), co.namespace, names, nil, cmd.OutOrStdout())
+			})
 		},
 	}
 	co.addFlags(cmd.Flags(), false)

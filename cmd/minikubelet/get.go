@@ -42,6 +42,20 @@ func clientContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 }
 
+// runOnPods is the body of the client commands that take pod names in
+// kubectl's forms (pods NAME..., pod/NAME): it parses args and runs do on
+// the names with a clientContext; a malformed argument and do's error both
+// end as kubectl's exit (kubectlExit).
+func runOnPods(cmd *cobra.Command, args []string, do func(ctx context.Context, names []string) error) error {
+	names, err := kubectl.ParsePodArgs(args)
+	if err != nil {
+		return kubectlExit(err)
+	}
+	ctx, stop := clientContext(cmd)
+	defer stop()
+	return kubectlExit(do(ctx, names))
+}
+
 // kubectlExit prints err as kubectl would and exits 1 (nil stays nil;
 // errors already shown to the user are not printed twice).
 func kubectlExit(err error) error {
@@ -72,14 +86,10 @@ Names may omit the -<node> suffix of static pods.`,
   minikubelet get pods -o custom-columns=NAME:.metadata.name,IP:.status.podIP`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			names, err := kubectl.ParsePodArgs(args)
-			if err != nil {
-				return kubectlExit(err)
-			}
-			ctx, stop := clientContext(cmd)
-			defer stop()
-			o.Namespace, o.AllNamespaces = co.namespace, co.allNamespaces
-			return kubectlExit(kubectl.Get(ctx, co.client(), o, names, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return runOnPods(cmd, args, func(ctx context.Context, names []string) error {
+				o.Namespace, o.AllNamespaces = co.namespace, co.allNamespaces
+				return kubectl.Get(ctx, co.client(), o, names, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			})
 		},
 	}
 	co.addFlags(cmd.Flags(), true)

@@ -4,6 +4,7 @@ package main
 // units and scripts can order on pods (kubectl's syntax and exit codes).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -37,22 +38,18 @@ A pod that does not exist yet is waited for, and so is a daemon that is (re)star
 			if err != nil {
 				return kubectlExit(err)
 			}
-			names, err := kubectl.ParsePodArgs(args)
-			if err != nil {
-				return kubectlExit(err)
-			}
-			if len(names) == 0 {
-				return kubectlExit(fmt.Errorf("resource(s) were provided, but no name was specified"))
-			}
-			ctx, stop := clientContext(cmd)
-			defer stop()
-			c := co.client()
-			for _, n := range names {
-				if err := kubectl.Wait(ctx, c, co.namespace, n, cond, timeout, cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
-					return kubectlExit(err)
+			return runOnPods(cmd, args, func(ctx context.Context, names []string) error {
+				if len(names) == 0 {
+					return fmt.Errorf("resource(s) were provided, but no name was specified")
 				}
-			}
-			return nil
+				c := co.client()
+				for _, n := range names {
+					if err := kubectl.Wait(ctx, c, co.namespace, n, cond, timeout, cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		},
 	}
 	co.addFlags(cmd.Flags(), false)
