@@ -15,6 +15,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/testwait"
 	"github.com/minikubelet/minikubelet/reconciler"
 	"github.com/minikubelet/minikubelet/reconciler/shell"
 )
@@ -135,13 +136,7 @@ func startLoop(t *testing.T, f *fakeShell, parallel int) (*shell.Loop, func()) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, what, 10*time.Second, 5*time.Millisecond, cond)
 }
 
 // completeRounds wakes the loop until n more rounds have run to their end

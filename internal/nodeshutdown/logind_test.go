@@ -19,6 +19,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/minikubelet/minikubelet/internal/syncbuf"
+	"github.com/minikubelet/minikubelet/internal/testwait"
 )
 
 func realLogind(t *testing.T, dir string) Logind {
@@ -70,13 +71,7 @@ func ours(t *testing.T) *inhibitor {
 // signal, after our call returned), bounded.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.Until(t, what, 10*time.Second, 50*time.Millisecond, cond)
 }
 
 // The manager takes a "shutdown" delay inhibitor named minikubelet, logind

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/minikubelet/minikubelet/internal/testwait"
 	"github.com/minikubelet/minikubelet/runtime/images/imagebuild"
 )
 
@@ -191,13 +192,7 @@ func readFile(t *testing.T, p string) string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, what, 20*time.Second, 20*time.Millisecond, cond)
 }
 
 func TestConcurrentStoresShareOneRoot(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/minikubelet/minikubelet/internal/api"
 	"github.com/minikubelet/minikubelet/internal/syncbuf"
+	"github.com/minikubelet/minikubelet/internal/testwait"
 )
 
 // serve runs the real server for store on a socket in a temp dir.
@@ -153,12 +154,7 @@ func TestGetTemplates(t *testing.T) {
 
 func eventually(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if f() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testwait.Until(t, what, 10*time.Second, 5*time.Millisecond, f)
 }
 
 func TestGetWatch(t *testing.T) {
