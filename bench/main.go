@@ -151,11 +151,9 @@ func runNode(o options, dir string) string {
 	setupErr := ""
 	// The demo image, built exactly as `make run` builds it, imported into
 	// the benchmark's own root dir (podman loads the same tarball).
-	cmd := exec.Command("hack/build-demo-image.sh", "--root-dir", filepath.Join(dir, "root"))
+	cmd := exec.Command("hack/build-demo-image.sh", "--root-dir", filepath.Join(dir, "root"), "--tar", filepath.Join(dir, "demo.tar"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		setupErr = fmt.Sprintf("hack/build-demo-image.sh failed: %v: %s", err, lastLines(string(out), 5))
-	} else if err := copyFile("bin/minikubelet-demo.tar", filepath.Join(dir, "demo.tar")); err != nil {
-		setupErr = "demo image tarball: " + err.Error()
 	}
 	node, err := testnode.Boot()
 	if err != nil {

@@ -3,17 +3,23 @@
 # busybox-static (/bin/busybox plus applet symlinks) in a temporary folder, and imports it
 # into the image store of a root dir.
 #
-#   hack/build-demo-image.sh [--root-dir DIR]     (default /var/lib/minikubelet-demo)
+#   hack/build-demo-image.sh [--root-dir DIR] [--tar FILE]    (default /var/lib/minikubelet-demo)
+#
+# --tar FILE also keeps the image's docker-archive there (make bench loads the
+# same tarball into podman and containerd).
 #
 # Needs bin/minikubelet (make build) and busybox-static (make deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=/var/lib/minikubelet-demo
+keep_tar=
 while (($#)); do
   case $1 in
+    --tar) keep_tar=$2; shift 2 ;;
+    --tar=*) keep_tar=${1#*=}; shift ;;
     --root-dir) root_dir=$2; shift 2 ;;
     --root-dir=*) root_dir=${1#*=}; shift ;;
-    *) echo "usage: $0 [--root-dir DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--root-dir DIR] [--tar FILE]" >&2; exit 2 ;;
   esac
 done
 export PATH=/usr/local/go/bin:$PATH
@@ -42,3 +48,4 @@ go run ./hack/mkimage --dir "$stage" --ref localhost/minikubelet-demo:latest --o
   --cmd /bin/sh --env PATH=/bin --workdir / --expose 80/tcp
 mkdir -p "$root_dir"
 "$bin" image import --root-dir "$root_dir" "$out"
+[ -z "$keep_tar" ] || cp "$out" "$keep_tar"
