@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	crv1 "github.com/google/go-containerregistry/pkg/v1"
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/minikubelet/minikubelet/runtime/images"
@@ -30,17 +29,9 @@ func (f *fixture) imageRoot(name string, shape imageShape, cfg imagebuild.Config
 	t.Helper()
 	stage := t.TempDir()
 	writeTree(t, stage, shape)
-	layer, err := imagebuild.LayerFromDir(stage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagebuild.Image([]crv1.Layer{layer}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := "localhost/" + name + ":1"
 	archive := filepath.Join(t.TempDir(), name+".tar")
-	if err := imagebuild.WriteDockerArchive(archive, map[string]crv1.Image{ref: img}, imagebuild.None); err != nil {
+	if err := imagebuild.WriteDirArchive(archive, stage, ref, cfg); err != nil {
 		t.Fatal(err)
 	}
 	store, err := images.Open(filepath.Join(f.base, "images"), images.Options{})

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	ggcr "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/minikubelet/minikubelet/runtime/images"
 	"github.com/minikubelet/minikubelet/runtime/images/imagebuild"
 )
@@ -52,16 +50,8 @@ func TestExplainShowsStoredImage(t *testing.T) {
 	layerDir := filepath.Join(dir, "layer")
 	os.MkdirAll(layerDir, 0o755)
 	os.WriteFile(filepath.Join(layerDir, "hello"), []byte("#!/bin/sh\necho hi\n"), 0o755)
-	layer, err := imagebuild.LayerFromDir(layerDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagebuild.Image([]ggcr.Layer{layer}, imagebuild.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	archive := filepath.Join(dir, "img.tar")
-	if err := imagebuild.WriteDockerArchive(archive, map[string]ggcr.Image{"localhost/explain-test:v1": img}, imagebuild.None); err != nil {
+	if err := imagebuild.WriteDirArchive(archive, layerDir, "localhost/explain-test:v1", imagebuild.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	store, err := images.Open(opts.rootDir, images.Options{})

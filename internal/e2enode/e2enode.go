@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	crv1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 
@@ -132,17 +131,9 @@ func BusyboxArchive(t *testing.T, ref string, dirs, applets []string) string {
 // records as the image's source.
 func ImageArchive(t *testing.T, stage, ref string, cfg imagebuild.Config) string {
 	t.Helper()
-	layer, err := imagebuild.LayerFromDir(stage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagebuild.Image([]crv1.Layer{layer}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	name, _, _ := strings.Cut(ref[strings.LastIndex(ref, "/")+1:], ":")
 	tarPath := filepath.Join(t.TempDir(), name+".tar")
-	if err := imagebuild.WriteDockerArchive(tarPath, map[string]crv1.Image{ref: img}, imagebuild.None); err != nil {
+	if err := imagebuild.WriteDirArchive(tarPath, stage, ref, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return tarPath

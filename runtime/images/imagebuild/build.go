@@ -165,6 +165,21 @@ func WriteDockerArchive(path string, imgs map[string]v1.Image, c Compression) er
 	return writeCompressed(path, c, func(w io.Writer) error { return tarball.MultiRefWrite(refs, w) })
 }
 
+// WriteDirArchive writes at path a docker-archive of one image named ref:
+// one layer of the folder dir (LayerFromDir) under the config cfg,
+// uncompressed. It is what the tests that build their own small image need.
+func WriteDirArchive(path, dir, ref string, cfg Config) error {
+	layer, err := LayerFromDir(dir)
+	if err != nil {
+		return err
+	}
+	img, err := Image([]v1.Layer{layer}, cfg)
+	if err != nil {
+		return err
+	}
+	return WriteDockerArchive(path, map[string]v1.Image{ref: img}, None)
+}
+
 // WriteOCIArchive writes an OCI image layout archive holding images
 // (reference → image or index), each named with the full reference in both
 // org.opencontainers.image.ref.name and io.containerd.image.name.
