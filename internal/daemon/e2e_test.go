@@ -259,13 +259,7 @@ spec:
 			var mounted int
 			collected := func() bool {
 				ents, _ = os.ReadDir(rootfs)
-				mi, _ := os.ReadFile("/proc/self/mountinfo")
-				mounted = 0
-				for _, l := range strings.Split(string(mi), "\n") {
-					if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], rootfs+"/") {
-						mounted++
-					}
-				}
+				mounted = len(mountsUnder(rootfs))
 				return len(ents) <= 2 && mounted <= 2
 			}
 			for deadline := time.Now().Add(20 * time.Second); !collected(); time.Sleep(150 * time.Millisecond) {

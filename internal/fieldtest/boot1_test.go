@@ -13,6 +13,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 )
 
 // The boot-1 tests run in source order and build on each other: the service
@@ -422,16 +424,7 @@ type bootFacts struct {
 	Shutdown   bool              // the graceful node shutdown pod was set up
 }
 
-func minikubeletMounts() []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], rootDir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
-}
+func minikubeletMounts() []string { return e2enode.MountsUnder(rootDir) }
 
 // TestBoot1Reboot records the pods' state and asks the harness for a graceful
 // reboot: every unit is stopped as on any host. Boot 2 checks what it left.
