@@ -189,6 +189,7 @@ func Run(ctx context.Context, o Options) error {
 		Log: log.With("component", "node")})
 	defer node.Close()
 	rep := newReporter(apiStore, metrics, node, driver, sampler, planOpts, cfg, o.NodeName)
+	rep.log = log.With("component", "events")
 	// Graceful node shutdown asks the loop to stop pods through the gate
 	// (Desired.Shutdown) and learns from each round which have stopped.
 	shutdownGate := nodeshutdown.NewGate(wake, func(uid types.UID) bool { return loop != nil && loop.Busy(uid) }, nil)

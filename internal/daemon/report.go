@@ -7,6 +7,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,11 @@ type reporter struct {
 	sampler  *usageSampler // describe's usage, read on demand (usage.go)
 	extras   map[types.UID]api.PodExtra
 	qosKey   string // QoS values last applied
+	// log, when set, gets a line for each container kill (a failed
+	// liveness or startup probe, a deletion): events live in memory and go
+	// with a killed daemon, and a restart nobody can explain afterwards is
+	// the first thing an operator asks about.
+	log *slog.Logger
 }
 
 type sample struct {
@@ -268,6 +274,9 @@ func (r *reporter) events(evs []reconciler.Event, now time.Time) {
 		r.store.RecordEvent(v1.Event{InvolvedObject: obj, Reason: ev.Reason, Message: ev.Message, Type: ev.Type,
 			FirstTimestamp: metav1.NewTime(t), LastTimestamp: metav1.NewTime(t),
 			Source: v1.EventSource{Component: "kubelet", Host: r.node}})
+		if ev.Reason == "Killing" && r.log != nil {
+			r.log.Info(ev.Message, "pod", ev.Namespace+"/"+ev.Name, "uid", ev.PodUID, "container", ev.Container)
+		}
 	}
 	// Forget keys after a day so the map does not grow forever.
 	if len(r.seen) > 10000 {
