@@ -1,10 +1,9 @@
 package main
 
 import (
-	"archive/tar"
 	"bufio"
+	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/minikubelet/minikubelet/runtime/images"
 )
 
 // The floor: what the kernel and systemd cost by themselves for the same
@@ -21,70 +19,50 @@ import (
 // up); each container is one `systemd-run --scope` with the same limits
 // (MemoryMax=64M, CPUQuota=50%) running nsenter into those namespaces, then
 // unshare of its own mount and pid namespaces, then chroot into the image's
-// root (extracted once; no overlay per container) and the same script.
+// root and the same script. The root is the image imported into an image
+// store of the floor's own and mounted once as an overlay, exactly as the
+// daemon mounts a container's root (runtime/images), and shared by every
+// run (no overlay per container).
 type floor struct {
 	rootfs string // image root; run i writes its markers below /out/<i>
 	slice  string
 }
 
 func newFloor(dir, tarPath string) (*floor, error) {
-	f := &floor{rootfs: filepath.Join(dir, "rootfs"), slice: "bench-floor.slice"}
-	if err := extractImage(tarPath, demoRef, f.rootfs); err != nil {
-		return nil, fmt.Errorf("extract %s from %s: %w", demoRef, tarPath, err)
+	base := filepath.Join(dir, "floor")
+	f := &floor{rootfs: filepath.Join(base, "rootfs"), slice: "bench-floor.slice"}
+	store, err := images.Open(filepath.Join(base, "root"), images.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	recs, err := store.Import(ctx, tarPath, nil)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	var img *images.Record
+	for i := range recs {
+		for _, t := range recs[i].RepoTags {
+			if t == demoRef {
+				img = &recs[i]
+			}
+		}
+	}
+	if img == nil {
+		return nil, fmt.Errorf("%s holds no %s", tarPath, demoRef)
+	}
+	if err := os.MkdirAll(f.rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	if err := store.MountRootfs(ctx, "floor", *img, filepath.Join(base, "ctr"), false, f.rootfs); err != nil {
+		return nil, err
 	}
 	return f, os.MkdirAll(filepath.Join(f.rootfs, "out"), 0o777)
 }
 
-// extractImage flattens the image's layers into dir.
-func extractImage(tarPath, ref, dir string) error {
-	img, err := tarball.ImageFromPath(tarPath, nil)
-	if err != nil {
-		return err
-	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := filepath.Clean("/" + h.Name)
-		p := filepath.Join(dir, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, os.FileMode(h.Mode)&0o7777|0o700); err != nil {
-				return err
-			}
-			os.Chmod(p, os.FileMode(h.Mode)&0o7777)
-		case tar.TypeReg:
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			w, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode)&0o7777)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(w, tr)
-			w.Close()
-			if err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			os.Remove(p)
-			if err := os.Symlink(h.Linkname, p); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			os.Remove(p)
-			if err := os.Link(filepath.Join(dir, filepath.Clean("/"+h.Linkname)), p); err != nil {
-				return err
-			}
-		}
-	}
-}
+// close unmounts the floor's root.
+func (f *floor) close() { images.UnmountRootfs(f.rootfs) }
 
 // floorRun is one started floor pod.
 type floorRun struct {

@@ -121,6 +121,7 @@ func (b *bench) startLatency() {
 		t2.note("**not run**: %v", err)
 	} else {
 		fr = f
+		defer fr.close()
 	}
 	if b.o.noPodman {
 		t3.note("skipped (--no-podman)")
@@ -217,7 +218,7 @@ func (b *bench) startLatency() {
 	}
 	t1.note("%d runs plus one uncounted warm-up, interleaved with the floor and podman (minikubelet, floor, podman, minikubelet, ...); each pod is deleted and gone before the next run", runs)
 	t1.note("times from the rename into the manifest folder to the inotify events of the marker files the workloads touch first thing (web, client) and after the first successful wget (ok) in a hostPath folder; loopback networking only (no CNI)")
-	t2.note("timed from the first fork (pause); the image root is extracted once and chrooted into (no per-container overlay, no /proc, /dev mounts)")
+	t2.note("timed from the first fork (pause); the image's layers are mounted once as an overlay (runtime/images, as the daemon mounts a container's root) and chrooted into (no per-container overlay, no /proc, /dev mounts)")
 	t3.note("timed from the start of `podman kube play` (run through nsenter into podman's mount namespace) to the same markers; `podman pod rm -f -t 0` between runs")
 	for _, e := range []struct {
 		t    *table

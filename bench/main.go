@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 	"github.com/minikubelet/minikubelet/internal/testnode"
 )
 
@@ -274,20 +275,7 @@ func cleanupDir(dir string) {
 }
 
 // mountsUnder lists mount points below dir in this mount namespace, deepest first.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
+var mountsUnder = e2enode.MountsUnder
 
 // goBench runs the existing Go micro-benchmarks and summarises them.
 func goBench() string {
