@@ -106,9 +106,12 @@ clean:
 	rm -rf bin
 
 # Benchmarks (root): a real systemd booted by the test harness; minikubelet
-# side by side with a raw floor (unshare + systemd-run) and podman kube play.
-# Prints one Markdown table per scenario, also in bench/results/latest.md.
-#   make bench                     (~5 min)   BENCHFLAGS=--quick (~1 min) or --large (500 pods)
+# side by side with a raw floor (unshare + systemd-run), podman kube play and
+# the kubelet v1.37.2 with containerd (built once by hack/k8s/build.sh into
+# ~/.cache/minikubelet/k8s, ~5 min cold), on loopback and on the CNI bridge.
+# Prints one Markdown table per scenario, also in bench/results/latest.md,
+# and the start-latency chart beside it (bench/results/latest-start.svg).
+#   make bench                     (~15 min)  BENCHFLAGS=--quick (~3 min) or --large (500 pods)
 .PHONY: bench-deps
 BENCHFLAGS ?=
 bench-deps:

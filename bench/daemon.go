@@ -22,6 +22,7 @@ import (
 type daemon struct {
 	bin, dir, root, manifests, stage, logs, socket string
 	parallel                                       int
+	cni                                            bool // pods get the default bridge network (else loopback only)
 	cmd                                            *exec.Cmd
 	exited                                         chan struct{}
 	starts                                         int
@@ -40,7 +41,10 @@ func newDaemon(binDir, dir string, parallel int) *daemon {
 }
 
 // start runs the daemon and waits (bounded) for its API. Pods get loopback
-// only (an empty CNI plugin folder), like the floor and podman --network none.
+// only (an empty CNI plugin folder), like the floor and podman --network
+// none; with d.cni they get the daemon's default bridge network (Debian's
+// plugins, the default conflist the daemon writes into its root dir since
+// --cni-conf-dir holds none).
 func (d *daemon) start() error {
 	d.starts++
 	lf, err := os.Create(filepath.Join(d.dir, fmt.Sprintf("daemon-%d.log", d.starts)))
@@ -48,8 +52,11 @@ func (d *daemon) start() error {
 		return err
 	}
 	args := []string{"run", "--node-name", "bench", "--root-dir", d.root, "--manifest-dir", d.manifests,
-		"--log-dir", d.logs, "--socket", d.socket, "--cgroup-driver", "systemd",
+		"--log-dir", d.logs, "--socket", d.socket, "--cgroup-driver", "systemd", "--cgroup-root", mklRoot,
 		"--cni-conf-dir", filepath.Join(d.dir, "cni"), "--cni-bin-dir", filepath.Join(d.dir, "cni-bin")}
+	if d.cni {
+		args[len(args)-1] = cniBinDir
+	}
 	if d.parallel > 0 {
 		args = append(args, "--parallel-pods", strconv.Itoa(d.parallel))
 	}
@@ -207,7 +214,7 @@ func (d *daemon) leftovers() string {
 		return fmt.Sprintf("%d pods listed by the API", len(pods))
 	}
 	if n := len(podProcesses()); n > 0 {
-		return fmt.Sprintf("%d processes in kubepods cgroups", n)
+		return fmt.Sprintf("%d processes in "+mklRoot+".slice", n)
 	}
 	if m := mountsUnder(d.root); len(m) > 0 {
 		return fmt.Sprintf("%d mounts below %s", len(m), d.root)
@@ -223,7 +230,7 @@ func (d *daemon) leftovers() string {
 
 // podUnits lists the pod slices and scopes systemd still knows.
 func podUnits() string {
-	out, err := exec.Command("systemctl", "list-units", "--all", "--no-legend", "--plain", "kubepods-*pod*", "minikubelet-*").Output()
+	out, err := exec.Command("systemctl", "list-units", "--all", "--no-legend", "--plain", mklRoot+"-*pod*", "minikubelet-*").Output()
 	if err != nil {
 		return ""
 	}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -21,8 +20,17 @@ type bench struct {
 	setupErr string
 	deadline time.Time
 	// threadsPerPod, measured by a mass start, sizes the next one against
-	// kernel.pid_max.
-	threadsPerPod float64
+	// kernel.pid_max (peerThreadsPerPod the kubelet peer's).
+	threadsPerPod, peerThreadsPerPod float64
+	// starts holds the start samples of every contender (cMKL, cFloor, ...).
+	starts map[string][]startSample
+	// kp is the kubelet + containerd peer, set up once by the start
+	// scenario; kpErr says why it cannot run.
+	kp    *kubeletPeer
+	kpErr string
+	// massUp and massDown are minikubelet's mass start and stop times by
+	// pod count, for the kubelet's ratios.
+	massUp, massDown map[int]time.Duration
 }
 
 func inside(o options, dir string) int {
@@ -33,7 +41,11 @@ func inside(o options, dir string) int {
 	}
 	defer f.Close()
 	b := &bench{o: o, dir: dir, rep: &reporter{out: os.Stdout, f: f}, setupErr: os.Getenv(envSetup),
-		deadline: time.Now().Add(o.budget)}
+		deadline: time.Now().Add(o.budget), starts: map[string][]startSample{},
+		massUp: map[int]time.Duration{}, massDown: map[int]time.Duration{}}
+	// Whatever happens below, the peer's pods, services, mounts and folder go
+	// (and with the node's teardown, anything a crash of this process left).
+	defer func() { b.kp.close() }()
 	b.d = newDaemon(o.binDir, dir, o.parallel)
 	if b.setupErr == "" {
 		if err := b.d.start(); err != nil {
@@ -41,6 +53,8 @@ func inside(o options, dir string) int {
 		}
 	}
 	b.startLatency()
+	b.cniStart()
+	b.startSummary()
 	restarts := newTable("6a. Crash-restart reaction: container SIGKILL'd → running again (first restart)",
 		"measure", "n", "p50", "p90", "max")
 	b.guard(restarts, func() error { return b.containerRestart(restarts) })
@@ -50,10 +64,15 @@ func inside(o options, dir string) int {
 		"pods", "daemon CPU", "daemon RSS", "daemon PSS", "supervisor procs/pod", "overhead RSS/pod", "overhead PSS/pod", "supervisor CPU", "reconciles in window", "D-Bus calls/reconcile (window)", "D-Bus calls/reconcile (since start)")
 	t6 := newTable("6b. Crash-restart reaction: daemon SIGKILL'd and restarted with pods running → adoption",
 		"pods", "API answers", "all Running again", "restarts during adoption", "workloads replaced")
+	t4b := newTable("4b. Mass start/stop — kubelet + containerd (CNI bridge: hostNetwork pods would share port 8080; requests 1m/1Mi beside the limits: see the notes), files renamed in / removed at once, grace 0",
+		"pods", "all Running (kubelet /pods)", "all clients answered", "per pod", "all gone (pods, processes, shims, pod slices)", "per pod", "Running: kubelet ÷ minikubelet", "gone: kubelet ÷ minikubelet")
+	t5b := newTable("5b. Steady state — kubelet + containerd with the pods idle",
+		"pods", "kubelet CPU", "kubelet RSS", "containerd CPU", "containerd RSS", "kubelet + containerd RSS", "shim + pause procs/pod", "overhead RSS/pod", "overhead PSS/pod", "shims + pauses CPU")
 	for _, n := range b.o.podCounts {
 		b.guard(t4, func() error { return b.massPhase(n, t4, t5, t6) })
+		b.guardPeer(t4b, func() error { return b.peerMass(n, t4b, t5b) })
 	}
-	for _, t := range []*table{t4, t5, restarts, t6} {
+	for _, t := range []*table{t4, t4b, t5, t5b, restarts, t6} {
 		b.rep.emit(t.markdown())
 	}
 	if b.d.alive() {
@@ -61,6 +80,26 @@ func inside(o options, dir string) int {
 		b.d.stop(syscall.SIGTERM)
 	}
 	return 0
+}
+
+// guardPeer runs one part of the kubelet peer; a failure or panic lands in
+// its table.
+func (b *bench) guardPeer(t *table, fn func() error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.note("**failed (panic)**: %v\n\n```\n%s```", r, lastLines(string(debug.Stack()), 12))
+		}
+	}()
+	switch {
+	case b.kpErr != "":
+		t.note("**not run**: %s", b.kpErr)
+	case time.Now().After(b.deadline):
+		t.note("**not run**: the run's time budget (%s) is spent", b.o.budget)
+	default:
+		if err := fn(); err != nil {
+			t.note("**failed**: %v", err)
+		}
+	}
 }
 
 // guard runs one scenario part; a failure or panic lands in its table.
@@ -94,232 +133,6 @@ func (b *bench) guard(t *table, fn func() error) {
 
 func (b *bench) outDir(parts ...string) string {
 	return mustMkdir(filepath.Join(append([]string{b.dir, "out"}, parts...)...))
-}
-
-// ---- scenarios 1-3: pod start, interleaved minikubelet / floor / podman ----
-
-type startSample struct{ exec, first, ret time.Duration }
-
-func (b *bench) startLatency() {
-	t1 := newTable(fmt.Sprintf("1. Pod start latency — minikubelet (2 containers: httpd + wget client, %s/%s each)", memLimit, cpuLimit),
-		"measure", "n", "p50", "p90", "p99", "min", "max")
-	t2 := newTable("2. Floor — unshare + one systemd-run --scope per container, same limits, no minikubelet",
-		"measure", "n", "p50", "p90", "p99", "minikubelet ÷ floor (p50)", "paired median ratio")
-	t3 := newTable("3. Peer — podman kube play of the same YAML (runc, cgroupfs, --network none)",
-		"measure", "n", "p50", "p90", "p99", "podman ÷ minikubelet (p50)", "paired median ratio")
-	var mkl, fl, pm []startSample
-	var mklErr, flErr, pmErr []string
-	runs := b.o.startRuns
-	// Setup of the floor and podman; a peer that cannot run is reported and skipped.
-	var fr *floor
-	var pp *podmanPeer
-	tarPath := filepath.Join(b.dir, "demo.tar")
-	if b.setupErr != "" {
-		t1.note("**not run**: %s", b.setupErr)
-	}
-	if f, err := newFloor(b.dir, tarPath); err != nil {
-		t2.note("**not run**: %v", err)
-	} else {
-		fr = f
-		defer fr.close()
-	}
-	if b.o.noPodman {
-		t3.note("skipped (--no-podman)")
-	} else if p, err := startPodman(filepath.Join(b.dir, "podman"), tarPath); err != nil {
-		t3.note("**podman cannot run here**: %v", err)
-	} else {
-		pp = p
-		defer pp.close()
-	}
-	// A panic anywhere below still prints the three tables with the reason.
-	defer func() {
-		if r := recover(); r != nil {
-			t1.note("**failed (panic)**: %v\n\n```\n%s```", r, lastLines(string(debug.Stack()), 12))
-			for _, t := range []*table{t1, t2, t3} {
-				b.rep.emit(t.markdown())
-			}
-		}
-	}()
-	mklOK := b.setupErr == ""
-	// Run -1 warms every path up (podman builds its infra image then) and is not counted.
-	for i := -1; i < runs && time.Now().Before(b.deadline); i++ {
-		if i >= 0 && i%10 == 0 {
-			progress("pod start runs %d/%d", i, runs)
-		}
-		if mklOK {
-			s, err := b.mklStart(i)
-			if err != nil {
-				mklErr = append(mklErr, fmt.Sprintf("run %d: %v", i, err))
-				if !b.d.alive() {
-					mklOK = b.d.start() == nil
-				}
-				// A daemon that starts no pod would cost 30 s a run: give up
-				// after three failures without any success.
-				if len(mklErr) >= 3 && len(mkl) == 0 && mklOK {
-					t1.note("minikubelet failed 3 times without a success: skipped for the remaining runs")
-					mklOK = false
-				}
-			} else if i >= 0 {
-				mkl = append(mkl, s)
-			}
-		}
-		if fr != nil {
-			s, err := b.floorStart(fr, i)
-			if err != nil {
-				flErr = append(flErr, fmt.Sprintf("run %d: %v", i, err))
-			} else if i >= 0 {
-				fl = append(fl, s)
-			}
-		}
-		if pp != nil {
-			s, err := b.podmanStart(pp, i)
-			if err != nil {
-				pmErr = append(pmErr, fmt.Sprintf("run %d: %v", i, err))
-				if len(pmErr) >= 3 && len(pm) == 0 {
-					t3.note("podman failed 3 times in a row: skipped for the remaining runs")
-					pp.close()
-					pp = nil
-				}
-			} else if i >= 0 {
-				pm = append(pm, s)
-			}
-		}
-	}
-	pick := func(ss []startSample, f func(startSample) time.Duration) []time.Duration {
-		var out []time.Duration
-		for _, s := range ss {
-			out = append(out, f(s))
-		}
-		return out
-	}
-	ex := func(s startSample) time.Duration { return s.exec }
-	fi := func(s startSample) time.Duration { return s.first }
-	measures := []struct {
-		name string
-		f    func(startSample) time.Duration
-	}{{"(a) rename → both workloads exec'd", ex}, {"(b) rename → client's first successful request", fi}}
-	for _, m := range measures {
-		s := samples(pick(mkl, m.f))
-		t1.row(m.name, strconv.Itoa(len(s)), ms(s.pct(50)), ms(s.pct(90)), ms(s.pct(99)), ms(s.pct(0)), ms(s.pct(100)))
-	}
-	for _, m := range measures {
-		s := samples(pick(fl, m.f))
-		t2.row(strings.Replace(m.name, "rename", "start", 1), strconv.Itoa(len(s)), ms(s.pct(50)), ms(s.pct(90)), ms(s.pct(99)),
-			ratio(samples(pick(mkl, m.f)).median(), s.median()), pairedRatio(pick(mkl, m.f), pick(fl, m.f)))
-	}
-	for _, m := range measures {
-		s := samples(pick(pm, m.f))
-		t3.row(strings.Replace(m.name, "rename", "kube play start", 1), strconv.Itoa(len(s)), ms(s.pct(50)), ms(s.pct(90)), ms(s.pct(99)),
-			ratio(s.median(), samples(pick(mkl, m.f)).median()), pairedRatio(pick(pm, m.f), pick(mkl, m.f)))
-	}
-	if len(pm) > 0 {
-		s := samples(pick(pm, func(s startSample) time.Duration { return s.ret }))
-		t3.row("kube play command returned", strconv.Itoa(len(s)), ms(s.pct(50)), ms(s.pct(90)), ms(s.pct(99)), "", "")
-	}
-	t1.note("%d runs plus one uncounted warm-up, interleaved with the floor and podman (minikubelet, floor, podman, minikubelet, ...); each pod is deleted and gone before the next run", runs)
-	t1.note("times from the rename into the manifest folder to the inotify events of the marker files the workloads touch first thing (web, client) and after the first successful wget (ok) in a hostPath folder; loopback networking only (no CNI)")
-	t2.note("timed from the first fork (pause); the image's layers are mounted once as an overlay (runtime/images, as the daemon mounts a container's root) and chrooted into (no per-container overlay, no /proc, /dev mounts)")
-	t3.note("timed from the start of `podman kube play` (run through nsenter into podman's mount namespace) to the same markers; `podman pod rm -f -t 0` between runs")
-	for _, e := range []struct {
-		t    *table
-		errs []string
-	}{{t1, mklErr}, {t2, flErr}, {t3, pmErr}} {
-		if len(e.errs) > 0 {
-			shown := e.errs
-			if len(shown) > 3 {
-				shown = shown[:3]
-			}
-			e.t.note("**%d failed runs**: %s", len(e.errs), strings.Join(shown, "; "))
-		}
-	}
-	for _, t := range []*table{t1, t2, t3} {
-		b.rep.emit(t.markdown())
-	}
-}
-
-func (b *bench) mklStart(i int) (startSample, error) {
-	name := "start-" + strconv.Itoa(i+1)
-	out := b.outDir("mkl", strconv.Itoa(i+1))
-	w, err := watchDir(out)
-	if err != nil {
-		return startSample{}, err
-	}
-	defer w.close()
-	file := name + ".yaml"
-	if err := b.d.stageManifest(file, podYAML(name, out)); err != nil {
-		return startSample{}, err
-	}
-	t0 := time.Now()
-	if err := b.d.put(file); err != nil {
-		return startSample{}, err
-	}
-	got, ok := w.wait(t0.Add(30*time.Second), "web", "client", "ok")
-	b.d.remove(file)
-	gone := b.d.waitGone(60 * time.Second)
-	if !ok {
-		return startSample{}, fmt.Errorf("markers after 30s: %v (daemon log: %s)", keys(got), b.d.logTail(3))
-	}
-	if gone != nil {
-		return startSample{}, fmt.Errorf("deleting the pod: %v", gone)
-	}
-	return startSample{exec: maxT(got["web"], got["client"]).Sub(t0), first: got["ok"].Sub(t0)}, nil
-}
-
-func (b *bench) floorStart(f *floor, i int) (startSample, error) {
-	out := mustMkdir(filepath.Join(f.rootfs, "out", strconv.Itoa(i+1)))
-	defer os.RemoveAll(out)
-	w, err := watchDir(out)
-	if err != nil {
-		return startSample{}, err
-	}
-	defer w.close()
-	t0 := time.Now()
-	r, err := f.start(i + 1)
-	var got map[string]time.Time
-	ok := false
-	if err == nil {
-		got, ok = w.wait(t0.Add(30*time.Second), "web", "client", "ok")
-	}
-	if serr := r.stop(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return startSample{}, err
-	}
-	if !ok {
-		return startSample{}, fmt.Errorf("markers after 30s: %v", keys(got))
-	}
-	return startSample{exec: maxT(got["web"], got["client"]).Sub(t0), first: got["ok"].Sub(t0)}, nil
-}
-
-func (b *bench) podmanStart(p *podmanPeer, i int) (startSample, error) {
-	name := "pm-start-" + strconv.Itoa(i+1)
-	out := b.outDir("podman", strconv.Itoa(i+1))
-	w, err := watchDir(out)
-	if err != nil {
-		return startSample{}, err
-	}
-	defer w.close()
-	yaml := podYAML(name, out)
-	t0 := time.Now()
-	o, err := p.play(name, yaml)
-	ret := time.Since(t0)
-	var got map[string]time.Time
-	ok := false
-	if err == nil {
-		got, ok = w.wait(t0.Add(30*time.Second), "web", "client", "ok")
-	}
-	derr := p.down(name)
-	if err != nil {
-		return startSample{}, fmt.Errorf("podman kube play: %v: %s", err, lastLines(o, 4))
-	}
-	if !ok {
-		return startSample{}, fmt.Errorf("markers after 30s: %v", keys(got))
-	}
-	if derr != nil {
-		return startSample{}, derr
-	}
-	return startSample{exec: maxT(got["web"], got["client"]).Sub(t0), first: got["ok"].Sub(t0), ret: ret}, nil
 }
 
 func keys(m map[string]time.Time) []string {

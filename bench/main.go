@@ -4,13 +4,16 @@
 //
 //  1. pod start latency of a 2-container pod (web server + client polling it)
 //  2. the floor: the same two processes with unshare + systemd-run --scope
-//  3. the peer: podman kube play of the same YAML
+//  3. the peers: podman kube play of the same YAML, and the kubelet v1.37.2
+//     with containerd (standalone, staticPodPath); 1b. the same start with
+//     the default CNI bridge network
 //  4. mass start/stop of N pods
 //  5. steady state with N pods: daemon CPU and RSS, per-pod overhead, D-Bus
 //     calls per reconcile
 //  6. crash-restart reaction: a killed container, a SIGKILL'd daemon
 //
-// plus the Go micro-benchmarks of manifests and reconciler.
+// plus the Go micro-benchmarks of manifests and reconciler, a summary table
+// of every runtime's start latency and its chart (an SVG beside the report).
 //
 // On the host it boots the node, re-executes itself inside it (as
 // testnode.RunSelf does for test binaries), then shuts the node down and
@@ -20,6 +23,7 @@
 // its table and the run goes on.
 //
 //	bin/mkl-bench [--quick | --large] [--runs N] [--pods N] [--steady 60s] [--out FILE]
+//	              [--no-podman] [--no-kubelet | --kubelet PATH]
 package main
 
 import (
@@ -45,7 +49,10 @@ const (
 	envSetup  = "MKL_BENCH_SETUP_ERR"
 	envCwd    = "MKL_BENCH_CWD"
 	envPidMax = "MKL_BENCH_HOST_PID_MAX"
-	demoRef   = "localhost/minikubelet-demo:latest"
+	// envKubelet is the kubelet binary for the peer; envKubeletErr why there is none.
+	envKubelet    = "MKL_BENCH_KUBELET"
+	envKubeletErr = "MKL_BENCH_KUBELET_ERR"
+	demoRef       = "localhost/minikubelet-demo:latest"
 )
 
 // options are the sizes of one run.
@@ -59,6 +66,8 @@ type options struct {
 	binDir    string
 	out       string
 	noPodman  bool
+	noKubelet bool
+	kubelet   string
 	noGoBench bool
 	parallel  int
 }
@@ -73,15 +82,17 @@ func parseFlags() options {
 	flag.StringVar(&o.binDir, "bin-dir", "bin", "folder holding minikubelet and minikubelet-shim (make build)")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "Markdown report file")
 	flag.BoolVar(&o.noPodman, "no-podman", false, "skip the podman peer (scenario 3)")
+	flag.BoolVar(&o.noKubelet, "no-kubelet", false, "skip the kubelet + containerd peer")
+	flag.StringVar(&o.kubelet, "kubelet", "", "kubelet binary for the peer (default: hack/k8s/build.sh kubelet, built once and cached in ~/.cache/minikubelet/k8s)")
 	flag.BoolVar(&o.noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
 	flag.IntVar(&o.parallel, "parallel-pods", 0, "passed to minikubelet run (0: its default)")
 	flag.Parse()
-	o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "default", 30, 5, []int{100}, 60*time.Second, 12*time.Minute
+	o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "default", 30, 5, []int{100}, 60*time.Second, 25*time.Minute
 	switch {
 	case *quick:
-		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "quick", 5, 2, []int{10}, 10*time.Second, 4*time.Minute
+		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "quick", 5, 2, []int{10}, 10*time.Second, 8*time.Minute
 	case *large:
-		o.mode, o.podCounts, o.budget = "large", []int{100, 500}, 45*time.Minute
+		o.mode, o.podCounts, o.budget = "large", []int{100, 500}, 60*time.Minute
 	}
 	if *runs > 0 {
 		o.startRuns = *runs
@@ -143,6 +154,9 @@ func host(o options) int {
 		return 1
 	}
 	fmt.Printf("\nreport written to %s\n", o.out)
+	if err := copyFile(filepath.Join(dir, "chart.svg"), chartName(o.out)); err == nil {
+		fmt.Printf("chart written to %s\n", chartName(o.out))
+	}
 	return 0
 }
 
@@ -151,11 +165,13 @@ func host(o options) int {
 func runNode(o options, dir string) string {
 	setupErr := ""
 	// The demo image, built exactly as `make run` builds it, imported into
-	// the benchmark's own root dir (podman loads the same tarball).
+	// the benchmark's own root dir (podman and containerd load the same
+	// tarball, the floor mounts it).
 	cmd := exec.Command("hack/build-demo-image.sh", "--root-dir", filepath.Join(dir, "root"), "--tar", filepath.Join(dir, "demo.tar"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		setupErr = fmt.Sprintf("hack/build-demo-image.sh failed: %v: %s", err, lastLines(string(out), 5))
 	}
+	kubelet, kubeletErr := prepareKubelet(o, dir)
 	node, err := testnode.Boot()
 	if err != nil {
 		s := fmt.Sprintf("**Scenarios 1-6 not run: the test node did not boot:** %v\n\n", err)
@@ -171,7 +187,7 @@ func runNode(o options, dir string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), o.budget+3*time.Minute)
 	defer cancel()
 	in := node.Command(self, os.Args[1:]...)
-	in.Env = append(in.Env, envInside+"="+dir, envSetup+"="+setupErr, "PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	in.Env = append(in.Env, envInside+"="+dir, envSetup+"="+setupErr, envKubelet+"="+kubelet, envKubeletErr+"="+kubeletErr, "PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cwd, _ := os.Getwd()
 	in.Dir = cwd
 	in.Env = append(in.Env, envCwd+"="+cwd, envPidMax+"="+readTrim("/proc/sys/kernel/pid_max"))

@@ -85,6 +85,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 	if !allRunning.IsZero() {
 		b.threadsPerPod = float64(totalThreads()-threads0) / float64(n)
 		runningT = secs(allRunning.Sub(t0))
+		b.massUp[n] = allRunning.Sub(t0)
 		perUp = ms(allRunning.Sub(t0) / time.Duration(n))
 	}
 	if !allAnswered.IsZero() {
@@ -112,6 +113,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 		errs = append(errs, fmt.Sprintf("%d pods: stop: %v", n, err))
 	} else {
 		goneT = secs(time.Since(t1))
+		b.massDown[n] = time.Since(t1)
 		perDown = ms(time.Since(t1) / time.Duration(n))
 	}
 	t4.note("%d pods: started and stopped by %s parallel workers (--parallel-pods); polled every %s (API list, marker files, /proc, mountinfo, systemctl list-units)", n, parallelName(b.o.parallel), every)
@@ -203,7 +205,7 @@ func (b *bench) steady(n int, t *table) error {
 	}
 	t.row(strconv.Itoa(n), fmt.Sprintf("%.2f %%", cpu), mib(drss), mib(dpss),
 		fmt.Sprintf("%.2f", float64(len(sup))/float64(n)), mib(rss/int64(n)), mib(pss/int64(n)), fmt.Sprintf("%.2f %% (all)", supCPU), reconciles, window, total)
-	t.note("%d pods: window %s after %s settling; CPU = utime+stime of the process over wall time (100 %% = one core); overhead = every process in the kubepods tree that is not a workload (the image's busybox), summed and divided by the pod count; PSS shares a binary's pages among the processes mapping it", n, wall.Round(time.Second), settle)
+	t.note("%d pods: window %s after %s settling; CPU = utime+stime of the process over wall time (100 %% = one core); overhead = every process in the daemon's pod tree (%s.slice) that is not a workload (the image's busybox), summed and divided by the pod count; PSS shares a binary's pages among the processes mapping it", n, wall.Round(time.Second), settle, mklRoot)
 	return nil
 }
 

@@ -15,9 +15,16 @@ import (
 	"github.com/minikubelet/minikubelet/internal/procfs"
 )
 
-// podProcesses lists the PIDs whose systemd cgroup lies in the kubepods tree
-// (sandbox supervisors and workloads of minikubelet's pods).
-func podProcesses() []int {
+// mklRoot is the daemon's --cgroup-root in the benchmark: kubepods.slice
+// belongs to the kubelet peer (see kubeletPeer).
+const mklRoot = "mklbench"
+
+// podProcesses lists the PIDs whose systemd cgroup lies in the daemon's pod
+// tree (sandbox supervisors and workloads of minikubelet's pods).
+func podProcesses() []int { return processesUnder("/" + mklRoot + ".slice/") }
+
+// processesUnder lists the PIDs whose systemd cgroup path starts with prefix.
+func processesUnder(prefix string) []int {
 	var out []int
 	for _, pid := range allPIDs() {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
@@ -25,11 +32,15 @@ func podProcesses() []int {
 			continue
 		}
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, ":name=systemd:") || strings.HasPrefix(l, "0::") {
-				if strings.Contains(l, "kubepods") {
-					out = append(out, pid)
-					break
-				}
+			var path string
+			if i := strings.Index(l, ":name=systemd:"); i >= 0 {
+				path = l[i+len(":name=systemd:"):]
+			} else if strings.HasPrefix(l, "0::") {
+				path = l[3:]
+			}
+			if strings.HasPrefix(path, prefix) {
+				out = append(out, pid)
+				break
 			}
 		}
 	}
