@@ -205,7 +205,7 @@ func (b *bench) steady(n int, t *table) error {
 	}
 	t.row(strconv.Itoa(n), fmt.Sprintf("%.2f %%", cpu), mib(drss), mib(dpss),
 		fmt.Sprintf("%.2f", float64(len(sup))/float64(n)), mib(rss/int64(n)), mib(pss/int64(n)), fmt.Sprintf("%.2f %% (all)", supCPU), reconciles, window, total)
-	t.note("%d pods: window %s after %s settling; CPU = utime+stime of the process over wall time (100 %% = one core); overhead = every process in the daemon's pod tree (%s.slice) that is not a workload (the image's busybox), summed and divided by the pod count; PSS shares a binary's pages among the processes mapping it", n, wall.Round(time.Second), settle, mklRoot)
+	t.note("%d pods: window %s after %s settling; CPU = utime+stime of the process over wall time (100 %% = one core); overhead = every process in the daemon's pod tree (%s.slice) that is not a workload (the image's busybox), summed and divided by the pod count; PSS shares a binary's pages among the processes mapping it; the kubelet peer and containerd, when they run, idle beside it with no pod", n, wall.Round(time.Second), settle, mklRoot)
 	return nil
 }
 
