@@ -189,6 +189,13 @@ func (n *Node) runSandbox(ctx context.Context, a reconciler.RunSandbox, pod *v1.
 		}
 	}
 	sb := sandboxRecord{ID: newID(), Attempt: a.Attempt, Created: n.opt.Now().UTC()}
+	// Set up by this process: no CNI CHECK, also not by a round that sees
+	// the pause before its network is set up (CHECK would find nothing
+	// attached and call it broken). Known before the record names it; a
+	// failure below forgets it (unknown again: checked if it still runs).
+	n.mu.Lock()
+	n.netChecked[sb.ID] = false
+	n.mu.Unlock()
 	if err := writeJSON(n.state.sandboxFile(a.UID), sb); err != nil {
 		return err
 	}
@@ -210,6 +217,9 @@ func (n *Node) runSandbox(ctx context.Context, a reconciler.RunSandbox, pod *v1.
 		defer cancel()
 		n.opt.Runtime.StopSandbox(cctx, a.UID)
 		n.opt.Driver.StopScope(cctx, sb.ID, true)
+		n.mu.Lock()
+		delete(n.netChecked, sb.ID)
+		n.mu.Unlock()
 		return err
 	}
 	if err != nil {
@@ -238,9 +248,6 @@ func (n *Node) runSandbox(ctx context.Context, a reconciler.RunSandbox, pod *v1.
 	} else if pod.Spec.HostNetwork {
 		sb.IPs = []string{n.opt.HostIP}
 	}
-	n.mu.Lock()
-	n.netChecked[sb.ID] = false // set up by this process: no CHECK needed
-	n.mu.Unlock()
 	return writeJSON(n.state.sandboxFile(a.UID), sb)
 }
 

@@ -61,6 +61,9 @@ type fakeRuntime struct {
 	// lost, when set, is asked after a call took effect: true makes the
 	// caller see an error anyway (the daemon died before it heard back).
 	lost func(method string) bool
+	// ran, when set, is called once RunSandbox's pause runs, before it
+	// returns (what a concurrent round sees in the middle of a sandbox).
+	ran func(uid types.UID)
 }
 
 func newFakeRuntime(root string, now func() time.Time) *fakeRuntime {
@@ -99,12 +102,17 @@ func (r *fakeRuntime) RunSandbox(ctx context.Context, cfg mklrt.SandboxConfig) (
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, c := range r.containers[cfg.Pod.UID] {
 		c.exit(137, r.now()) // a new sandbox replaces the old one's processes
 	}
 	r.sandboxes[cfg.Pod.UID] = &fakeSandbox{pid: pid}
-	return mklrt.SandboxStatus{PodUID: cfg.Pod.UID, PID: pid, Ready: true, Dir: r.PodDir(cfg.Pod.UID), NetNSPath: r.netns(cfg.Pod.UID)}, nil
+	st := mklrt.SandboxStatus{PodUID: cfg.Pod.UID, PID: pid, Ready: true, Dir: r.PodDir(cfg.Pod.UID), NetNSPath: r.netns(cfg.Pod.UID)}
+	ran := r.ran
+	r.mu.Unlock()
+	if ran != nil {
+		ran(cfg.Pod.UID)
+	}
+	return st, nil
 }
 
 func (r *fakeRuntime) SandboxStatus(ctx context.Context, uid types.UID) (mklrt.SandboxStatus, error) {
