@@ -361,6 +361,16 @@ func (k *kubeletPeer) mainPID(name string) int {
 	return pid
 }
 
+// check says whether the kubelet and containerd still run.
+func (k *kubeletPeer) check() error {
+	for _, name := range []string{"containerd", "kubelet"} {
+		if k.mainPID(name) == 0 {
+			return fmt.Errorf("%s is not running any more: %s", name, k.logTail(name, 3))
+		}
+	}
+	return nil
+}
+
 func (k *kubeletPeer) ctr(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

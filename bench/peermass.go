@@ -17,6 +17,9 @@ import (
 // the shims' and pauses' per pod); every file removed → all gone.
 func (b *bench) peerMass(n int, t4, t5 *table) error {
 	k := b.kp
+	if err := k.check(); err != nil {
+		return err
+	}
 	runningT, answeredT, goneT, perUp, perDown, rUp, rDown := "–", "–", "–", "–", "–", "–", "–"
 	defer func() { t4.row(strconv.Itoa(n), runningT, answeredT, perUp, goneT, perDown, rUp, rDown) }()
 	files := make([]string, n)

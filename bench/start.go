@@ -38,7 +38,7 @@ type contender struct {
 	run    func(i int) (startSample, error)
 	off    bool // not run (set up failed, or given up)
 	errs   []string
-	giveUp func() // called when it fails 3 times without a success
+	inARow int // failures since the last success
 }
 
 // interleave runs every contender once per round (A B C A B C ...), round -1
@@ -55,18 +55,19 @@ func (b *bench) interleave(what string, cs []*contender) {
 			s, err := c.run(i)
 			if err != nil {
 				c.errs = append(c.errs, fmt.Sprintf("run %d: %v", i, err))
+				c.inARow++
 				// A contender that starts no pod would cost its whole
-				// timeout every round: give up after three failures
-				// without any success.
-				if len(c.errs) >= 3 && len(b.starts[c.key]) == 0 {
-					c.t.note("%s failed 3 times without a success: skipped for the remaining runs", c.key)
+				// timeout every round: give up after three failures in a
+				// row.
+				if c.inARow >= 3 {
+					c.t.note("%s failed 3 times in a row (%d successes before): skipped for the remaining runs", c.key, len(b.starts[c.key]))
 					c.off = true
-					if c.giveUp != nil {
-						c.giveUp()
-					}
 				}
-			} else if i >= 0 {
-				b.starts[c.key] = append(b.starts[c.key], s)
+			} else {
+				c.inARow = 0
+				if i >= 0 {
+					b.starts[c.key] = append(b.starts[c.key], s)
+				}
 			}
 		}
 	}
@@ -333,6 +334,9 @@ func (b *bench) podmanStart(p *podmanPeer, i int) (startSample, error) {
 // staticPodPath, the markers, then the file removed and everything gone.
 func (b *bench) kubeletStart(i int, hostNet bool) (startSample, error) {
 	k := b.kp
+	if err := k.check(); err != nil {
+		return startSample{}, err
+	}
 	prefix := "kl-start"
 	if !hostNet {
 		prefix = "kl-cni"
