@@ -252,15 +252,19 @@ func isDisconnect(c *sd.Conn, err error) bool {
 }
 
 // call runs fn on a live connection and, when the connection turns out to
-// be dead, reconnects and runs it again.
+// be dead, reconnects and runs it again — for as long as the connection
+// keeps dropping, up to JobTimeout (a fixed three tries gave up while
+// systemd re-executed twice or a connection was cut again at once: the
+// action failed although systemd was there).
 func (d *DBusDriver) call(ctx context.Context, fn func(c *sd.Conn) error) error {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	deadline := time.Now().Add(d.opts.JobTimeout)
+	backoff := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
 		c, cerr := d.connection(ctx)
 		if cerr != nil {
 			return cerr
 		}
-		err = fn(c)
+		err := fn(c)
 		if !isDisconnect(c, err) {
 			return err
 		}
@@ -271,8 +275,21 @@ func (d *DBusDriver) call(ctx context.Context, fn func(c *sd.Conn) error) error 
 			d.reconnects.Add(1)
 		}
 		d.mu.Unlock()
+		if time.Now().After(deadline) {
+			return err
+		}
+		if attempt == 0 {
+			continue // one drop: reconnect at once
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-d.ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
 	}
-	return err
 }
 
 // errJobLost: the connection died while a job ran, so its result signal is
@@ -422,27 +439,43 @@ func (d *DBusDriver) startTransient(ctx context.Context, unit string, props []sd
 // Concurrent stops of one unit each get the job's result (systemd merges
 // them into one job and go-systemd ≥ v22.7.0 delivers it to every waiter).
 func (d *DBusDriver) stopUnit(ctx context.Context, unit string, timeout time.Duration) error {
-	res, err := d.runJob(ctx, timeout, func(c *sd.Conn, ch chan<- string) error {
-		_, err := c.StopUnitContext(ctx, unit, "replace", ch)
-		return err
-	})
-	if name := dbusErrorName(err); name == errNoSuchUnit || name == errNotLoaded {
-		return nil
+	for attempt := 0; ; attempt++ {
+		res, err := d.runJob(ctx, timeout, func(c *sd.Conn, ch chan<- string) error {
+			_, err := c.StopUnitContext(ctx, unit, "replace", ch)
+			return err
+		})
+		if name := dbusErrorName(err); name == errNoSuchUnit || name == errNotLoaded {
+			return nil
+		}
+		if err == nil && (res == "done" || res == "skipped") {
+			d.resetFailed(ctx, unit)
+			return nil
+		}
+		// A lost connection or an unexpected result: the state decides. A
+		// job whose result went with the connection may still be running
+		// (the unit deactivating, e.g. waiting out its stop timeout): its
+		// outcome is the unit's next state, not an error.
+		st, serr := d.unitState(ctx, unit)
+		for deadline := time.Now().Add(timeout); serr == nil && st.ActiveState == "deactivating" && time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("stop %s: %w", unit, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+			st, serr = d.unitState(ctx, unit)
+		}
+		if serr == nil && (st.LoadState != "loaded" || st.ActiveState == "inactive" || st.ActiveState == "failed") {
+			d.resetFailed(ctx, unit)
+			return nil
+		}
+		if errors.Is(err, errJobLost) && serr == nil && attempt < 2 {
+			continue // the unit still runs: ask again (systemd merges it with a job still queued)
+		}
+		if err != nil {
+			return fmt.Errorf("stop %s: %w", unit, err)
+		}
+		return fmt.Errorf("stop %s: job %s, unit %s/%s", unit, res, st.ActiveState, st.SubState)
 	}
-	if err == nil && (res == "done" || res == "skipped") {
-		d.resetFailed(ctx, unit)
-		return nil
-	}
-	// A lost connection or an unexpected result: the state decides.
-	st, serr := d.unitState(ctx, unit)
-	if serr == nil && (st.LoadState != "loaded" || st.ActiveState == "inactive" || st.ActiveState == "failed") {
-		d.resetFailed(ctx, unit)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("stop %s: %w", unit, err)
-	}
-	return fmt.Errorf("stop %s: job %s, unit %s/%s", unit, res, st.ActiveState, st.SubState)
 }
 
 // --- the tree --------------------------------------------------------------
