@@ -125,8 +125,9 @@ bench: deps bench-deps
 	bin/mkl-bench $(BENCHFLAGS)
 
 # The chaos suite (issue 14; README.md, "Chaos"), root: the real daemon in a
-# test node, hurt on purpose while it works (SIGKILLs during churn, killed pod
-# supervisors, full disks, API abuse, a fork bomb), an invariant checked after
+# test node, hurt on purpose while it works (SIGKILLs during churn, systemd
+# re-executed and reloaded and its D-Bus connections cut during churn, killed
+# pod supervisors, full disks, API abuse, a fork bomb), an invariant checked after
 # each fault; ends with the table of lost / duplicated / leaked / restarted
 # pods per scenario (also in bin/chaos-table.md; the whole log in
 # bin/chaos.log). ~10 min; CHAOS_ROUNDS=N faults per scenario for longer,

@@ -16,6 +16,10 @@
 // Scenarios (the numbers are the issue's):
 //
 //	TestChaosDaemonKill     1: seeded SIGKILLs of the daemon during churn
+//	TestChaosSystemd        2: systemd daemon-reexec and daemon-reload during
+//	                           churn, and the daemon's connections to
+//	                           systemd's private D-Bus socket cut from
+//	                           outside (pidfd_getfd + shutdown)
 //	TestChaosShimKill       3: a pod's supervisor SIGKILL'd at random
 //	TestChaosDiskFull       4: ENOSPC on --log-dir and --root-dir (small tmpfs)
 //	TestChaosCorruptState   5: state files truncated or garbled, a pod folder
@@ -26,12 +30,10 @@
 //	                           --read-only-port
 //	TestChaosPodExhaustion  8: a fork bomb and a memory hog in one pod
 //
-// Scenario 2 (systemd daemon-reexec/reload and a dropped D-Bus connection)
-// is not written yet.
-//
 // Length. `go test` (and so `make test`) runs the short form of each.
 // MKL_CHAOS=full (`make chaos`) runs the default length (20 daemon kills
-// during churn of up to 50 pods, 20 supervisor kills, 5 rounds of state
+// during churn of up to 50 pods, 15 systemd faults during churn of up to 30
+// pods, 20 supervisor kills, 5 rounds of state
 // corruption, 5000 abusive manifests, 5 waves of 1000 watches, a minute of
 // fork bomb); CHAOS_ROUNDS=N sets the number of
 // faults (kills, waves) of every scenario. The seed of the random choices is printed; MKL_CHAOS_SEED=N
