@@ -427,6 +427,7 @@ type world struct {
 	img  *fakeImages
 	cg   *fakeCgroups
 	net  *fakeNetwork
+	wake func() // NodeOptions.Wake of the nodes it makes (nil: none)
 
 	mu    sync.Mutex
 	clock time.Time
@@ -454,7 +455,7 @@ func (w *world) advance(d time.Duration) {
 
 func (w *world) node() *Node {
 	n := NewNode(NodeOptions{RootDir: w.root, NodeName: "node1", HostIP: "192.0.2.1",
-		Driver: w.cg, Runtime: w.rt, Images: w.img, Network: w.net, Now: w.now})
+		Driver: w.cg, Runtime: w.rt, Images: w.img, Network: w.net, Now: w.now, Wake: w.wake})
 	w.t.Cleanup(n.Close)
 	return n
 }

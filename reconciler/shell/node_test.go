@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,10 @@ func TestRestartedDaemonAdoptsRunningPod(t *testing.T) {
 	if got := fmt.Sprint(w.rt.calls); got != calls {
 		t.Errorf("runtime calls changed across the restart: %s, before %s", got, calls)
 	}
+	second.netChecks.Wait() // the CHECK runs beside the round
+	if actions, errs := w.round(second, desired); len(actions) != 0 || len(errs) != 0 {
+		t.Fatalf("restarted daemon acted on a running pod once its network was checked: %q %v", actions, errs)
+	}
 	if w.net.checked != 1 {
 		t.Errorf("CNI CHECK ran %d times on adoption, want once", w.net.checked)
 	}
@@ -64,15 +69,73 @@ func TestRestartedDaemonAdoptsRunningPod(t *testing.T) {
 }
 
 // An adopted sandbox whose network CNI CHECK refuses is replaced (a new
-// attempt with new containers), and the new one is trusted.
+// attempt with new containers), and the new one is trusted. The CHECK runs
+// beside the rounds: the first round trusts the sandbox, the verdict wakes
+// the loop.
 func TestAdoptedSandboxWithBrokenNetworkIsReplaced(t *testing.T) {
 	w, desired, _ := runningPodThenDeath(t)
 	w.net.broken = true
-	w.converge(w.node(), desired)
+	woken := make(chan struct{}, 1)
+	w.wake = func() {
+		select {
+		case woken <- struct{}{}:
+		default:
+		}
+	}
+	n := w.node()
+	if actions, errs := w.round(n, desired); len(actions) != 0 || len(errs) != 0 {
+		t.Fatalf("first round acted before the CHECK's verdict: %q %v", actions, errs)
+	}
+	n.netChecks.Wait()
+	select {
+	case <-woken:
+	default:
+		t.Fatal("a broken network's verdict did not wake the loop")
+	}
+	w.converge(n, desired)
 	if n := w.rt.count("RunSandbox"); n != 2 {
 		t.Errorf("RunSandbox called %d times, want 2 (the broken sandbox replaced once)", n)
 	}
 	wantStates(t, w, "u1", "app#0=Exited", "app#1=Running")
+}
+
+// A sandbox without containers may be half made (the daemon died before or
+// during CNI ADD): its CHECK runs in the round, so a broken one is replaced
+// before any container starts in it.
+func TestHalfMadeSandboxIsCheckedBeforeContainers(t *testing.T) {
+	w := newWorld(t)
+	desired := desiredOf(testPod("u1", "app"))
+	first := w.node()
+	w.rt.fail = func(m string) error {
+		if m == "CreateContainer" {
+			return errors.New("the daemon dies here")
+		}
+		return nil
+	}
+	w.round(first, desired)
+	first.Close()
+	w.rt.fail = nil
+	sb, _ := first.readSandbox("u1")
+	w.net.broken = true // ADD never happened or did not finish
+	second := w.node()
+	actions, errs := w.round(second, desired)
+	if len(errs) > 0 {
+		t.Fatalf("first round: %v", errs)
+	}
+	for _, a := range actions {
+		if strings.Contains(a, "container") && !strings.Contains(a, "sandbox") {
+			t.Fatalf("first round acted on containers before replacing the unchecked sandbox: %q", actions)
+		}
+	}
+	w.net.broken = false
+	w.converge(second, desired)
+	if now, _ := second.readSandbox("u1"); now.ID == sb.ID {
+		t.Errorf("the half-made sandbox %s was kept", sb.ID)
+	}
+	if n := w.rt.count("CreateContainer"); n != 2 {
+		t.Errorf("CreateContainer called %d times, want 2 (the failed one, then once in the new sandbox)", n)
+	}
+	wantStates(t, w, "u1", "app#0=Running")
 }
 
 // A pause the daemon started but died before placing in its scope is half

@@ -86,9 +86,12 @@ type Node struct {
 	// once until a write succeeds (a full --root-dir fails every round).
 	persistFailing map[types.UID]bool
 
-	// netMu serialises CNI calls: the bridge plugin's iptables edits of two
-	// pods at once race ("Index of deletion too big", "CHAIN_DEL ... busy").
-	netMu sync.Mutex
+	// netMu serialises CNI calls that edit: the bridge plugin's iptables
+	// edits of two pods at once race ("Index of deletion too big",
+	// "CHAIN_DEL ... busy"). CHECKs only read (links, addresses, rules) and
+	// share it: a restarted daemon checks every adopted sandbox in its first
+	// round, one after another they held it for seconds with 50 pods.
+	netMu sync.RWMutex
 
 	probes *probers
 	// podOfContainer maps running container IDs to their pod (exec probes).
@@ -97,6 +100,12 @@ type Node struct {
 	// netChecked: sandbox ID -> whether its network was found broken
 	// (CNI CHECK on adoption, once; sandboxes set up here are trusted).
 	netChecked map[string]bool
+	// netChecking: sandbox IDs whose CHECK runs in the background now;
+	// netChecks counts those goroutines (tests wait on it); netCheckSem
+	// bounds the CHECKs that run at once.
+	netChecking map[string]bool
+	netChecks   sync.WaitGroup
+	netCheckSem chan struct{}
 	// createErrs: pod -> container name -> latest failed create (see
 	// create_errors.go).
 	createErrs map[types.UID]map[string]reconciler.CreateError
@@ -125,7 +134,7 @@ func NewNode(opt NodeOptions) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := opt.Wake
 	n := &Node{opt: opt, state: stateDir{layout.Root(opt.RootDir)}, bg: ctx, cancel: cancel,
-		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{},
+		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{}, netChecking: map[string]bool{}, netCheckSem: make(chan struct{}, netCheckParallel),
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*reconciler.ImageState{}, pulling: map[string]int{},
 		waiters: map[string]bool{}, oomWatch: map[string]bool{}, removing: map[types.UID]bool{}, persistFailing: map[types.UID]bool{}}
@@ -340,6 +349,17 @@ func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desir
 	if readJSON(n.state.termFile(uid), &term) {
 		op.Termination = &term
 	}
+	recs := map[string]containerRecord{}
+	if ents, err := os.ReadDir(n.state.containersDir(uid)); err == nil {
+		for _, e := range ents {
+			if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+				var cr containerRecord
+				if readJSON(n.state.containerFile(uid, id), &cr) {
+					recs[id] = cr
+				}
+			}
+		}
+	}
 	var sb sandboxRecord
 	sbRunning := false
 	if readJSON(n.state.sandboxFile(uid), &sb) {
@@ -356,23 +376,12 @@ func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desir
 				// replaced like a dead one. Younger ones may be being placed
 				// right now.
 				op.Sandbox.State = reconciler.SandboxExited
-			} else if err == nil && st.PID != 0 && !n.networkBroken(ctx, op, desired, sb, st) {
+			} else if err == nil && st.PID != 0 && !n.networkBroken(ctx, op, desired, sb, st, hasContainerOf(recs, sb.ID)) {
 				op.Sandbox.State = reconciler.SandboxRunning
 				op.Sandbox.PID = st.PID
 				sbRunning = true
 			} else {
 				op.Sandbox.State = reconciler.SandboxExited
-			}
-		}
-	}
-	recs := map[string]containerRecord{}
-	if ents, err := os.ReadDir(n.state.containersDir(uid)); err == nil {
-		for _, e := range ents {
-			if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
-				var cr containerRecord
-				if readJSON(n.state.containerFile(uid, id), &cr) {
-					recs[id] = cr
-				}
 			}
 		}
 	}
@@ -453,19 +462,25 @@ func strayScopes(op *reconciler.ObservedPod, scopes map[string]systemd.UnitState
 	return out
 }
 
-// networkBroken runs CNI CHECK once for a sandbox this daemon process did
-// not create (adopted after a restart). A broken or unknown attachment
-// makes the sandbox count as dead, so it is released and recreated (the
-// network package's contract); a sandbox this process set up is trusted.
-func (n *Node) networkBroken(ctx context.Context, op *reconciler.ObservedPod, desired *reconciler.Desired, sb sandboxRecord, st mklrt.SandboxStatus) bool {
+// networkBroken says whether CNI CHECK found the network of a sandbox this
+// daemon process did not create (adopted after a restart) broken. A broken
+// or unknown attachment makes the sandbox count as dead, so it is released
+// and recreated (the network package's contract); a sandbox this process
+// set up is trusted. The CHECK runs once per sandbox.
+//
+// For a sandbox that already has containers (its network was set up: the
+// sandbox action ends with CNI ADD, containers come after it) the CHECK
+// runs in the background and the sandbox is trusted until its verdict, as
+// if the network broke a moment after a check: done in the round, a
+// restarted daemon's first round ran every adopted pod's plugin chain
+// (bridge, host-local, firewall, portmap: several execs and iptables reads
+// each) before it could report or act, 10 s with 40 pods on a loaded 2-core
+// host. A sandbox without containers may be half made (the daemon died
+// before or during ADD): it is checked in the round, so no container is
+// started in it before the verdict.
+func (n *Node) networkBroken(ctx context.Context, op *reconciler.ObservedPod, desired *reconciler.Desired, sb sandboxRecord, st mklrt.SandboxStatus, background bool) bool {
 	if n.opt.Network == nil {
 		return false
-	}
-	n.mu.Lock()
-	verdict, known := n.netChecked[sb.ID]
-	n.mu.Unlock()
-	if known {
-		return verdict
 	}
 	pod := op.Pod
 	if dp := desired.Pods[op.UID]; dp != nil && dp.Pod != nil {
@@ -474,22 +489,87 @@ func (n *Node) networkBroken(ctx context.Context, op *reconciler.ObservedPod, de
 	if pod == nil || pod.Spec.HostNetwork || st.NetNSPath == "" {
 		return false
 	}
-	n.netMu.Lock()
-	_, err := n.opt.Network.Check(ctx, network.PodNetwork{UID: string(op.UID), Namespace: pod.Namespace, Name: pod.Name,
-		NetnsPath: st.NetNSPath, PortMappings: hostPorts(pod)})
-	n.netMu.Unlock()
-	if ctx.Err() != nil {
-		return false // not a verdict
+	n.mu.Lock()
+	verdict, known := n.netChecked[sb.ID]
+	n.mu.Unlock()
+	if known {
+		return verdict
 	}
-	broken := err != nil
+	if !background {
+		broken, ok := n.checkNetwork(ctx, op.UID, pod, sb.ID, st.NetNSPath)
+		return ok && broken
+	}
+	n.mu.Lock()
+	start := !n.netChecking[sb.ID] && n.bg.Err() == nil
+	if start {
+		n.netChecking[sb.ID] = true
+		n.netChecks.Add(1)
+	}
+	n.mu.Unlock()
+	if start {
+		go func() {
+			defer n.netChecks.Done()
+			n.checkNetwork(n.bg, op.UID, pod, sb.ID, st.NetNSPath)
+			n.mu.Lock()
+			delete(n.netChecking, sb.ID)
+			n.mu.Unlock()
+		}()
+	}
+	return false
+}
+
+// hasContainerOf says whether any container record names the sandbox.
+func hasContainerOf(recs map[string]containerRecord, sandboxID string) bool {
+	for _, cr := range recs {
+		if cr.SandboxID == sandboxID {
+			return true
+		}
+	}
+	return false
+}
+
+// netCheckParallel bounds the background CHECKs: each runs a chain of
+// plugin processes, and a restart may adopt hundreds of pods at once.
+const netCheckParallel = 4
+
+// checkNetwork runs CNI CHECK for an adopted sandbox and records the
+// verdict (ok false: none, ctx ended first); a broken network wakes the
+// loop, which then recreates the sandbox.
+func (n *Node) checkNetwork(ctx context.Context, uid types.UID, pod *v1.Pod, sandboxID, netns string) (broken, ok bool) {
+	select {
+	case n.netCheckSem <- struct{}{}:
+		defer func() { <-n.netCheckSem }()
+	case <-ctx.Done():
+		return false, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, observePodTimeout)
+	defer cancel()
+	// CHECKs only read (links, addresses, rules): they share netMu, so
+	// they wait for a Setup or Teardown, never for each other.
+	n.netMu.RLock()
+	_, err := n.opt.Network.Check(ctx, network.PodNetwork{UID: string(uid), Namespace: pod.Namespace, Name: pod.Name,
+		NetnsPath: netns, PortMappings: hostPorts(pod)})
+	n.netMu.RUnlock()
+	if ctx.Err() != nil {
+		return false, false // not a verdict: checked again by a later round
+	}
+	broken = err != nil
 	if broken {
+		// A sandbox stopped or replaced meanwhile (its pod deleted, its
+		// network torn down) is not broken, only gone.
+		if sb, found := n.readSandbox(uid); !found || sb.ID != sandboxID || sb.Stopped {
+			return false, false
+		}
 		n.opt.Log.Warn("adopted pod's network is broken; its sandbox is recreated", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		n.opt.Event(pod, "", v1.EventTypeWarning, "NetworkNotReady", "network check failed, sandbox will be recreated: "+err.Error())
 	}
 	n.mu.Lock()
-	n.netChecked[sb.ID] = broken
+	n.netChecked[sandboxID] = broken
 	n.mu.Unlock()
-	return broken
+	if broken {
+		n.opt.Wake()
+	}
+	return broken, true
 }
 
 // unplacedAfter: a pause still outside its scope this long after its
