@@ -827,30 +827,57 @@ func TestUsageAndOOM(t *testing.T) {
 
 	// A second container of the pod whose workload allocates 64 MiB under a
 	// 16 MiB limit; the watch is armed before it is released.
-	hog := sdStartHeldWorkload(t, "exec dd if=/dev/zero of=/dev/null bs=64M count=1")
-	hogID := randID("oom")
-	if err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: hogID, PIDs: []int{hog.pid()}, Resources: plan.Containers["hog"]}); err != nil {
-		t.Fatal(err)
-	}
-	oom, err := d.WatchOOM(ctx, plan.UID, hogID)
-	if err != nil {
-		t.Fatalf("WatchOOM: %v", err)
-	}
-	hog.releaseAndReport(t)
-	select {
-	case _, ok := <-oom:
-		if !ok {
-			t.Fatal("WatchOOM channel closed without reporting a kill")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no OOM kill reported within 30s")
-	}
+	hog, hogID, oom := watchedHog(t, ctx, d, plan, nil)
+	expectOOMKill(t, oom, "")
 	<-hog.exited
 	var ee *exec.ExitError
 	if !errors.As(hog.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Errorf("hog ended with %v, want SIGKILL by the OOM killer", hog.err)
 	}
 	t.Logf("OOM kill of %s seen through WatchOOM; hog: %v", ScopeUnitName(hogID), hog.err)
+}
+
+// watchedHog starts, in a scope of plan's pod ("hog" container), a held
+// workload that allocates 64 MiB under a 16 MiB limit, arms WatchOOM on the
+// scope (after armed, when set, has seen the scope's cgroup folders) and
+// releases it.
+func watchedHog(t *testing.T, ctx context.Context, d *DBusDriver, plan PodPlan, armed func(dirs map[string]string)) (*sdHeldChild, string, <-chan struct{}) {
+	t.Helper()
+	hog := sdStartHeldWorkload(t, "exec dd if=/dev/zero of=/dev/null bs=64M count=1")
+	hogID := randID("oom")
+	if err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: hogID, PIDs: []int{hog.pid()}, Resources: plan.Containers["hog"]}); err != nil {
+		t.Fatal(err)
+	}
+	if armed != nil {
+		_, cg, err := d.unitCgroup(ctx, plan.UID, hogID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs, err := CgroupDirs(cg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		armed(dirs)
+	}
+	oom, err := d.WatchOOM(ctx, plan.UID, hogID)
+	if err != nil {
+		t.Fatalf("WatchOOM: %v", err)
+	}
+	hog.releaseAndReport(t)
+	return hog, hogID, oom
+}
+
+// expectOOMKill waits (bounded) for one kill on an OOM watch.
+func expectOOMKill(t *testing.T, oom <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case _, ok := <-oom:
+		if !ok {
+			t.Fatal("WatchOOM channel closed without reporting the kill" + what)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no OOM kill reported within 60s")
+	}
 }
 
 // TestOOMKillSeenWhenTheScopeIsGoneFirst: on cgroup v1 the OOM eventfd
@@ -868,51 +895,27 @@ func TestOOMKillSeenWhenTheScopeIsGoneFirst(t *testing.T) {
 	if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil {
 		t.Fatal(err)
 	}
-	hog := sdStartHeldWorkload(t, "exec dd if=/dev/zero of=/dev/null bs=64M count=1")
-	hogID := randID("oomgone")
-	if err := d.StartScope(ctx, ScopeSpec{Pod: plan.PodCgroup(), ID: hogID, PIDs: []int{hog.pid()}, Resources: plan.Containers["hog"]}); err != nil {
-		t.Fatal(err)
-	}
-	_, cg, err := d.unitCgroup(ctx, plan.UID, hogID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := CgroupDirs(cg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if IsV2Dirs(dirs) {
-		t.Skip("the host's memory controller is on cgroup v2; this is the v1 eventfd path")
-	}
 	// The first notification (the OOM) waits until systemd has collected
 	// the emptied scope.
-	var once sync.Once
-	oomV1BeforeStat = func(dir string) {
-		once.Do(func() {
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				if _, err := os.Lstat(dir); err != nil || time.Now().After(deadline) {
-					return
-				}
-				time.Sleep(10 * time.Millisecond) // polls the real condition, bounded
-			}
-		})
-	}
-	t.Cleanup(func() { oomV1BeforeStat = nil })
-	oom, err := d.WatchOOM(ctx, plan.UID, hogID)
-	if err != nil {
-		t.Fatalf("WatchOOM: %v", err)
-	}
-	hog.releaseAndReport(t)
-	select {
-	case _, ok := <-oom:
-		if !ok {
-			t.Fatal("WatchOOM channel closed without reporting the kill the removal hid")
+	_, _, oom := watchedHog(t, ctx, d, plan, func(dirs map[string]string) {
+		if IsV2Dirs(dirs) {
+			t.Skip("the host's memory controller is on cgroup v2; this is the v1 eventfd path")
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("no OOM kill reported within 60s")
-	}
-	<-hog.exited
+		var once sync.Once
+		oomV1BeforeStat = func(dir string) {
+			once.Do(func() {
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					if _, err := os.Lstat(dir); err != nil || time.Now().After(deadline) {
+						return
+					}
+					time.Sleep(10 * time.Millisecond) // polls the real condition, bounded
+				}
+			})
+		}
+		t.Cleanup(func() { oomV1BeforeStat = nil })
+	})
+	expectOOMKill(t, oom, " the removal hid")
 	if _, ok := <-oom; ok {
 		t.Error("a second kill reported, want exactly one")
 	}
