@@ -249,8 +249,13 @@ func TestKubeadm1Init(t *testing.T) {
 		t.Errorf("kubelet.conf lost its embedded client certificate:\n%s", b)
 	}
 
+	// Under software emulation on a loaded host the fresh control plane can
+	// stall for minutes (etcd request timeouts, the API server's TLS
+	// handshakes timing out until its liveness probe restarts it): a run on
+	// 2026-12-03 had it back 10 min 10 s after init, 10 s past a 10-minute
+	// bound.
 	t0 = time.Now()
-	checkCluster(t, 10*time.Minute)
+	checkCluster(t, 20*time.Minute)
 	t.Logf("node Ready with kubeadm's label and taint, control-plane mirror pods Running and Ready (%s after init)", time.Since(t0).Round(time.Second))
 
 	// kubectl logs through the API server and minikubelet's 10250.
@@ -271,7 +276,7 @@ func TestKubeadm1Init(t *testing.T) {
 	before := mirrorContainers(t)
 	run(t, "systemctl", "restart", service)
 	t0 = time.Now()
-	checkCluster(t, 10*time.Minute)
+	checkCluster(t, 20*time.Minute)
 	t.Logf("after systemctl restart %s: the cluster is back in %s", service, time.Since(t0).Round(time.Second))
 	if after := mirrorContainers(t); !equalMaps(before, after) {
 		t.Errorf("systemctl restart minikubelet changed the control plane's containers: %v -> %v", before, after)
