@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/syncbuf"
 	"github.com/minikubelet/minikubelet/internal/testwait"
 	"github.com/minikubelet/minikubelet/reconciler"
 	"github.com/minikubelet/minikubelet/reconciler/shell"
@@ -459,5 +462,59 @@ func TestLoopLastActionDone(t *testing.T) {
 	waitFor(t, "the pod running", func() bool { return f.allRunning("u1") })
 	if got := l.LastActionDone(); got.Before(before) {
 		t.Fatalf("LastActionDone %v, want after the loop started (%v)", got, before)
+	}
+}
+
+// The same failure at every retry (a full --root-dir) is one warning, its
+// repeats debug lines; a different cause warns again.
+func TestRepeatedActionFailureWarnsOnce(t *testing.T) {
+	pod := reconciler.MkPod("u1", "p1", "a")
+	f := newFakeShell(t, pod)
+	var mu sync.Mutex
+	cause := "no space left on device"
+	tries := 0
+	f.hook = func(a reconciler.Action) error {
+		if _, ok := a.(reconciler.RunSandbox); !ok {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		tries++
+		return errors.New(cause)
+	}
+	logs := &syncbuf.Buffer{}
+	l := shell.NewLoop(f, f.desired, shell.LoopOptions{Parallel: 2, Resync: time.Hour, RetryMin: time.Millisecond, RetryMax: time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	triedAtLeast := func(n int) func() bool {
+		return func() bool {
+			l.Wake()
+			mu.Lock()
+			defer mu.Unlock()
+			return tries >= n
+		}
+	}
+	waitFor(t, "five tries", triedAtLeast(5))
+	mu.Lock()
+	cause, tries = "read-only file system", 0
+	mu.Unlock()
+	waitFor(t, "five more tries", triedAtLeast(5))
+	out := logs.String()
+	for c, want := range map[string]int{"no space left on device": 1, "read-only file system": 1} {
+		warns := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, c) {
+				warns++
+			}
+		}
+		if warns != want {
+			t.Errorf("%d warnings of %q, want %d; log:\n%s", warns, c, want, out)
+		}
+	}
+	if !strings.Contains(out, "level=DEBUG msg=\"action failed\"") {
+		t.Errorf("the repeats are not debug lines; log:\n%s", out)
 	}
 }

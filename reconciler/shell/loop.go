@@ -84,6 +84,9 @@ type Loop struct {
 type retryState struct {
 	until time.Time
 	delay time.Duration
+	// said is the failure last logged as a warning ("action|error"): the
+	// same failure at each retry (a full --root-dir) is a debug line.
+	said string
 }
 
 // NewLoop returns a loop over shell and desired.
@@ -361,7 +364,7 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []reconciler
 					return
 				}
 				failed = true
-				l.opt.Log.Warn("action failed", "pod", podName(pod, uid), "action", step[k].Key(), "err", err)
+				l.logActionError(uid, pod, step[k], err)
 				if l.opt.OnActionError != nil {
 					l.opt.OnActionError(uid, pod, step[k], err)
 				}
@@ -461,6 +464,25 @@ func (l *Loop) failed(uid types.UID) {
 	}
 	r.until = l.opt.Now().Add(r.delay)
 	l.retry[uid] = r
+}
+
+// logActionError warns of a failed action, once while the pod keeps
+// failing the same way: the retries of one cause (a full disk, a missing
+// image) say it at debug level, a new cause or a failure after a success
+// warns again.
+func (l *Loop) logActionError(uid types.UID, pod *v1.Pod, a reconciler.Action, err error) {
+	said := a.Key() + "|" + err.Error()
+	l.mu.Lock()
+	rs := l.retry[uid]
+	repeat := rs.said == said
+	rs.said = said
+	l.retry[uid] = rs
+	l.mu.Unlock()
+	log := l.opt.Log.Warn
+	if repeat {
+		log = l.opt.Log.Debug
+	}
+	log("action failed", "pod", podName(pod, uid), "action", a.Key(), "err", err)
 }
 
 // forgetRetries drops the retry state of pods that no longer exist.
