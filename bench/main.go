@@ -149,7 +149,11 @@ func host(o options) int {
 		gb = goBench()
 		fmt.Print(gb)
 	}
-	if err := os.WriteFile(o.out, []byte(header+body+gb), 0o644); err != nil {
+	// The load at the end tells how shared the machine was during the run.
+	load, _ := os.ReadFile("/proc/loadavg")
+	footer := fmt.Sprintf("Finished %s; load average at the end %s.\n", time.Now().UTC().Format("15:04 MST"), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Print(footer)
+	if err := os.WriteFile(o.out, []byte(header+body+gb+footer), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
