@@ -66,7 +66,7 @@ func TestOperationsAcrossConnectionCuts(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 30; i++ {
-			plan := PlanPod(podOf(fmt.Sprintf("cccc-%04d", i), nil, ctr("a", rl("cpu", "10m"), rl("memory", "8Mi"))), PlanOptions{CgroupRoot: root})
+			plan := PlanPod(podOf(fmt.Sprintf("cccc-%04d", i), nil, ctr("a", rl("cpu", "10m"), rl("memory", "64Mi"))), PlanOptions{CgroupRoot: root})
 			if err := d.EnsurePod(ctx, plan.PodCgroup()); err != nil {
 				opErrs = append(opErrs, fmt.Errorf("EnsurePod #%d: %w", i, err))
 				continue
