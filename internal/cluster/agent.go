@@ -79,6 +79,12 @@ type Options struct {
 	PodCIDR string
 	// Source is the daemon's pod and event store.
 	Source api.Source
+	// SourceReady says whether Source holds every static pod (the
+	// manifest folder read and a first round reported). Until then no
+	// mirror pod is created or deleted: a restarted daemon's store is empty
+	// for a moment, and every mirror pod would look orphaned (kubelet:
+	// HandlePodCleanups waits for sourcesReady.AllReady). Nil: ready.
+	SourceReady func() bool
 	// Ready says whether the node can run pods (nil error) or why not.
 	Ready func() error
 
@@ -149,6 +155,9 @@ func New(o Options) (*Agent, error) {
 	}
 	if o.Ready == nil {
 		o.Ready = func() error { return nil }
+	}
+	if o.SourceReady == nil {
+		o.SourceReady = func() bool { return true }
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -91,6 +91,9 @@ func (a *Agent) runMirrors(ctx context.Context) {
 		if !inf.HasSynced() {
 			continue // its first list completes when the API server answers
 		}
+		if !a.o.SourceReady() {
+			continue // the first report wakes it (a store change)
+		}
 		m.sync(ctx)
 	}
 }

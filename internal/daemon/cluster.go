@@ -65,7 +65,7 @@ func clientFromKubeconfig(path string) (kubernetes.Interface, error) {
 
 // newClusterAgent prepares cluster mode: the agent and the kubelet API;
 // nil, nil when standalone.
-func newClusterAgent(o Options, src api.Source, rt kubeletserver.Runtime, ready func() error, metrics http.Handler, log *slog.Logger) (*cluster.Agent, *kubeletserver.Server, error) {
+func newClusterAgent(o Options, src api.Source, rt kubeletserver.Runtime, ready func() error, sourceReady func() bool, metrics http.Handler, log *slog.Logger) (*cluster.Agent, *kubeletserver.Server, error) {
 	co := o.Cluster
 	if co.Kubeconfig == "" {
 		return nil, nil, nil
@@ -100,7 +100,7 @@ func newClusterAgent(o Options, src api.Source, rt kubeletserver.Runtime, ready 
 	agent, err := cluster.New(cluster.Options{
 		Client: client, NodeName: o.NodeName, NodeIP: nodeIP, Labels: co.NodeLabels, Taints: co.Taints,
 		RegisterNode: co.RegisterNode, KubeletPort: int32(co.Port), RootDir: o.RootDir, MaxPods: co.MaxPods,
-		PodCIDR: o.Network.PodCIDR, Source: src, Ready: ready,
+		PodCIDR: o.Network.PodCIDR, Source: src, Ready: ready, SourceReady: sourceReady,
 		NodeStatusUpdateFrequency: co.NodeStatusUpdateFrequency, NodeStatusReportFrequency: co.NodeStatusReportFrequency,
 		Log: log.With("component", "cluster"),
 	})

@@ -194,6 +194,9 @@ func Run(ctx context.Context, o Options) error {
 	// (Desired.Shutdown) and learns from each round which have stopped.
 	shutdownGate := nodeshutdown.NewGate(wake, func(uid types.UID) bool { return loop != nil && loop.Busy(uid) }, nil)
 	var lastRound atomic.Int64
+	// reported: a first round's pods are in the API store (the cluster
+	// agent's mirror pods wait for it).
+	var reported atomic.Bool
 	loop = shell.NewLoop(node, func() (reconciler.Desired, bool) {
 		snap := src.Snapshot()
 		d := desiredFrom(snap)
@@ -203,6 +206,7 @@ func Run(ctx context.Context, o Options) error {
 		Log: log.With("component", "reconciler"),
 		Report: func(res *reconciler.Result, d *reconciler.Desired, obs *reconciler.Observed) {
 			rep.report(res, d, obs)
+			reported.Store(true)
 			shutdownGate.Observe(res, d, obs)
 		},
 		OnActionError: func(uid types.UID, pod *v1.Pod, a reconciler.Action, err error) {
@@ -221,7 +225,7 @@ func Run(ctx context.Context, o Options) error {
 			return errors.New("no reconcile round completed yet")
 		}
 		return healthy()
-	}, metrics.Handler(), log) // the pods gauge is recounted every round (report.go)
+	}, reported.Load, metrics.Handler(), log) // the pods gauge is recounted every round (report.go)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
@@ -82,8 +84,9 @@ staticPodPath: /etc/kubernetes/manifests
 	} else {
 		t.Logf("no veth link (%v: %s): the node proxy checks are skipped", err, out)
 	}
-	n.Start("--kubeconfig", c.NodeKubeconfig(node), "--config", cfg, "--node-ip", nodeIP,
-		"--node-labels", "example.com/role=edge", "--register-with-taints", "example.com/dedicated=edge:NoSchedule")
+	startArgs := []string{"--kubeconfig", c.NodeKubeconfig(node), "--config", cfg, "--node-ip", nodeIP,
+		"--node-labels", "example.com/role=edge", "--register-with-taints", "example.com/dedicated=edge:NoSchedule"}
+	n.Start(startArgs...)
 	// httpd (busybox's, backgrounded) listens on the pod's loopback only:
 	// kubectl port-forward reaches it through the API server and the
 	// kubelet API's dial inside the pod's network namespace.
@@ -407,6 +410,48 @@ staticPodPath: /etc/kubernetes/manifests
 		}
 	})
 
+	// Last: a restarted daemon reports its Node NotReady ("no reconcile
+	// round completed yet") until its first round, which the 2-minute
+	// Ready watch above would count.
+	//
+	// The kubelet deletes orphaned mirror pods only once its sources are
+	// ready; a restarted daemon's store is empty for a moment, and the
+	// mirror pods must not look orphaned then (found by the kubeadm e2e:
+	// every control-plane mirror pod was deleted and recreated).
+	t.Run("a daemon restart keeps the mirror pods", func(t *testing.T) {
+		w, err := admin.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + web})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		before, err := admin.CoreV1().Pods("default").Get(ctx, web, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Stop(syscall.SIGTERM)
+		n.Start(startArgs...)
+		// A pod written after the restart gets its mirror pod from the same
+		// sync that would delete orphans.
+		n.Write("after.yaml", podManifest("after", "Always", 0, `while true; do sleep 1; done`))
+		waitMirror(t, n, admin, "after-node1", "", 60*time.Second)
+		n.Remove("after.yaml")
+		n.WaitFor("after-node1 gone", 60*time.Second, func() bool { _, ok := n.Pod("after-node1"); return !ok })
+		mp, err := admin.CoreV1().Pods("default").Get(ctx, web, metav1.GetOptions{})
+		if err != nil || mp.UID != before.UID {
+			t.Fatalf("mirror pod %s after the restart: %v, uid %s (was %s)", web, err, mp.UID, before.UID)
+		}
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				if ev.Type == watch.Deleted {
+					t.Fatalf("the restarted daemon deleted mirror pod %s", web)
+				}
+				continue
+			default:
+			}
+			break
+		}
+	})
 }
 
 func nodeReady(n *v1.Node) bool {
