@@ -278,9 +278,7 @@ func TestKubeadm1Init(t *testing.T) {
 	t0 = time.Now()
 	checkCluster(t, 20*time.Minute)
 	t.Logf("after systemctl restart %s: the cluster is back in %s", service, time.Since(t0).Round(time.Second))
-	if after := mirrorContainers(t); !equalMaps(before, after) {
-		t.Errorf("systemctl restart minikubelet changed the control plane's containers: %v -> %v", before, after)
-	}
+	wantSameContainers(t, "systemctl restart minikubelet", before, mirrorContainers(t))
 
 	// A daemon-reload (any package installation does one) keeps the running
 	// daemon as the unit's main process.
@@ -420,14 +418,26 @@ func mirrorContainers(t *testing.T) map[string]string {
 	return m
 }
 
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
+// wantSameContainers fails for each control-plane container that is not
+// the one of before, unless the one of before ended by itself: the
+// controller-manager and the scheduler exit when they lose their leader
+// lease (an API server too slow to renew it, as under emulation), and the
+// kubelet's restart of them is not the restart of minikubelet. A SIGKILL or
+// SIGTERM exit (137, 143) was minikubelet's doing.
+func wantSameContainers(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	for c, id := range before {
+		if after[c] == id {
+			continue
 		}
+		out, err := kubectl(t, "-n", "kube-system", "get", "pod", c+"-"+nodeName, "-o",
+			"jsonpath={.status.containerStatuses[0].lastState.terminated.containerID} {.status.containerStatuses[0].lastState.terminated.exitCode} {.status.containerStatuses[0].lastState.terminated.reason}")
+		f := strings.Fields(out)
+		if err == nil && len(f) >= 2 && f[0] == id && f[1] != "137" && f[1] != "143" {
+			t.Logf("%s: %s's container %s ended by itself (exit %s) and was restarted: %s", what, c, id, strings.Join(f[1:], " "), after[c])
+			continue
+		}
+		t.Errorf("%s changed %s's container: %s -> %s (last state: %v %q)", what, c, id, after[c], err, out)
 	}
-	return true
 }
+
