@@ -440,4 +440,3 @@ func wantSameContainers(t *testing.T, what string, before, after map[string]stri
 		t.Errorf("%s changed %s's container: %s -> %s (last state: %v %q)", what, c, id, after[c], err, out)
 	}
 }
-
