@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -215,19 +213,11 @@ func startKubeletPeer(base, kubeletBin, demoTar, pauseTar string) (k *kubeletPee
 		firstLine(exec.Command("containerd", "--version").Output()),
 		firstLine(exec.Command("runc", "--version").Output())}, "; ")
 	// The mount namespace.
-	h := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", peerHelperScript)
-	h.Env = append(os.Environ(), "PEER_BASE="+base)
-	stdout, _ := h.StdoutPipe()
-	var stderr bytes.Buffer
-	h.Stderr = &stderr
-	if err := h.Start(); err != nil {
-		return k, fmt.Errorf("unshare for the peer's mount namespace: %w", err)
+	h, ns, err := mountNamespaceHelper(peerHelperScript, []string{"PEER_BASE=" + base}, "the peer")
+	if err != nil {
+		return k, err
 	}
-	k.helper = h
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "ready" {
-		return k, fmt.Errorf("preparing the peer's mount namespace failed: %s", strings.TrimSpace(stderr.String()))
-	}
-	k.ns = "/proc/" + strconv.Itoa(h.Process.Pid) + "/ns/mnt"
+	k.helper, k.ns = h, ns
 	// containerd, then the images, then the kubelet.
 	if err := k.service("containerd", "/usr/bin/containerd", "--config", filepath.Join(base, "containerd.toml")); err != nil {
 		return k, err

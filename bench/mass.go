@@ -56,13 +56,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 	lastCount := 0
 	for time.Now().Before(deadline) && (allRunning.IsZero() || allAnswered.IsZero()) {
 		if allAnswered.IsZero() {
-			done := 0
-			for _, o := range outs {
-				if _, err := os.Stat(filepath.Join(o, "ok")); err == nil {
-					done++
-				}
-			}
-			if done == n {
+			if answered(outs) == n {
 				allAnswered = time.Now()
 			}
 		}
@@ -377,4 +371,16 @@ func threadSyscalls(pid int) string {
 		return hist[strings.SplitN(parts[i], " ×", 2)[0]] > hist[strings.SplitN(parts[j], " ×", 2)[0]]
 	})
 	return strings.Join(parts, ", ")
+}
+
+// answered counts the pods whose workload wrote its "ok" file into its
+// output folder (the first request it served).
+func answered(outs []string) int {
+	n := 0
+	for _, o := range outs {
+		if _, err := os.Stat(filepath.Join(o, "ok")); err == nil {
+			n++
+		}
+	}
+	return n
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -54,13 +52,7 @@ func (b *bench) peerMass(n int, t4, t5 *table) error {
 	lastCount := 0
 	for deadline := t0.Add(limit); time.Now().Before(deadline) && (allRunning.IsZero() || allAnswered.IsZero()); time.Sleep(every) {
 		if allAnswered.IsZero() {
-			done := 0
-			for _, o := range outs {
-				if _, err := os.Stat(filepath.Join(o, "ok")); err == nil {
-					done++
-				}
-			}
-			if done == n {
+			if answered(outs) == n {
 				allAnswered = time.Now()
 			}
 		}

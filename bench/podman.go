@@ -83,22 +83,11 @@ func startPodman(dir, tarball string) (*podmanPeer, error) {
 		return nil, err
 	}
 	p.env = append(os.Environ(), "CONTAINERS_CONF="+conf, "TMPDIR="+filepath.Join(dir, "tmp"))
-	h := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", helperScript)
-	h.Env = append(os.Environ(), "PODMAN_DIR="+dir)
-	stdout, _ := h.StdoutPipe()
-	var stderr bytes.Buffer
-	h.Stderr = &stderr
-	if err := h.Start(); err != nil {
-		return nil, fmt.Errorf("unshare for podman's mount namespace: %w", err)
+	h, ns, err := mountNamespaceHelper(helperScript, []string{"PODMAN_DIR=" + dir}, "podman")
+	if err != nil {
+		return nil, err
 	}
-	p.helper = h
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		h.Process.Kill()
-		h.Wait()
-		return nil, fmt.Errorf("preparing podman's mount namespace failed: %s", strings.TrimSpace(stderr.String()))
-	}
-	p.ns = "/proc/" + strconv.Itoa(h.Process.Pid) + "/ns/mnt"
+	p.helper, p.ns = h, ns
 	if out, err := p.run(5*time.Minute, "load", "-q", "-i", tarball); err != nil {
 		p.close()
 		return nil, fmt.Errorf("podman load %s: %v: %s", tarball, err, lastLines(out, 4))
@@ -171,4 +160,25 @@ func (p *podmanPeer) close() {
 	p.helper.Process.Kill()
 	p.helper.Wait()
 	p.helper = nil
+}
+
+// mountNamespaceHelper starts script under unshare --mount (private
+// propagation) with env, and waits for its "ready" line: the helper holds
+// a mount namespace a peer's commands enter through /proc/<pid>/ns/mnt. On
+// failure the helper is killed and its stderr is in the error.
+func mountNamespaceHelper(script string, env []string, who string) (*exec.Cmd, string, error) {
+	h := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script)
+	h.Env = append(os.Environ(), env...)
+	stdout, _ := h.StdoutPipe()
+	var stderr bytes.Buffer
+	h.Stderr = &stderr
+	if err := h.Start(); err != nil {
+		return nil, "", fmt.Errorf("unshare for %s's mount namespace: %w", who, err)
+	}
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "ready" {
+		h.Process.Kill()
+		h.Wait()
+		return nil, "", fmt.Errorf("preparing %s's mount namespace failed: %s", who, strings.TrimSpace(stderr.String()))
+	}
+	return h, "/proc/" + strconv.Itoa(h.Process.Pid) + "/ns/mnt", nil
 }
