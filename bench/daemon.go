@@ -155,18 +155,6 @@ func (d *daemon) pods(ctx context.Context) ([]v1.Pod, error) {
 	return l.Items, nil
 }
 
-func podRunning(p *v1.Pod) bool {
-	if p.Status.Phase != v1.PodRunning || p.DeletionTimestamp != nil || len(p.Status.ContainerStatuses) == 0 {
-		return false
-	}
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.State.Running == nil {
-			return false
-		}
-	}
-	return true
-}
-
 func restartsOf(p *v1.Pod) int {
 	n := 0
 	for _, cs := range p.Status.ContainerStatuses {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -201,7 +202,7 @@ func (b *bench) restartOnce(i int) (time.Duration, time.Duration, error) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		pid = workloadPIDs()[name+"/web"]
 		p, err := b.d.client.GetPod(ctx, "default", name)
-		if pid != 0 && err == nil && podRunning(p) {
+		if pid != 0 && err == nil && e2enode.Running(p) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -216,7 +217,7 @@ func (b *bench) restartOnce(i int) (time.Duration, time.Duration, error) {
 	deadline := t0.Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		p, err := b.d.client.GetPod(ctx, "default", name)
-		if err == nil && podRunning(p) {
+		if err == nil && e2enode.Running(p) {
 			for _, cs := range p.Status.ContainerStatuses {
 				if cs.Name == "web" && cs.RestartCount >= 1 {
 					apiAt = time.Now()

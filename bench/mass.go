@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/minikubelet/minikubelet/internal/e2enode"
 	"os"
 	"path/filepath"
 	"sort"
@@ -64,7 +65,7 @@ func (b *bench) massPhase(n int, t4, t5, t6 *table) error {
 			if pods, err := b.d.pods(ctx); err == nil {
 				c := 0
 				for i := range pods {
-					if podRunning(&pods[i]) {
+					if e2enode.Running(&pods[i]) {
 						c++
 					}
 				}
@@ -270,7 +271,7 @@ func (b *bench) adoption(n int, t *table) error {
 		}
 		c, r := 0, 0
 		for i := range pods {
-			if podRunning(&pods[i]) {
+			if e2enode.Running(&pods[i]) {
 				c++
 			}
 			r += restartsOf(&pods[i])
