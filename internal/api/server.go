@@ -453,9 +453,12 @@ func serveWatch[T any](stream *stream, r *http.Request, src Source, list func() 
 			if got == nil || !keep(got) {
 				continue
 			}
-			item := *got
-			setMeta(&item)
-			if !stream.send(ev.Type, &item) {
+			line, err := ev.encoded(func() ([]byte, error) {
+				item := *got
+				setMeta(&item)
+				return json.Marshal(watchJSON{Type: ev.Type, Object: &item})
+			})
+			if err != nil || !stream.write(line) {
 				return
 			}
 		}
@@ -463,14 +466,13 @@ func serveWatch[T any](stream *stream, r *http.Request, src Source, list func() 
 }
 
 type stream struct {
-	s   *Server
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	enc *json.Encoder
+	s  *Server
+	w  http.ResponseWriter
+	rc *http.ResponseController
 }
 
 func (s *Server) newStream(w http.ResponseWriter) *stream {
-	return &stream{s: s, w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
+	return &stream{s: s, w: w, rc: http.NewResponseController(w)}
 }
 
 // start sends the headers. Every write of the stream gets the server's
@@ -485,12 +487,23 @@ func (st *stream) start() bool {
 }
 
 func (st *stream) send(t watch.EventType, obj any) bool {
+	line, err := json.Marshal(watchJSON{Type: t, Object: obj})
+	return err == nil && st.write(line)
+}
+
+// write sends one encoded event as a line of its own.
+func (st *stream) write(line []byte) bool {
 	st.s.writeDeadline(st.w)
-	if err := st.enc.Encode(watchJSON{Type: t, Object: obj}); err != nil {
+	if _, err := st.w.Write(line); err != nil {
+		return false
+	}
+	if _, err := st.w.Write(newline); err != nil {
 		return false
 	}
 	return st.rc.Flush() == nil
 }
+
+var newline = []byte{'\n'}
 
 func maxRV(pods []v1.Pod) string {
 	var best uint64

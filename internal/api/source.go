@@ -11,6 +11,7 @@ package api
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -41,6 +42,28 @@ type WatchEvent struct {
 	Type  watch.EventType // ADDED, MODIFIED, DELETED
 	Pod   *v1.Pod
 	Event *v1.Event
+
+	// line is the change as a watch stream writes it, encoded by the first
+	// watcher that sends it and reused by the others: with a thousand
+	// watches open, encoding each change once per watcher was most of the
+	// daemon's CPU. Nil for events not made by Store.publish.
+	line *sharedLine
+}
+
+// sharedLine is one watch event's encoded line, made once.
+type sharedLine struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// encoded returns the event's line, encoding it with enc the first time.
+func (ev WatchEvent) encoded(enc func() ([]byte, error)) ([]byte, error) {
+	if ev.line == nil {
+		return enc()
+	}
+	ev.line.once.Do(func() { ev.line.b, ev.line.err = enc() })
+	return ev.line.b, ev.line.err
 }
 
 // PodExtra is what `describe` shows beyond the v1 Pod: the cgroup the pod

@@ -245,6 +245,7 @@ func (s *Store) Subscribe(ctx context.Context) <-chan WatchEvent {
 
 // publish runs with s.mu held, so events reach every watcher in order.
 func (s *Store) publish(ev WatchEvent) {
+	ev.line = &sharedLine{}
 	for ch := range s.subs {
 		select {
 		case ch <- ev:

@@ -38,3 +38,22 @@ func TestSetPodCopiesOnlyChanges(t *testing.T) {
 		t.Errorf("stored pod follows the caller's later edits: %s", got.Status.Phase)
 	}
 }
+
+// A change is encoded once, however many watches send it.
+func TestWatchEventIsEncodedOnce(t *testing.T) {
+	s := NewStore(10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := s.Subscribe(ctx), s.Subscribe(ctx)
+	s.SetPod(testPod("default", "web", "node1", "uid-web", v1.PodRunning))
+	calls := 0
+	enc := func() ([]byte, error) { calls++; return []byte("line"), nil }
+	for _, ch := range []<-chan WatchEvent{a, b} {
+		if got, _ := (<-ch).encoded(enc); string(got) != "line" {
+			t.Fatalf("encoded = %q", got)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("encoded %d times for two watchers, want once", calls)
+	}
+}
