@@ -46,13 +46,15 @@ test: deps vet build k8s-bins
 	$(MAKE) --no-print-directory fuzz
 
 # The real Kubernetes binaries the cluster-mode test runs against
-# (kube-apiserver, etcd, kubectl v1.37.2), built once per machine into
-# ~/.cache/minikubelet/k8s (~6 min cold on 2 cores) before the tests, so
-# the build never counts against a test timeout. Failing to build is not
-# fatal here: the test then says why it skips.
+# (kube-apiserver, etcd, kubectl v1.37.2), and for the field host's kubeadm
+# e2e kubeadm and the control-plane images (hack/k8s/images.sh), built once
+# per machine into ~/.cache/minikubelet/k8s (~6 + ~5 min cold on 2 cores)
+# before the tests, so the build never counts against a test timeout.
+# Failing to build is not fatal here: the tests then say why they skip.
 .PHONY: k8s-bins
 k8s-bins:
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$MKL_SKIP_INTEGRATION" ]; then hack/k8s/build.sh kube-apiserver etcd kubectl >/dev/null || echo "make: hack/k8s/build.sh failed; the cluster-mode test will say why it skips"; fi
+	@if [ "$$(id -u)" = 0 ] && [ -z "$$MKL_SKIP_INTEGRATION$$MKL_SKIP_VM$$MKL_SKIP_KUBEADM" ]; then hack/k8s/images.sh >/dev/null || echo "make: hack/k8s/images.sh failed; the kubeadm e2e will say why it skips"; fi
 
 # The field host alone (root): a Debian 12 guest under QEMU (systemd PID 1,
 # pure cgroup v2) runs the integration packages and the e2e suite
