@@ -257,6 +257,9 @@ func TestKubeadm1Init(t *testing.T) {
 	t0 = time.Now()
 	checkCluster(t, 20*time.Minute)
 	t.Logf("node Ready with kubeadm's label and taint, control-plane mirror pods Running and Ready (%s after init)", time.Since(t0).Round(time.Second))
+	nodes, _ := kubectl(t, "get", "nodes", "-o", "wide")
+	pods, _ := kubectl(t, "-n", "kube-system", "get", "pods", "-o", "wide")
+	t.Logf("kubectl get nodes:\n%s\nkubectl -n kube-system get pods:\n%s", nodes, pods)
 
 	// kubectl logs through the API server and minikubelet's 10250.
 	logs, err := kubectl(t, "logs", "-n", "kube-system", "kube-apiserver-"+nodeName, "--tail=5")
