@@ -227,13 +227,11 @@ func (n *Node) runSandbox(ctx context.Context, a reconciler.RunSandbox, pod *v1.
 	}
 	sp.mark("ready")
 	if !pod.Spec.HostNetwork && n.opt.Network != nil {
-		n.netMu.Lock()
 		res, err := n.opt.Network.Setup(ctx, network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace,
 			Name: pod.Name, NetnsPath: st.NetNSPath, PortMappings: hostPorts(pod)})
 		if err != nil {
 			n.opt.Network.Teardown(context.Background(), network.PodNetwork{UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name})
 		}
-		n.netMu.Unlock()
 		if err != nil {
 			return fail(fmt.Errorf("pod %s/%s: network: %w", pod.Namespace, pod.Name, err))
 		}
@@ -605,9 +603,7 @@ func (n *Node) teardownNetwork(ctx context.Context, uid types.UID, pod *v1.Pod) 
 	if pod != nil {
 		pn.Namespace, pn.Name = pod.Namespace, pod.Name
 	}
-	n.netMu.Lock()
 	err := n.opt.Network.Teardown(ctx, pn)
-	n.netMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("pod %s: network teardown: %w", uid, err)
 	}

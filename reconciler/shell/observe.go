@@ -86,13 +86,6 @@ type Node struct {
 	// once until a write succeeds (a full --root-dir fails every round).
 	persistFailing map[types.UID]bool
 
-	// netMu serialises CNI calls that edit: the bridge plugin's iptables
-	// edits of two pods at once race ("Index of deletion too big",
-	// "CHAIN_DEL ... busy"). CHECKs only read (links, addresses, rules) and
-	// share it: a restarted daemon checks every adopted sandbox in its first
-	// round, one after another they held it for seconds with 50 pods.
-	netMu sync.RWMutex
-
 	probes *probers
 	// podOfContainer maps running container IDs to their pod (exec probes).
 	podOfContainer map[string]types.UID
@@ -544,12 +537,10 @@ func (n *Node) checkNetwork(ctx context.Context, uid types.UID, pod *v1.Pod, san
 	}
 	ctx, cancel := context.WithTimeout(ctx, observePodTimeout)
 	defer cancel()
-	// CHECKs only read (links, addresses, rules): they share netMu, so
-	// they wait for a Setup or Teardown, never for each other.
-	n.netMu.RLock()
+	// Which CNI calls may run side by side is the network manager's
+	// business (runtime/network/iptables.go).
 	_, err := n.opt.Network.Check(ctx, network.PodNetwork{UID: string(uid), Namespace: pod.Namespace, Name: pod.Name,
 		NetnsPath: netns, PortMappings: hostPorts(pod)})
-	n.netMu.RUnlock()
 	if ctx.Err() != nil {
 		return false, false // not a verdict: checked again by a later round
 	}
