@@ -61,6 +61,12 @@ var fieldPods = map[string]string{
 
 func TestBoot1Install(t *testing.T) {
 	t.Cleanup(func() { journal(t) })
+	// A persistent journal, so boot 2 can show what the daemon said while
+	// the guest went down (Debian keeps it in /run unless /var/log/journal
+	// exists).
+	os.MkdirAll("/var/log/journal", 0o755)
+	run(t, "systemd-tmpfiles", "--create", "--prefix", "/var/log/journal")
+	run(t, "journalctl", "--flush")
 	// As a user would: make install (the binaries were built on the host,
 	// where the Go toolchain is: -o build uses them as they are).
 	out := run(t, "make", "-C", repo(t), "-o", "build", "install")

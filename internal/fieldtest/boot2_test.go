@@ -85,4 +85,10 @@ func TestBoot2GracefulShutdown(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(stateDir, "grace", "term")); err != nil || !strings.Contains(string(b), "term") {
 		t.Errorf("the container did not get SIGTERM at the reboot: %v %q", err, b)
 	}
+	if t.Failed() {
+		out, _ := try("journalctl", "-b", "-1", "-u", service, "--no-pager", "-n", "150", "-o", "short-monotonic")
+		t.Logf("journalctl -b -1 -u %s (the boot before the reboot):\n%s", service, out)
+		out, _ = try("journalctl", "-b", "-1", "-u", "systemd-logind", "--no-pager", "-n", "30", "-o", "short-monotonic")
+		t.Logf("journalctl -b -1 -u systemd-logind:\n%s", out)
+	}
 }

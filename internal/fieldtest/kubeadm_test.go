@@ -305,6 +305,12 @@ func TestKubeadm1Reboot(t *testing.T) {
 	if !kubeadmDone {
 		t.Skip("kubeadm init did not complete")
 	}
+	// kubeadm restarted the daemon with its configuration: graceful node
+	// shutdown must still hold its delay lock (boot 2 checks a preStop that
+	// runs at this reboot).
+	if out := run(t, "systemd-inhibit", "--list", "--no-pager"); !strings.Contains(out, "minikubelet") || !strings.Contains(out, "delay") {
+		t.Errorf("no delay inhibitor lock of minikubelet after kubeadm init:\n%s", out)
+	}
 	if err := os.WriteFile(filepath.Join(os.Getenv("VMCTL"), "shutdown"), []byte("reboot\n"), 0o644); err != nil {
 		t.Fatalf("ask the harness for a reboot: %v", err)
 	}
