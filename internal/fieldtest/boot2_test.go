@@ -85,6 +85,11 @@ func TestBoot2GracefulShutdown(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(stateDir, "grace", "term")); err != nil || !strings.Contains(string(b), "term") {
 		t.Errorf("the container did not get SIGTERM at the reboot: %v %q", err, b)
 	}
+	// How the daemon went through the shutdown, also when it passed (how
+	// much of the grace period it used under emulation).
+	if out, err := try("journalctl", "-b", "-1", "-u", service, "--no-pager", "-o", "short-monotonic", "--grep", "node shutdown|PrepareForShutdown|inhibit"); err == nil {
+		t.Logf("the last boot's shutdown, from the daemon's journal:\n%s", out)
+	}
 	if t.Failed() {
 		out, _ := try("journalctl", "-b", "-1", "-u", service, "--no-pager", "-n", "150", "-o", "short-monotonic")
 		t.Logf("journalctl -b -1 -u %s (the boot before the reboot):\n%s", service, out)
