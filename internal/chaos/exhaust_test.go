@@ -56,7 +56,7 @@ func TestChaosPodExhaustion(t *testing.T) {
 		return
 	}
 	stop := make(chan struct{})
-	healthCh := healthzProbe(n, stop)
+	healthCh := healthzProbe(t, n, stop)
 	n.Write("bomb.yaml", bombManifest)
 	n.WaitPod("bomb-node1", "the memory hog OOMKilled and restarted", 60*time.Second, func(p *v1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {

@@ -17,6 +17,10 @@ var results Results
 // TestMain boots the test node (testnode.Main); inside it, runs the
 // scenarios and prints their table.
 func TestMain(m *testing.M) {
+	if sock := os.Getenv(proberEnv); sock != "" {
+		runHealthzProber(sock)
+		return
+	}
 	if !testnode.Inside() {
 		testnode.Main(m)
 		return

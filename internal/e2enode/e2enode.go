@@ -253,10 +253,20 @@ func (n *Node) Stop(sig syscall.Signal) {
 	n.Cmd = nil
 }
 
-// DumpLogs logs the tail of every daemon run's log.
+// DumpLogs logs the tail of every daemon run's log, and keeps the whole
+// logs in $MKL_E2E_LOG_DIR (make chaos sets bin/chaos-logs) when set: the
+// tail alone had lost the minutes a chaos failure happened in.
 func (n *Node) DumpLogs() {
+	keep := os.Getenv("MKL_E2E_LOG_DIR")
+	if keep != "" {
+		keep = filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(n.T.Name()))
+		os.MkdirAll(keep, 0o755)
+	}
 	for i := 1; i <= n.Starts; i++ {
 		b, _ := os.ReadFile(filepath.Join(n.Dir, fmt.Sprintf("daemon-%d.log", i)))
+		if keep != "" {
+			os.WriteFile(filepath.Join(keep, fmt.Sprintf("daemon-%d.log", i)), b, 0o644)
+		}
 		if len(b) > 60000 {
 			b = b[len(b)-60000:]
 		}
