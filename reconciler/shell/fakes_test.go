@@ -397,6 +397,7 @@ type fakeNetwork struct {
 	setups  int
 	checked int
 	broken  bool // Check fails
+	hang    bool // Check gives no verdict: it waits for its context
 }
 
 func (f *fakeNetwork) Setup(ctx context.Context, pod network.PodNetwork) (network.Result, error) {
@@ -412,6 +413,12 @@ func (f *fakeNetwork) Check(ctx context.Context, pod network.PodNetwork) (networ
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.checked++
+	if f.hang {
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		return network.Result{}, ctx.Err()
+	}
 	if f.broken {
 		return network.Result{}, errors.New("CNI CHECK: no such interface")
 	}

@@ -138,6 +138,43 @@ func TestHalfMadeSandboxIsCheckedBeforeContainers(t *testing.T) {
 	wantStates(t, w, "u1", "app#0=Running")
 }
 
+// A half-made sandbox whose CHECK gives no verdict within the round (the
+// slots busy with other CHECKs after a restart) gets no container either: it
+// is replaced like a broken one. Trusted, its containers started without a
+// network, and the late verdict killed them (chaos scenario 1: a
+// restartPolicy Never pod ended with 137).
+func TestUncheckedHalfMadeSandboxGetsNoContainers(t *testing.T) {
+	w := newWorld(t)
+	desired := desiredOf(testPod("u1", "app"))
+	first := w.node()
+	w.rt.fail = func(m string) error {
+		if m == "CreateContainer" {
+			return errors.New("the daemon dies here")
+		}
+		return nil
+	}
+	w.round(first, desired)
+	first.Close()
+	w.rt.fail = nil
+	sb, _ := first.readSandbox("u1")
+	w.net.hang = true // CHECK takes longer than the round may wait
+	second := w.node()
+	actions, _ := w.round(second, desired)
+	for _, a := range actions {
+		if strings.Contains(a, "container") && !strings.Contains(a, "sandbox") {
+			t.Fatalf("first round acted on containers in a sandbox whose CHECK gave no verdict: %q", actions)
+		}
+	}
+	w.net.mu.Lock()
+	w.net.hang = false
+	w.net.mu.Unlock()
+	w.converge(second, desired)
+	if now, _ := second.readSandbox("u1"); now.ID == sb.ID {
+		t.Errorf("the unchecked half-made sandbox %s was kept", sb.ID)
+	}
+	wantStates(t, w, "u1", "app#0=Running")
+}
+
 // A pause the daemon started but died before placing in its scope is half
 // a sandbox: while it may still be being placed it is left alone, after
 // unplacedAfter it is replaced.

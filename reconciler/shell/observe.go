@@ -489,8 +489,15 @@ func (n *Node) networkBroken(ctx context.Context, op *reconciler.ObservedPod, de
 		return verdict
 	}
 	if !background {
+		// No verdict in time (the round's bound ran out while other
+		// CHECKs held the slots after a restart) counts as broken: the
+		// sandbox may be half made, and trusting it started containers in
+		// a sandbox without a network, which the late verdict then killed
+		// (a restartPolicy Never pod ended with exit 137 instead of its
+		// own code, chaos scenario 1 on 2026-12-03). Replacing a sandbox
+		// no container has run in loses nothing.
 		broken, ok := n.checkNetwork(ctx, op.UID, pod, sb.ID, st.NetNSPath)
-		return ok && broken
+		return broken || !ok
 	}
 	n.mu.Lock()
 	start := !n.netChecking[sb.ID] && n.bg.Err() == nil
