@@ -99,12 +99,9 @@ func TestAdoptedSandboxWithBrokenNetworkIsReplaced(t *testing.T) {
 	wantStates(t, w, "u1", "app#0=Exited", "app#1=Running")
 }
 
-// A sandbox without containers may be half made (the daemon died before or
-// during CNI ADD): its CHECK runs in the round, so a broken one is replaced
-// before any container starts in it.
-func TestHalfMadeSandboxIsCheckedBeforeContainers(t *testing.T) {
-	w := newWorld(t)
-	desired := desiredOf(testPod("u1", "app"))
+// halfMadeSandbox leaves what a daemon killed between a pod's sandbox and
+// its first container leaves: a sandbox record and its pause, no container.
+func (w *world) halfMadeSandbox(desired reconciler.Desired, uid types.UID) sandboxRecord {
 	first := w.node()
 	w.rt.fail = func(m string) error {
 		if m == "CreateContainer" {
@@ -115,7 +112,17 @@ func TestHalfMadeSandboxIsCheckedBeforeContainers(t *testing.T) {
 	w.round(first, desired)
 	first.Close()
 	w.rt.fail = nil
-	sb, _ := first.readSandbox("u1")
+	sb, _ := first.readSandbox(uid)
+	return sb
+}
+
+// A sandbox without containers may be half made (the daemon died before or
+// during CNI ADD): its CHECK runs in the round, so a broken one is replaced
+// before any container starts in it.
+func TestHalfMadeSandboxIsCheckedBeforeContainers(t *testing.T) {
+	w := newWorld(t)
+	desired := desiredOf(testPod("u1", "app"))
+	sb := w.halfMadeSandbox(desired, "u1")
 	w.net.broken = true // ADD never happened or did not finish
 	second := w.node()
 	actions, errs := w.round(second, desired)
@@ -146,17 +153,7 @@ func TestHalfMadeSandboxIsCheckedBeforeContainers(t *testing.T) {
 func TestUncheckedHalfMadeSandboxGetsNoContainers(t *testing.T) {
 	w := newWorld(t)
 	desired := desiredOf(testPod("u1", "app"))
-	first := w.node()
-	w.rt.fail = func(m string) error {
-		if m == "CreateContainer" {
-			return errors.New("the daemon dies here")
-		}
-		return nil
-	}
-	w.round(first, desired)
-	first.Close()
-	w.rt.fail = nil
-	sb, _ := first.readSandbox("u1")
+	sb := w.halfMadeSandbox(desired, "u1")
 	w.net.hang = true // CHECK takes longer than the round may wait
 	second := w.node()
 	actions, _ := w.round(second, desired)
