@@ -545,7 +545,7 @@ func (n *Node) checkNetwork(ctx context.Context, uid types.UID, pod *v1.Pod, san
 	ctx, cancel := context.WithTimeout(ctx, observePodTimeout)
 	defer cancel()
 	// Which CNI calls may run side by side is the network manager's
-	// business (runtime/network/iptables.go).
+	// business (runtime/network: Manager.node).
 	_, err := n.opt.Network.Check(ctx, network.PodNetwork{UID: string(uid), Namespace: pod.Namespace, Name: pod.Name,
 		NetnsPath: netns, PortMappings: hostPorts(pod)})
 	if ctx.Err() != nil {

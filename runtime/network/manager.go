@@ -289,7 +289,7 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (Result, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		derr := m.cni.DelNetworkList(dctx, ln.list, rt)
 		if derr == nil {
-			derr = m.cleanupAfterDel(dctx, ln.list, pod.UID, nil, true)
+			derr = cleanupAfterDel(dctx, ln.list, pod.UID, nil, true)
 		}
 		if derr != nil {
 			m.log.Warn("network: undo of a failed ADD", "pod", ref.String(), "err", derr)
@@ -358,7 +358,7 @@ func (m *Manager) teardownAttachments(ctx context.Context, pod PodNetwork, atts 
 			errs = append(errs, fmt.Errorf("pod %s: CNI DEL on network %q: %w", pod.ref(), list.Name, err))
 			continue
 		}
-		if err := m.cleanupAfterDel(ctx, list, pod.UID, cached, netns != ""); err != nil {
+		if err := cleanupAfterDel(ctx, list, pod.UID, cached, netns != ""); err != nil {
 			errs = append(errs, fmt.Errorf("pod %s: network %q: %w", pod.ref(), list.Name, err))
 		}
 	}
@@ -370,7 +370,7 @@ func (m *Manager) teardownAttachments(ctx context.Context, pod PodNetwork, atts 
 // already deleted): the masquerade chain (checked after every DEL, a no-op
 // when the plugin removed it) and, when DEL ran without a netns while the
 // netns may live on, the veth pair (see cleanup.go).
-func (m *Manager) cleanupAfterDel(ctx context.Context, list *libcni.NetworkConfigList, uid string, cached cnitypes.Result, hadNetns bool) error {
+func cleanupAfterDel(ctx context.Context, list *libcni.NetworkConfigList, uid string, cached cnitypes.Result, hadNetns bool) error {
 	var errs []error
 	for _, p := range list.Plugins {
 		var c struct {

@@ -36,7 +36,6 @@ func TestParallelChurnLeavesNoTrace(t *testing.T) {
 	}
 	var mu sync.Mutex
 	ips := map[string]net.IP{}
-	all := map[string]PodNetwork{}
 	parallel := func(what string, pods []PodNetwork, fn func(PodNetwork) error) {
 		t.Helper()
 		var wg sync.WaitGroup
@@ -68,7 +67,7 @@ func TestParallelChurnLeavesNoTrace(t *testing.T) {
 				return fmt.Errorf("got %s, already %s's", ip, uid)
 			}
 		}
-		ips[p.UID], all[p.UID] = r.IPs[0], p
+		ips[p.UID] = r.IPs[0]
 		return nil
 	}
 	teardown := func(p PodNetwork) error {
@@ -104,8 +103,8 @@ func TestParallelChurnLeavesNoTrace(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	for uid := range all {
-		assertNoTrace(t, n, m, uid, net.ParseIP("192.0.2.255")) // every IPAM file and veth is checked; no pod had this IP
+	for _, p := range append(first, second...) {
+		assertNoTrace(t, n, m, p.UID, net.ParseIP("192.0.2.255")) // every IPAM file and veth is checked; no pod had this IP
 	}
 	for _, line := range strings.Split(iptablesSave(t), "\n") {
 		if strings.Contains(line, "CNI-") && strings.HasPrefix(line, "-A") && !strings.Contains(line, "-j CNI-HOSTPORT") &&
