@@ -55,9 +55,10 @@ What the daemon writes (defaults in brackets), and nothing else:
             minikubelet-<id>.scope per sandbox and container; cgroupfs: the folders
             <cgroup-root>/{burstable,besteffort}/pod<uid>/<id> in every hierarchy
   network   what the CNI plugins of the config in use make: with the default conflist
-            the bridge ` + network.DefaultBridge + `, one veth per pod, iptables chains (bridge's
-            masquerade CNI-<id>, firewall's CNI-FORWARD/CNI-ADMIN, portmap's CNI-HOSTPORT-*)
-            and net.ipv4.ip_forward=1
+            the bridge ` + network.DefaultBridge + `, one veth per pod, the node-level chains
+            MINIKUBELET-POD-MASQ (nat) and MINIKUBELET-POD-FORWARD (filter) with one jump each
+            from POSTROUTING and FORWARD (kept when the daemon stops, like the bridge),
+            portmap's CNI-HOSTPORT-* for hostPorts, and net.ipv4.ip_forward=1
   volumes   hostPath volumes of type DirectoryOrCreate/FileOrCreate create their path
 
 It only reads --manifest-dir, --cni-conf-dir and --cni-bin-dir, <root-dir>/config.json

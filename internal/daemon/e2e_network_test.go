@@ -130,8 +130,9 @@ func natRulesFor(t *testing.T, port int) []string {
 }
 
 // iptablesMentioning returns the rules of every table (iptables-save) that
-// mention ip as a whole address: the bridge plugin's masquerade rule, the
-// firewall plugin's FORWARD accepts and portmap's DNAT all name the pod IP.
+// mention ip as a whole address: portmap's DNAT of a hostPort names the pod
+// IP (and, with per-pod rules, the bridge plugin's masquerade and the
+// firewall plugin's accepts).
 func iptablesMentioning(t *testing.T, ip string) []string {
 	t.Helper()
 	out, err := exec.Command("iptables-save").CombinedOutput()
@@ -225,7 +226,7 @@ func TestNetworkEndToEnd(t *testing.T) {
 			t.Fatalf("host-local allocations %v, want [%s]", a, web.Status.PodIP)
 		}
 		if r := iptablesMentioning(t, web.Status.PodIP); len(r) == 0 {
-			t.Fatalf("no iptables rule names the pod IP %s (bridge masquerade, firewall)", web.Status.PodIP)
+			t.Fatalf("no iptables rule names the pod IP %s (portmap's DNAT of its hostPort)", web.Status.PodIP)
 		}
 	})
 	if t.Failed() {

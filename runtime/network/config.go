@@ -117,11 +117,13 @@ func DefaultConfPath(rootDir string) string {
 }
 
 // DefaultConflist renders the default conflist (used when the conf dir
-// holds none): bridge (gateway, masquerade, hairpin so a pod reaches itself through
-// its own hostPort) with host-local IPAM over podCIDR keeping its state in
-// ipamDir, firewall (accepts pod traffic in FORWARD on hosts whose policy is
-// DROP, e.g. with docker installed) and portmap for hostPort with SNAT (which
-// also makes hostPort on 127.0.0.1 work, see the package doc).
+// holds none): bridge (gateway, hairpin so a pod reaches itself through its
+// own hostPort) with host-local IPAM over podCIDR keeping its state in
+// ipamDir, and portmap for hostPort with SNAT (which also makes hostPort on
+// 127.0.0.1 work, see the package doc). Masquerade and the FORWARD accept
+// are node-level rules the manager makes (noderules.go), not the bridge
+// plugin's ipMasq and the firewall plugin, whose per-pod rules cost ~20
+// iptables commands per ADD and DEL.
 func DefaultConflist(podCIDR, ipamDir string) ([]byte, error) {
 	_, subnet, err := net.ParseCIDR(podCIDR)
 	if err != nil {
@@ -139,7 +141,7 @@ func DefaultConflist(podCIDR, ipamDir string) ([]byte, error) {
 				"type":        "bridge",
 				"bridge":      DefaultBridge,
 				"isGateway":   true,
-				"ipMasq":      true,
+				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",
@@ -148,7 +150,6 @@ func DefaultConflist(podCIDR, ipamDir string) ([]byte, error) {
 					"dataDir": ipamDir,
 				},
 			},
-			map[string]any{"type": "firewall", "backend": "iptables"},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
 		},
 	}

@@ -83,6 +83,9 @@ type Manager struct {
 	// 24 pods set up and torn down in 18.5-19.2 s either way, as ~20
 	// iptables commands of ~19 ms per ADD or DEL are most of their time.
 	node sync.RWMutex
+	// rules are the default network's node-level masquerade and FORWARD
+	// rules (noderules.go); guarded by node, held exclusively.
+	rules *nodeRules
 
 	mu       sync.Mutex
 	net      *loadedNetwork
@@ -107,7 +110,11 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: slog.Default(), ports: newHostPorts()}
+	rules, err := newNodeRules(cfg.PodCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("network: --pod-cidr: %w", err)
+	}
+	m := &Manager{cfg: cfg, log: slog.Default(), ports: newHostPorts(), rules: rules}
 	for _, o := range opts {
 		o(m)
 	}
@@ -281,6 +288,9 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (Result, error) {
 	}
 	rt := runtimeConf(pod, ports)
 	m.node.Lock()
+	if st.WroteDefault {
+		m.ensureNodeRulesLocked(ctx)
+	}
 	res, err := m.cni.AddNetworkList(ctx, ln.list, rt)
 	if err != nil {
 		defer m.node.Unlock()
@@ -304,6 +314,31 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (Result, error) {
 		return Result{}, fmt.Errorf("pod %s: CNI result of network %q: %w", ref, ln.list.Name, err)
 	}
 	return out, nil
+}
+
+// ensureNodeRulesLocked makes the default network's node-level rules when
+// they are due (noderules.go). A failure does not fail the pod: it still
+// gets its address and reaches its node and the other pods; the warning
+// (logged once per distinct error) names what is missing, and the next ADD
+// tries again.
+func (m *Manager) ensureNodeRulesLocked(ctx context.Context) {
+	if !m.rules.due(time.Now()) {
+		return
+	}
+	err := m.rules.ensure(ctx)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == m.rules.warned {
+		return
+	}
+	if err != nil {
+		m.log.Warn("network: the default network's node rules cannot be made: pods' traffic leaving the pod CIDR is not masqueraded (nor accepted in FORWARD)", "podCIDR", m.cfg.PodCIDR, "err", err)
+	} else {
+		m.log.Info("network: the default network's node rules are in place again", "podCIDR", m.cfg.PodCIDR)
+	}
+	m.rules.warned = msg
 }
 
 // Teardown detaches the pod (CNI DEL) and frees its hostPorts. It works
@@ -413,7 +448,8 @@ func (m *Manager) Check(ctx context.Context, pod PodNetwork) (Result, error) {
 	}
 	unlock := m.locks.lock(pod.UID)
 	defer unlock()
-	if _, st := m.current(); st.LoopbackOnly {
+	_, st := m.current()
+	if st.LoopbackOnly {
 		return Result{LoopbackOnly: true}, nil
 	}
 	atts, err := m.cni.GetCachedAttachments(pod.UID)
@@ -422,6 +458,12 @@ func (m *Manager) Check(ctx context.Context, pod PodNetwork) (Result, error) {
 	}
 	if len(atts) == 0 {
 		return Result{}, fmt.Errorf("pod %s: no CNI attachment cached in %s", pod.ref(), m.cfg.cacheDir())
+	}
+	if st.WroteDefault {
+		// An adopting daemon heals a flushed ruleset before any new pod.
+		m.node.Lock()
+		m.ensureNodeRulesLocked(ctx)
+		m.node.Unlock()
 	}
 	m.node.RLock()
 	defer m.node.RUnlock()

@@ -186,7 +186,7 @@ func TestPodNetworkDefaultConflistHostPortCrashTeardown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("Setup (bridge+host-local+firewall+portmap ADD, first pod: creates the bridge) took %v", time.Since(start))
+	t.Logf("Setup (bridge+host-local+portmap ADD, first pod: creates the bridge and the node rules) took %v", time.Since(start))
 	t.Cleanup(func() { m.Teardown(context.Background(), podA) })
 	_, cidr, _ := net.ParseCIDR(DefaultPodCIDR)
 	if len(resA.IPs) != 1 || !cidr.Contains(resA.IPs[0]) || resA.Interface != "eth0" || !resA.Gateway.Equal(net.ParseIP("10.86.0.1")) || resA.LoopbackOnly {
@@ -292,13 +292,36 @@ func countIPs(ents []os.DirEntry) int {
 	return c
 }
 
+// usePerPodRulesConflist writes into the test node's conf dir a conflist of
+// the shape podman writes and the default was until 2026-12-03: the
+// default's network, bridge and IPAM, but per-pod iptables rules (the
+// bridge plugin's ipMasq chain, the firewall plugin's FORWARD accepts).
+// Users bring such configs; their DEL after a crash needs cleanup.go.
+func usePerPodRulesConflist(t *testing.T, n testNode) {
+	t.Helper()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
+	  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"hairpinMode":true,
+	   "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+	  {"type":"firewall","backend":"iptables"},
+	  {"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}`,
+		DefaultNetworkName, DefaultBridge, DefaultPodCIDR, n.cfg.ipamDir())
+	if err := os.MkdirAll(n.cfg.ConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.cfg.ConfDir, "87-podman-style.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The pause process died and its netns with it; the daemon tears down
-// with the stale path: the IP and the masquerade chain must still go.
+// with the stale path: the IP and the bridge plugin's masquerade chain
+// (of a config with ipMasq) must still go.
 func TestTeardownAfterNetnsIsGone(t *testing.T) {
 	requireCNI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n := newTestNode(t)
+	usePerPodRulesConflist(t, n)
 	m := n.manager(t)
 	pod := PodNetwork{UID: "uid-gone", Namespace: "default", Name: "gone-node1", NetnsPath: nettest.NewNetns(t)}
 	res, err := m.Setup(ctx, pod)

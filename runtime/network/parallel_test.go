@@ -14,17 +14,27 @@ import (
 
 // TestParallelChurnLeavesNoTrace: the manager is called for many pods at
 // once, ADDs beside DELs, with hostPorts, and with DELs that find no netns
-// (the bridge plugin then leaves its masquerade chain and Teardown deletes
-// its POSTROUTING jump by rule number). Every call succeeds, every pod gets
-// its own IP, and nothing is left: two pods' iptables edits at once fail
-// under iptables-nft ("Index of deletion too big", "CHAIN_DEL ... busy"),
-// which the manager's node lock prevents (it was the shell's until
-// 2026-12-03).
+// (with per-pod rules the bridge plugin then leaves its masquerade chain and
+// Teardown deletes its POSTROUTING jump by rule number). Every call
+// succeeds, every pod gets its own IP, and nothing is left: two pods'
+// iptables edits at once fail under iptables-nft ("Index of deletion too
+// big", "CHAIN_DEL ... busy"), which the manager's node lock prevents (it
+// was the shell's until 2026-12-03). Run with the default network (node
+// rules; only hostPorts edit iptables per pod) and with a config of
+// per-pod rules.
 func TestParallelChurnLeavesNoTrace(t *testing.T) {
 	requireCNI(t)
+	t.Run("default", func(t *testing.T) { parallelChurn(t, false) })
+	t.Run("per-pod rules", func(t *testing.T) { parallelChurn(t, true) })
+}
+
+func parallelChurn(t *testing.T, perPodRules bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	n := newTestNode(t)
+	if perPodRules {
+		usePerPodRulesConflist(t, n)
+	}
 	m := n.manager(t)
 	const N = 24
 	pod := func(i int) PodNetwork {

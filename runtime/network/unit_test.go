@@ -101,10 +101,10 @@ func TestDefaultConflist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(pluginTypes(list), ","); got != "bridge,host-local,firewall,portmap" {
+	if got := strings.Join(pluginTypes(list), ","); got != "bridge,host-local,portmap" {
 		t.Fatalf("plugin types = %s", got)
 	}
-	for _, want := range []string{`"bridge": "mkl0"`, `"subnet": "10.86.0.0/16"`, `"dataDir": "/var/lib/minikubelet/cni/ipam"`, `"portMappings": true`, `"snat": true`, `"ipMasq": true`} {
+	for _, want := range []string{`"bridge": "mkl0"`, `"subnet": "10.86.0.0/16"`, `"dataDir": "/var/lib/minikubelet/cni/ipam"`, `"portMappings": true`, `"snat": true`, `"ipMasq": false`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("default conflist lacks %s:\n%s", want, b)
 		}
