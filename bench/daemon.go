@@ -17,6 +17,8 @@ import (
 	"github.com/minikubelet/minikubelet/internal/api"
 )
 
+const envDebugLog = "MKL_BENCH_DEBUG_LOG"
+
 // daemon is one `minikubelet run` inside the node, with every folder under
 // the benchmark's temp dir (never /etc/kubernetes or /var/lib on the host).
 type daemon struct {
@@ -51,6 +53,15 @@ func (d *daemon) start() error {
 	if err != nil {
 		return err
 	}
+	// MKL_BENCH_DEBUG_LOG=PREFIX: the daemon logs at -v 4 (its spans say
+	// where a pod start's milliseconds go) into PREFIX-<start>-<cni>.log,
+	// kept after the run (the temp dir is not).
+	if prefix := os.Getenv(envDebugLog); prefix != "" {
+		lf.Close()
+		if lf, err = os.Create(fmt.Sprintf("%s-%d-%v.log", prefix, d.starts, d.cni)); err != nil {
+			return err
+		}
+	}
 	args := []string{"run", "--node-name", "bench", "--root-dir", d.root, "--manifest-dir", d.manifests,
 		"--log-dir", d.logs, "--socket", d.socket, "--cgroup-driver", "systemd", "--cgroup-root", mklRoot,
 		"--cni-conf-dir", filepath.Join(d.dir, "cni"), "--cni-bin-dir", filepath.Join(d.dir, "cni-bin")}
@@ -59,6 +70,9 @@ func (d *daemon) start() error {
 	}
 	if d.parallel > 0 {
 		args = append(args, "--parallel-pods", strconv.Itoa(d.parallel))
+	}
+	if os.Getenv(envDebugLog) != "" {
+		args = append(args, "-v", "4")
 	}
 	cmd := exec.Command(d.bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf

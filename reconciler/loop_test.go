@@ -94,6 +94,10 @@ func (f *fakeShell) Execute(ctx context.Context, a reconciler.Action, pod *v1.Po
 			return err
 		}
 	}
+	if err := shell.WaitStartTurn(ctx); err != nil {
+		return err
+	}
+	defer shell.ReleaseStartTurn(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.s.SetNow(time.Now())
@@ -516,5 +520,55 @@ func TestRepeatedActionFailureWarnsOnce(t *testing.T) {
 	}
 	if !strings.Contains(out, "level=DEBUG msg=\"action failed\"") {
 		t.Errorf("the repeats are not debug lines; log:\n%s", out)
+	}
+}
+
+// The app containers of a pod are created side by side and started in spec
+// order: the last container's create runs while the first one's is still
+// going, yet the starts follow the spec, one at a time. With one worker
+// slot the wave still runs (slots are taken in spec order).
+func TestLoopWaveCreatesSideBySideStartsInOrder(t *testing.T) {
+	for _, parallel := range []int{1, 4} {
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
+			p := reconciler.MkPod("u1", "p1", "a", "b", "c")
+			f := newFakeShell(t, p)
+			cCreating := make(chan struct{})
+			var once sync.Once
+			f.hook = func(a reconciler.Action) error {
+				c, ok := a.(reconciler.CreateAndStartContainer)
+				if !ok {
+					return nil
+				}
+				switch c.Name {
+				case "c":
+					once.Do(func() { close(cCreating) })
+				case "a":
+					if parallel > 1 {
+						// a's create is slow: it ends only once c's began.
+						select {
+						case <-cCreating:
+						case <-time.After(10 * time.Second):
+							return errors.New("c's create did not begin while a's ran: the creates ran one after the other")
+						}
+					}
+				}
+				return nil
+			}
+			_, stop := startLoop(t, f, parallel)
+			defer stop()
+			waitFor(t, "all containers running", func() bool { return f.allRunning("u1") })
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var starts []string
+			for _, d := range f.perPod["u1"] {
+				if strings.HasPrefix(d, "start ") {
+					starts = append(starts, d)
+				}
+			}
+			reconciler.Eq(t, "starts", starts, []string{"start u1/a #0", "start u1/b #0", "start u1/c #0"})
+			if parallel == 1 && f.maxActive > 1 {
+				t.Errorf("%d actions at once with one worker slot", f.maxActive)
+			}
+		})
 	}
 }

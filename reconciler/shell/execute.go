@@ -366,6 +366,12 @@ func (n *Node) createAndStart(ctx context.Context, a reconciler.CreateAndStartCo
 	// Count OOM kills from before the workload runs.
 	n.watchOOM(a.UID, cc.ID)
 	sp.mark("oomwatch")
+	// In a wave (Loop.executeWave) the siblings listed before this one
+	// start first; everything above ran beside them.
+	if err := WaitStartTurn(ctx); err != nil {
+		return fmt.Errorf("start container %s: %w", a.Name, err)
+	}
+	sp.mark("turn")
 	if err := n.opt.Runtime.StartContainer(ctx, a.UID, cc.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", a.Name, err)
 	}
@@ -380,6 +386,7 @@ func (n *Node) createAndStart(ctx context.Context, a reconciler.CreateAndStartCo
 			return fmt.Errorf("container %s: postStart hook: %w", a.Name, err)
 		}
 	}
+	ReleaseStartTurn(ctx)
 	n.pruneExited(ctx, a.UID, a.Name)
 	return nil
 }

@@ -26,6 +26,11 @@ type Interface interface {
 	Observe(ctx context.Context, desired *reconciler.Desired) (reconciler.Observed, error)
 	// Execute performs one action. pod is the pod's spec (the desired one,
 	// else the one recorded when it was created; nil for an orphan).
+	// The app containers of one chain are executed side by side (a wave):
+	// an Execute of CreateAndStartContainer must call WaitStartTurn(ctx)
+	// before the workload starts and ReleaseStartTurn(ctx) once it started
+	// (its postStart hook ran), so the starts keep spec order; the loop
+	// releases the turn when Execute returns in any case.
 	Execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error
 	// Persist records a pod's plan outcome (its status; it comes back as
 	// Observed.PrevStatus).
@@ -332,14 +337,16 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []reconciler
 			// emits together only the containers that stop together, and
 			// each waits out its own grace period (kubelet kills a pod's
 			// containers in parallel; in a row, graces would add up).
+			// A run of app container creates is one step too (a wave):
+			// created side by side, started in spec order (startOrder).
 			j := i + 1
-			if _, kill := actions[i].(reconciler.KillContainer); kill {
-				for j < len(actions) {
-					if _, k := actions[j].(reconciler.KillContainer); !k {
-						break
-					}
-					j++
+			_, kill := actions[i].(reconciler.KillContainer)
+			wave := appContainer(actions[i])
+			for j < len(actions) {
+				if _, k := actions[j].(reconciler.KillContainer); !(kill && k) && !(wave && appContainer(actions[j])) {
+					break
 				}
+				j++
 			}
 			step := actions[i:j]
 			i = j
@@ -347,15 +354,19 @@ func (l *Loop) dispatch(ctx context.Context, uid types.UID, actions []reconciler
 				break
 			}
 			errs := make([]error, len(step))
-			var steps sync.WaitGroup
-			for k, a := range step {
-				steps.Add(1)
-				go func() {
-					defer steps.Done()
-					errs[k] = l.execute(ctx, a, pod)
-				}()
+			if wave && len(step) > 1 {
+				l.executeWave(ctx, step, pod, errs)
+			} else {
+				var steps sync.WaitGroup
+				for k, a := range step {
+					steps.Add(1)
+					go func() {
+						defer steps.Done()
+						errs[k] = l.execute(ctx, a, pod)
+					}()
+				}
+				steps.Wait()
 			}
-			steps.Wait()
 			for k, err := range errs {
 				if err == nil {
 					continue
@@ -391,6 +402,47 @@ func appContainer(a reconciler.Action) bool {
 	return ok && !c.Init
 }
 
+// executeWave runs a wave of app container creates (one pod, one chain)
+// side by side: each container's root, process and scope are made at once,
+// and its start waits for its predecessor's start (and postStart hook), so
+// the workloads exec in spec order as the kubelet starts them, one by one.
+// A failed create releases its turn, as a failed container does not hold
+// back its siblings. Each takes a worker slot, in spec order: a later
+// container never holds a slot while an earlier one (whose turn it waits
+// for) still needs one, so the wave cannot deadlock the pool.
+func (l *Loop) executeWave(ctx context.Context, step []reconciler.Action, pod *v1.Pod, errs []error) {
+	var wg sync.WaitGroup
+	prevTurn, prevSlot := closedTurn, closedTurn
+	for k, a := range step {
+		turn := newStartTurn(prevTurn)
+		slotAfter, slotTaken := prevSlot, make(chan struct{})
+		prevTurn, prevSlot = turn.done, slotTaken
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer turn.release()
+			select {
+			case <-slotAfter:
+			case <-ctx.Done():
+				close(slotTaken)
+				errs[k] = ctx.Err()
+				return
+			}
+			select {
+			case l.sem <- struct{}{}:
+				close(slotTaken)
+			case <-ctx.Done():
+				close(slotTaken)
+				errs[k] = ctx.Err()
+				return
+			}
+			defer func() { <-l.sem }()
+			errs[k] = l.run(withStartTurn(ctx, turn), a, pod)
+		}()
+	}
+	wg.Wait()
+}
+
 // execute runs one action, holding a worker slot when it needs one.
 func (l *Loop) execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error {
 	// The bound is on work (cgroups, pulls, processes, mounts), not on
@@ -405,6 +457,11 @@ func (l *Loop) execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) er
 		}
 		defer func() { <-l.sem }()
 	}
+	return l.run(ctx, a, pod)
+}
+
+// run executes one action, counted in flight while it runs.
+func (l *Loop) run(ctx context.Context, a reconciler.Action, pod *v1.Pod) error {
 	key := a.Key()
 	l.begin(key)
 	defer l.end(key)
