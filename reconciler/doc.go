@@ -36,7 +36,9 @@
 //   - start order: pod cgroup, image pulls, sandbox, regular init containers
 //     one by one to success, restartable init containers ("native sidecars",
 //     KEP-753) started in order and kept running, then the app containers
-//     all at once (kuberuntime computePodActions);
+//     in one chain step (kuberuntime computePodActions), started in spec
+//     order as the kubelet does (the shell creates them side by side and
+//     orders only their starts, see shell.Loop's waves);
 //   - restarts per restartPolicy with the CrashLoopBackOff delays of the
 //     kubelet (first restart immediate, then 10 s doubling to 300 s,
 //     measured from the exit, reset after 10 min of running);

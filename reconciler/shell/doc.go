@@ -4,7 +4,11 @@
 // the image store, probes, its own records under <root-dir>/pods/<uid>) and
 // executes reconciler.Action values one at a time; Loop observes, calls
 // reconciler.Plan with the clock's now, persists statuses and hands each
-// pod's chain of actions to a bounded pool of workers.
+// pod's chain of actions to a bounded pool of workers. A chain's kills run
+// side by side (their grace periods must not add up), and so do its app
+// container creates (a wave): each container's root, process and scope are
+// made at once, its start waits for its predecessor's (startorder.go), so
+// the workloads still exec in spec order, one by one, as the kubelet's do.
 //
 // Crash safety is the shell's part of the contract: each action writes the
 // record naming what it is about to create before creating it (execute.go),
