@@ -8,12 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/minikubelet/minikubelet/internal/procfs"
 	"github.com/minikubelet/minikubelet/runtime/shim"
 )
 
@@ -43,7 +43,7 @@ func BenchmarkObserveIdlePods(b *testing.B) {
 			time.Sleep(time.Second + 100*time.Millisecond)
 			ctx := context.Background()
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := procfs.SelfCPU()
 			for b.Loop() {
 				for _, uid := range uids {
 					if st, err := r.SandboxStatus(ctx, uid); err != nil || st.PID == 0 {
@@ -55,17 +55,9 @@ func BenchmarkObserveIdlePods(b *testing.B) {
 					}
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(procfs.SelfCPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// cpuTime is the user and system time this process has used (ns): on a
-// busy 2-core host the wall time of a round says less than its CPU.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // fakeIdlePod writes the records of a running pod whose pause is this
