@@ -428,7 +428,7 @@ func (f *fakeNetwork) Check(ctx context.Context, pod network.PodNetwork) (networ
 // world is one node's root folder and parts; each node() is a daemon
 // process over them (a second call is a restarted daemon).
 type world struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	rt   *fakeRuntime
 	img  *fakeImages
@@ -440,7 +440,7 @@ type world struct {
 	clock time.Time
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	w := &world{t: t, root: t.TempDir(), clock: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		img: &fakeImages{present: map[string]bool{}, roots: map[string]string{}},
 		cg:  &fakeCgroups{units: map[string]systemd.UnitState{}}, net: &fakeNetwork{}}
