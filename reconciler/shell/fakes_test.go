@@ -106,7 +106,7 @@ func (r *fakeRuntime) RunSandbox(ctx context.Context, cfg mklrt.SandboxConfig) (
 		c.exit(137, r.now()) // a new sandbox replaces the old one's processes
 	}
 	r.sandboxes[cfg.Pod.UID] = &fakeSandbox{pid: pid}
-	st := mklrt.SandboxStatus{PodUID: cfg.Pod.UID, PID: pid, Ready: true, Dir: r.PodDir(cfg.Pod.UID), NetNSPath: r.netns(cfg.Pod.UID)}
+	st := mklrt.SandboxStatus{PodUID: cfg.Pod.UID, PID: pid, Dir: r.PodDir(cfg.Pod.UID), NetNSPath: r.netns(cfg.Pod.UID)}
 	ran := r.ran
 	r.mu.Unlock()
 	if ran != nil {
@@ -120,7 +120,7 @@ func (r *fakeRuntime) SandboxStatus(ctx context.Context, uid types.UID) (mklrt.S
 	defer r.mu.Unlock()
 	st := mklrt.SandboxStatus{PodUID: uid, Dir: r.PodDir(uid)}
 	if sb := r.sandboxes[uid]; sb != nil {
-		st.PID, st.Ready, st.NetNSPath = sb.pid, true, r.netns(uid)
+		st.PID, st.NetNSPath = sb.pid, r.netns(uid)
 	}
 	return st, nil
 }
