@@ -330,18 +330,17 @@ func (r *Runtime) supervisorList(ctx context.Context, uid types.UID) func() ([]s
 
 func (r *Runtime) containerStatus(ctx context.Context, uid types.UID, id string, supervised func() ([]string, error)) (ContainerStatus, error) {
 	dir := r.containerDir(uid, id)
-	var cm containerMeta
-	if err := shim.ReadJSON(filepath.Join(dir, containerMetaFile), &cm); err != nil {
+	cm, err := records.container.Read(filepath.Join(dir, containerMetaFile))
+	if err != nil {
 		return ContainerStatus{}, err
 	}
 	st := ContainerStatus{ID: id, PodUID: uid, Name: cm.Name, Attempt: cm.Attempt, LogPath: cm.LogPath, State: ContainerUnknown}
-	var cs shim.ContainerState
-	if err := shim.ReadJSON(filepath.Join(dir, shim.ContainerStateFile), &cs); err != nil {
+	cs, err := records.containerState.Read(filepath.Join(dir, shim.ContainerStateFile))
+	if err != nil {
 		return st, nil // create never completed
 	}
 	st.PID, st.CreatedAt, st.StartedAt = cs.PID, cs.CreatedAt, cs.StartedAt
-	var ex shim.ExitRecord
-	if err := shim.ReadJSON(filepath.Join(dir, shim.ExitFile), &ex); err == nil {
+	if ex, err := records.exit.Read(filepath.Join(dir, shim.ExitFile)); err == nil {
 		st.State = ContainerExited
 		st.FinishedAt, st.ExitCode, st.Signal, st.Reason, st.Message, st.LogDropped = ex.FinishedAt, ex.ExitCode, ex.Signal, ex.Reason, ex.Message, ex.LogDropped
 		if !ex.StartedAt.IsZero() {

@@ -88,6 +88,17 @@
 // neither hard-codes the other's names (the sandbox rollback leaves
 // layout's ContainerRoots alone).
 //
+// Both read these records again on every observation round, through
+// shim.RecordCache: a record is decoded once and served while its file's
+// identity (device, inode, size, mtime, ctime) stays the same, so an idle
+// pod costs a stat per record, not a read and a decode (issue 17). A file
+// replaced by rename (a new inode) or rewritten in place (new times)
+// changes identity; a record read less than a second after its file
+// changed is read again the next time (a same-size rewrite into a reused
+// inode within one timestamp tick would not). A sandbox is alive when its PID runs with the recorded start time
+// (/proc); the supervisor is called once per pod and round, to list its
+// containers.
+//
 // Reasons are Completed (0), Error (non-zero or signal; ExitCode 128+sig) and
 // StartError (exec failed: ExitCode 128, message from the init). OOMKilled
 // is the daemon's decision from the cgroup's OOM counter (the supervisor

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/minikubelet/minikubelet/internal/testnode"
+	"github.com/minikubelet/minikubelet/runtime/shim"
 )
 
 func TestMain(m *testing.M) {
@@ -29,6 +30,12 @@ func TestMain(m *testing.M) {
 		os.Exit(testDaemonMain())
 	}
 	testnode.Main(m)
+}
+
+// pingSandbox says whether the pod's supervisor answers on its socket.
+func pingSandbox(ctx context.Context, r *Runtime, uid types.UID) error {
+	_, err := call(ctx, r.sandboxDir(uid), shim.Request{Op: "ping"})
+	return err
 }
 
 // busyboxRoot builds a plain-directory root filesystem from Debian's
@@ -274,8 +281,8 @@ func TestPodSharesNetIPCUTSAndIsolatesMountPID(t *testing.T) {
 	pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "www", MountPath: "/www"}}
 	pod.Spec.Containers[1].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}}
 	sb, ccs := f.run(ctx, pod, nil)
-	if !sb.Ready || sb.PID == 0 {
-		t.Fatalf("sandbox not ready: %+v", sb)
+	if err := pingSandbox(ctx, f.rt, pod.UID); err != nil || sb.PID == 0 {
+		t.Fatalf("sandbox not ready: %+v %v", sb, err)
 	}
 	server, client := ccs["server"], ccs["client"]
 	log := f.waitLog(client, "done")
@@ -541,7 +548,10 @@ func TestDaemonKill9KeepsPodAndExitCodes(t *testing.T) {
 		t.Fatalf("test daemon: %q", line)
 	}
 	sbBefore, err := f.rt.SandboxStatus(ctx, pod.UID)
-	if err != nil || !sbBefore.Ready {
+	if err == nil {
+		err = pingSandbox(ctx, f.rt, pod.UID)
+	}
+	if err != nil || sbBefore.PID == 0 {
 		t.Fatalf("sandbox before kill: %+v %v", sbBefore, err)
 	}
 	// kill -9 the daemon while "short" is still running.
@@ -556,7 +566,10 @@ func TestDaemonKill9KeepsPodAndExitCodes(t *testing.T) {
 		}
 	}
 	sb, err := f.rt.SandboxStatus(ctx, pod.UID)
-	if err != nil || !sb.Ready || sb.PID != sbBefore.PID {
+	if err == nil {
+		err = pingSandbox(ctx, f.rt, pod.UID)
+	}
+	if err != nil || sb.PID != sbBefore.PID {
 		t.Fatalf("sandbox after daemon kill: %+v %v (before: pid %d)", sb, err, sbBefore.PID)
 	}
 	long, err := f.rt.ContainerStatus(ctx, pod.UID, ids["long"])
@@ -794,11 +807,11 @@ func TestPauseDeathKillsContainers(t *testing.T) {
 		// The container can be gone while the pause is still in its exit
 		// path (signals to children go out before it becomes a zombie).
 		st, _ := f.rt.SandboxStatus(ctx, pod.UID)
-		for (st.PID != 0 || st.Ready) && time.Now().Before(deadline) {
+		for st.PID != 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 			st, _ = f.rt.SandboxStatus(ctx, pod.UID)
 		}
-		if st.PID != 0 || st.Ready {
+		if st.PID != 0 {
 			t.Errorf("shared=%v: sandbox still reported alive: %+v", shared, st)
 		}
 		// The pinned network namespace outlives the pause, for CNI DEL.

@@ -139,8 +139,7 @@ type SandboxStatus struct {
 	PodUID    types.UID
 	Namespace string
 	Name      string
-	PID       int  // the supervisor (pause) in the daemon's PID namespace; 0 when gone
-	Ready     bool // the supervisor answers on its socket
+	PID       int // the supervisor (pause) in the daemon's PID namespace; 0 when gone
 	StartedAt time.Time
 	Dir       string // <root-dir>/pods/<uid>
 	NetNSPath string // <pod>/sandbox/netns, a bind of the pod's netns for CNI ("" with hostNetwork); lives until RemoveSandbox
@@ -163,6 +162,25 @@ type sandboxMeta struct {
 const (
 	sandboxMetaFile = "daemon.json"
 )
+
+// records caches the state files every observation round reads again
+// (shim.RecordCache: a record is decoded once, then served while its
+// file's identity stays the same). One set per process, not per Runtime:
+// entries are keyed by path, so runtimes over different root dirs never
+// share one, and a Runtime built as a literal (tests) needs no setup.
+var records = struct {
+	sandbox        *shim.RecordCache[sandboxMeta]
+	sandboxState   *shim.RecordCache[shim.SandboxState]
+	container      *shim.RecordCache[containerMeta]
+	containerState *shim.RecordCache[shim.ContainerState]
+	exit           *shim.RecordCache[shim.ExitRecord]
+}{
+	shim.NewRecordCache[sandboxMeta](nil),
+	shim.NewRecordCache[shim.SandboxState](nil),
+	shim.NewRecordCache[containerMeta](nil),
+	shim.NewRecordCache[shim.ContainerState](nil),
+	shim.NewRecordCache[shim.ExitRecord](nil),
+}
 
 // RunSandbox creates the pod's directory, its /etc files and /dev/shm, and
 // starts the pod supervisor in new net/ipc/uts (and pid) namespaces. The
@@ -338,11 +356,16 @@ func lastLine(s string) string {
 	return s
 }
 
-// SandboxStatus reads the sandbox records and checks the supervisor is alive.
+// SandboxStatus reads the sandbox records and checks the supervisor is
+// alive: its PID runs and started when the record says (/proc, not a call
+// to it). The observation asks for this every round; a call per pod just to
+// hear "ok" was a third of the runtime's part of an idle round (issue 17),
+// and a supervisor that runs but does not answer shows in ListContainers
+// anyway (its containers are Unknown).
 func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStatus, error) {
-	var meta sandboxMeta
 	sbDir := r.sandboxDir(uid)
-	if err := shim.ReadJSON(filepath.Join(sbDir, sandboxMetaFile), &meta); err != nil {
+	meta, err := records.sandbox.Read(filepath.Join(sbDir, sandboxMetaFile))
+	if err != nil {
 		return SandboxStatus{}, err
 	}
 	st := SandboxStatus{PodUID: meta.PodUID, Namespace: meta.Namespace, Name: meta.Name, Dir: r.PodDir(uid)}
@@ -351,14 +374,9 @@ func (r *Runtime) SandboxStatus(ctx context.Context, uid types.UID) (SandboxStat
 	}
 	if meta.PID != 0 && procStartTicks(meta.PID) == meta.StartTicks {
 		st.PID = meta.PID
-		var s shim.SandboxState
-		if shim.ReadJSON(filepath.Join(sbDir, shim.SandboxStateFile), &s) == nil {
+		if s, err := records.sandboxState.Read(filepath.Join(sbDir, shim.SandboxStateFile)); err == nil {
 			st.StartedAt = s.StartedAt
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := call(cctx, sbDir, shim.Request{Op: "ping"})
-		cancel()
-		st.Ready = err == nil
 	}
 	return st, nil
 }

@@ -106,7 +106,7 @@ func (r *fakeRuntime) RunSandbox(ctx context.Context, cfg mklrt.SandboxConfig) (
 		c.exit(137, r.now()) // a new sandbox replaces the old one's processes
 	}
 	r.sandboxes[cfg.Pod.UID] = &fakeSandbox{pid: pid}
-	st := mklrt.SandboxStatus{PodUID: cfg.Pod.UID, PID: pid, Ready: true, Dir: r.PodDir(cfg.Pod.UID), NetNSPath: r.netns(cfg.Pod.UID)}
+	st := mklrt.SandboxStatus{PodUID: cfg.Pod.UID, PID: pid, Dir: r.PodDir(cfg.Pod.UID), NetNSPath: r.netns(cfg.Pod.UID)}
 	ran := r.ran
 	r.mu.Unlock()
 	if ran != nil {
@@ -120,7 +120,7 @@ func (r *fakeRuntime) SandboxStatus(ctx context.Context, uid types.UID) (mklrt.S
 	defer r.mu.Unlock()
 	st := mklrt.SandboxStatus{PodUID: uid, Dir: r.PodDir(uid)}
 	if sb := r.sandboxes[uid]; sb != nil {
-		st.PID, st.Ready, st.NetNSPath = sb.pid, true, r.netns(uid)
+		st.PID, st.NetNSPath = sb.pid, r.netns(uid)
 	}
 	return st, nil
 }
@@ -428,7 +428,7 @@ func (f *fakeNetwork) Check(ctx context.Context, pod network.PodNetwork) (networ
 // world is one node's root folder and parts; each node() is a daemon
 // process over them (a second call is a restarted daemon).
 type world struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	rt   *fakeRuntime
 	img  *fakeImages
@@ -440,7 +440,7 @@ type world struct {
 	clock time.Time
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	w := &world{t: t, root: t.TempDir(), clock: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		img: &fakeImages{present: map[string]bool{}, roots: map[string]string{}},
 		cg:  &fakeCgroups{units: map[string]systemd.UnitState{}}, net: &fakeNetwork{}}

@@ -67,8 +67,9 @@ type NodeOptions struct {
 
 // Node implements Interface over the real node.
 type Node struct {
-	opt   NodeOptions
-	state stateDir
+	opt     NodeOptions
+	state   stateDir
+	records recordCaches // what observePod reads every round
 
 	bg     context.Context // lives until Close: exit waiters, OOM watchers
 	cancel context.CancelFunc
@@ -126,7 +127,7 @@ func NewNode(opt NodeOptions) *Node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := opt.Wake
-	n := &Node{opt: opt, state: stateDir{layout.Root(opt.RootDir)}, bg: ctx, cancel: cancel,
+	n := &Node{opt: opt, state: stateDir{layout.Root(opt.RootDir)}, records: newRecordCaches(), bg: ctx, cancel: cancel,
 		probes: newProbers(ctx, opt.Now, func() { wake() }), podOfContainer: map[string]types.UID{}, netChecked: map[string]bool{}, netChecking: map[string]bool{}, netCheckSem: make(chan struct{}, netCheckParallel),
 		prev: map[types.UID]*v1.PodStatus{}, written: map[types.UID]*v1.PodStatus{},
 		images: map[string]*reconciler.ImageState{}, pulling: map[string]int{},
@@ -321,7 +322,10 @@ func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desir
 	uid := op.UID
 	defer func() { op.StrayScopes = strayScopes(op, scopes) }()
 	var rec podRecord
-	if op.StateExists && readJSON(n.state.podFile(uid), &rec) && rec.Pod != nil {
+	if op.StateExists {
+		rec, _ = n.records.pod.Read(n.state.podFile(uid))
+	}
+	if rec.Pod != nil {
 		op.Pod = rec.Pod
 		op.Namespace, op.Name = rec.Pod.Namespace, rec.Pod.Name
 		op.StartTime = rec.CreatedAt
@@ -338,24 +342,22 @@ func (n *Node) observePod(ctx context.Context, op *reconciler.ObservedPod, desir
 	if !op.StateExists {
 		return nil
 	}
-	var term reconciler.Termination
-	if readJSON(n.state.termFile(uid), &term) {
+	if term, err := n.records.term.Read(n.state.termFile(uid)); err == nil {
 		op.Termination = &term
 	}
 	recs := map[string]containerRecord{}
 	if ents, err := os.ReadDir(n.state.containersDir(uid)); err == nil {
 		for _, e := range ents {
 			if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
-				var cr containerRecord
-				if readJSON(n.state.containerFile(uid, id), &cr) {
+				if cr, err := n.records.container.Read(n.state.containerFile(uid, id)); err == nil {
 					recs[id] = cr
 				}
 			}
 		}
 	}
-	var sb sandboxRecord
 	sbRunning := false
-	if readJSON(n.state.sandboxFile(uid), &sb) {
+	sb, err := n.records.sandbox.Read(n.state.sandboxFile(uid))
+	if err == nil {
 		op.Sandbox = reconciler.Sandbox{ID: sb.ID, Attempt: sb.Attempt, IPs: sb.IPs}
 		switch {
 		case sb.Stopped:

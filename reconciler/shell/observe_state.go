@@ -21,6 +21,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -86,6 +87,29 @@ func (s stateDir) oomFile(uid types.UID, id string) string {
 }
 func (s stateDir) rootfsDir(uid types.UID, name string, attempt uint32) string {
 	return s.root.Pod(uid).ContainerRoot(name, attempt)
+}
+
+// recordCaches hold the records observePod reads every round, decoded once
+// and served while their file's identity is unchanged (shim.RecordCache;
+// issue 17: an idle pod's records never change). Callers get copies, so
+// the pod spec is deep-copied: still far cheaper than decoding it.
+type recordCaches struct {
+	pod       *shim.RecordCache[podRecord]
+	term      *shim.RecordCache[reconciler.Termination]
+	sandbox   *shim.RecordCache[sandboxRecord]
+	container *shim.RecordCache[containerRecord]
+}
+
+func newRecordCaches() recordCaches {
+	return recordCaches{
+		pod:  shim.NewRecordCache(func(r podRecord) podRecord { r.Pod = r.Pod.DeepCopy(); return r }),
+		term: shim.NewRecordCache[reconciler.Termination](nil),
+		sandbox: shim.NewRecordCache(func(r sandboxRecord) sandboxRecord {
+			r.IPs = slices.Clone(r.IPs)
+			return r
+		}),
+		container: shim.NewRecordCache[containerRecord](nil),
+	}
 }
 
 // readJSON returns false when the file does not exist or is unreadable (a

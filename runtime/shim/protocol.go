@@ -247,6 +247,12 @@ func ReadJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeJSON(path, b, v)
+}
+
+// decodeJSON decodes b, the content of path, into v; damage is reported
+// once and returned as ErrDamaged.
+func decodeJSON(path string, b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		reportDamaged(path, len(b), err)
 		return fmt.Errorf("parse %s: %w: %w", path, ErrDamaged, err)
