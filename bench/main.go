@@ -53,6 +53,8 @@ const (
 	envKubelet    = "MKL_BENCH_KUBELET"
 	envKubeletErr = "MKL_BENCH_KUBELET_ERR"
 	demoRef       = "localhost/minikubelet-demo:latest"
+	// envPodmanSkip says why the podman peer does not run (the guest has none).
+	envPodmanSkip = "MKL_BENCH_PODMAN_SKIP"
 )
 
 // options are the sizes of one run.
@@ -65,7 +67,7 @@ type options struct {
 	budget    time.Duration // whole run inside the node; later scenarios are skipped past it
 	binDir    string
 	out       string
-	noPodman  bool
+	noPodman  string // why the podman peer is skipped ("" runs it)
 	noKubelet bool
 	kubelet   string
 	noGoBench bool
@@ -81,7 +83,7 @@ func parseFlags() options {
 	steady := flag.Duration("steady", 0, "steady-state window (default 60s; quick 10s)")
 	flag.StringVar(&o.binDir, "bin-dir", "bin", "folder holding minikubelet and minikubelet-shim (make build)")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "Markdown report file")
-	flag.BoolVar(&o.noPodman, "no-podman", false, "skip the podman peer (scenario 3)")
+	noPodman := flag.Bool("no-podman", false, "skip the podman peer (scenario 3)")
 	flag.BoolVar(&o.noKubelet, "no-kubelet", false, "skip the kubelet + containerd peer")
 	flag.StringVar(&o.kubelet, "kubelet", "", "kubelet binary for the peer (default: hack/k8s/build.sh kubelet, built once and cached in ~/.cache/minikubelet/k8s)")
 	flag.BoolVar(&o.noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
@@ -93,6 +95,12 @@ func parseFlags() options {
 		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "quick", 5, 2, []int{10}, 10*time.Second, 8*time.Minute
 	case *large:
 		o.mode, o.podCounts, o.budget = "large", []int{100, 500}, 60*time.Minute
+	}
+	if *noPodman {
+		o.noPodman = "skipped (--no-podman)"
+	}
+	if why := os.Getenv(envPodmanSkip); why != "" {
+		o.noPodman = why
 	}
 	if *runs > 0 {
 		o.startRuns = *runs
