@@ -22,8 +22,15 @@
 // slow: every wait is bounded, a scenario that cannot finish reports why in
 // its table and the run goes on.
 //
-//	bin/mkl-bench [--quick | --large] [--runs N] [--pods N] [--steady 60s] [--out FILE]
+//	bin/mkl-bench [--quick | --large | --vm] [--runs N] [--pods N] [--steady 60s] [--out FILE]
 //	              [--no-podman] [--no-kubelet | --kubelet PATH]
+//
+// With --vm (`make bench BENCHFLAGS=--vm`) the scenarios run instead inside
+// the field host's Debian 12 guest (hack/vm/vm.sh: systemd PID 1, pure cgroup
+// v2), against the guest's own systemd: see vm.go. Where QEMU has no KVM the
+// guest is software-emulated (TCG): its report, bench/results/latest-vm.md,
+// labels every table so and ends with the ratios between its scenarios, the
+// only figures that mean something there.
 package main
 
 import (
@@ -72,6 +79,8 @@ type options struct {
 	kubelet   string
 	noGoBench bool
 	parallel  int
+	vm        bool          // run in the field host's guest (vm.go)
+	vmTimeout time.Duration // the whole --vm run, boot included (VM_TIMEOUT)
 }
 
 func parseFlags() options {
@@ -84,6 +93,7 @@ func parseFlags() options {
 	flag.StringVar(&o.binDir, "bin-dir", "bin", "folder holding minikubelet and minikubelet-shim (make build)")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "Markdown report file")
 	noPodman := flag.Bool("no-podman", false, "skip the podman peer (scenario 3)")
+	flag.BoolVar(&o.vm, "vm", false, "run the scenarios in the field host's Debian 12 guest (hack/vm/vm.sh; bounded by VM_TIMEOUT, default 900 s): 10 start runs, 30 pods, 30s steady window, report bench/results/latest-vm.md")
 	flag.BoolVar(&o.noKubelet, "no-kubelet", false, "skip the kubelet + containerd peer")
 	flag.StringVar(&o.kubelet, "kubelet", "", "kubelet binary for the peer (default: hack/k8s/build.sh kubelet, built once and cached in ~/.cache/minikubelet/k8s)")
 	flag.BoolVar(&o.noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
@@ -91,6 +101,14 @@ func parseFlags() options {
 	flag.Parse()
 	o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "default", 30, 5, []int{100}, 60*time.Second, 25*time.Minute
 	switch {
+	case o.vm:
+		o.vmTimeout = vmTimeout(os.Getenv("VM_TIMEOUT"))
+		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "vm", 10, 2, []int{30}, 30*time.Second, vmBudget(o.vmTimeout)
+		outSet := false
+		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			o.out = "bench/results/latest-vm.md"
+		}
 	case *quick:
 		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "quick", 5, 2, []int{10}, 10*time.Second, 8*time.Minute
 	case *large:
@@ -124,8 +142,13 @@ func main() {
 		os.Chdir(wd)
 	}
 	o := parseFlags()
-	if dir := os.Getenv(envInside); dir != "" {
-		os.Exit(inside(o, dir))
+	switch {
+	case os.Getenv(envInside) != "":
+		os.Exit(inside(o, os.Getenv(envInside)))
+	case os.Getenv(envVMGuest) != "":
+		os.Exit(vmGuest(o, os.Getenv(envVMGuest)))
+	case o.vm:
+		os.Exit(vmHost(o))
 	}
 	os.Exit(host(o))
 }
