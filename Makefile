@@ -119,9 +119,9 @@ clean:
 # latency, the floor, the CNI bridge, 30 pods' mass start/stop and steady state
 # (no podman or containerd in the guest: those peers say so). Bounded by
 # VM_TIMEOUT (default 900 s, boot included). Without KVM the guest is emulated
-# (TCG): every table is labelled so, and bench/results/latest-vm.md ends with the
+# (TCG): every table is labelled so, and bench/results/latest-vm.md opens with the
 # ratios between its scenarios, the only figures to compare.
-#   make bench BENCHFLAGS=--vm     (~15 min; --runs N, --pods N, --steady D adjust it)
+#   make bench BENCHFLAGS=--vm     (~6 min under TCG on 2 cores, at most VM_TIMEOUT; --runs/--pods/--steady)
 .PHONY: bench-deps
 BENCHFLAGS ?=
 bench-deps:

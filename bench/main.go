@@ -29,7 +29,7 @@
 // the field host's Debian 12 guest (hack/vm/vm.sh: systemd PID 1, pure cgroup
 // v2), against the guest's own systemd: see vm.go. Where QEMU has no KVM the
 // guest is software-emulated (TCG): its report, bench/results/latest-vm.md,
-// labels every table so and ends with the ratios between its scenarios, the
+// labels every table so and opens with the ratios between its scenarios, the
 // only figures that mean something there.
 package main
 

@@ -16,7 +16,7 @@ package main
 // guest; they belong to the host's report).
 //
 // Under TCG every figure is inflated unevenly: each table is labelled, and
-// the report ends with the ratios between scenarios of the same guest.
+// the report opens with the ratios between scenarios of the same guest.
 
 import (
 	"bytes"
@@ -39,7 +39,24 @@ const (
 	envLabel    = "MKL_BENCH_LABEL"
 	vmScript    = "hack/vm/vm.sh"
 	vmGuestPkgs = "hack/vm/vm.sh GUEST_PKGS"
+	ratioTitle  = "Ratios between scenarios in this guest (the figures to read)"
 )
+
+// ratiosFirst moves the ratio table (printed last, when every scenario is
+// done) to the top of a guest's report body, before the tables it sums up.
+func ratiosFirst(body string) string {
+	i := strings.Index(body, "### "+ratioTitle)
+	if i < 0 {
+		return body
+	}
+	end := len(body)
+	for _, next := range []string{"\n### ", "\n**"} {
+		if j := strings.Index(body[i:], next); j >= 0 && i+j+1 < end {
+			end = i + j + 1
+		}
+	}
+	return body[i:end] + body[:i] + body[end:]
+}
 
 // vmTimeout is the whole --vm run (boot, scenarios, power-off): VM_TIMEOUT
 // seconds, vm.sh's own default 900 when unset or not a number.
@@ -94,12 +111,12 @@ func vmHost(o options) int {
 	body, guest := vmRun(o)
 	note := fmt.Sprintf("**Every table below was measured inside the guest %s, booted once by %s with VM_TIMEOUT=%d (scenarios' budget %s).** "+
 		"Where it is software-emulated (TCG) its times are inflated unevenly and are no absolute figures: compare ratios between scenarios of this report only "+
-		"(the last table). The Go micro-benchmarks are left out (no Go toolchain in the guest; they are in the host's `make bench` report).\n\n",
+		"(the first table). The Go micro-benchmarks are left out (no Go toolchain in the guest; they are in the host's `make bench` report).\n\n",
 		orUnknown(guest), vmScript, int(o.vmTimeout.Seconds()), o.budget)
 	footer := fmt.Sprintf("Finished %s after %s of wall time on the host (boot and power-off included); host load average at the end %s.\n",
 		time.Now().UTC().Format("15:04 MST"), time.Since(t0).Round(time.Second), loadAvg())
 	fmt.Print(footer)
-	if err := os.WriteFile(o.out, []byte(header+note+body+footer), 0o644); err != nil {
+	if err := os.WriteFile(o.out, []byte(header+note+ratiosFirst(body)+footer), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
@@ -261,7 +278,7 @@ func guestMissing(bin, peer string) string {
 // measured in the same guest (p50 over p50, and the median of the per-run
 // ratios of interleaved runs).
 func (b *bench) ratioTable() *table {
-	t := newTable("Ratios between scenarios in this guest (the figures to read)",
+	t := newTable(ratioTitle,
 		"ratio", "measure", "n", "p50 ÷ p50", "paired median ratio")
 	pair := func(label, x, y string, ms []measure) {
 		for _, m := range ms {
@@ -287,6 +304,7 @@ func (b *bench) ratioTable() *table {
 	if len(ns) == 0 {
 		t.note("no mass start finished: no per-pod ratio (table 4 says why)")
 	}
+	t.note("n: the runs on each side (a mass start or stop is one run over all its pods)")
 	t.note("below 1 = the first is faster; the start runs of 1 and 2 are interleaved one by one (1b's after them), so the paired ratio cancels the drift of the guest and the host best; a mass ratio under 1 means pods started together cost less each than one alone (parallel workers)")
 	t.note("table 5's memory figures (RSS, PSS) are not times and hold under emulation; its CPU percentages are emulated")
 	return t

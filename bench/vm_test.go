@@ -68,3 +68,15 @@ func TestRatioTable(t *testing.T) {
 		t.Errorf("without samples:\n%s", empty)
 	}
 }
+
+func TestRatiosFirst(t *testing.T) {
+	ratios := "### " + ratioTitle + " — *x*\n\n| a |\n- note\n\n"
+	body := "### 1. Start\n\n| a |\n\n### 6b. Adoption\n\n" + ratios + "**The guest run ended early: timeout**\n\n"
+	want := ratios + "### 1. Start\n\n| a |\n\n### 6b. Adoption\n\n**The guest run ended early: timeout**\n\n"
+	if got := ratiosFirst(body); got != want {
+		t.Errorf("ratiosFirst:\n%s\nwant:\n%s", got, want)
+	}
+	if got := ratiosFirst("### 1. Start\n"); got != "### 1. Start\n" {
+		t.Errorf("without a ratio table: %q", got)
+	}
+}
