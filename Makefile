@@ -114,6 +114,14 @@ clean:
 # Prints one Markdown table per scenario, also in bench/results/latest.md,
 # and the start-latency chart beside it (bench/results/latest-start.svg).
 #   make bench                     (~15 min)  BENCHFLAGS=--quick (~3 min) or --large (500 pods)
+# BENCHFLAGS=--vm runs the scenarios instead in the field host's Debian 12 guest
+# (hack/vm/vm.sh: systemd PID 1, pure cgroup v2) against its own systemd: start
+# latency, the floor, the CNI bridge, 30 pods' mass start/stop and steady state
+# (no podman or containerd in the guest: those peers say so). Bounded by
+# VM_TIMEOUT (default 900 s, boot included). Without KVM the guest is emulated
+# (TCG): every table is labelled so, and bench/results/latest-vm.md opens with the
+# ratios between its scenarios, the only figures to compare.
+#   make bench BENCHFLAGS=--vm     (~6 min under TCG on 2 cores, at most VM_TIMEOUT; --runs/--pods/--steady)
 .PHONY: bench-deps
 BENCHFLAGS ?=
 bench-deps:

@@ -41,7 +41,7 @@ func inside(o options, dir string) int {
 		return 1
 	}
 	defer f.Close()
-	b := &bench{o: o, dir: dir, rep: &reporter{out: os.Stdout, f: f}, setupErr: os.Getenv(envSetup),
+	b := &bench{o: o, dir: dir, rep: &reporter{out: os.Stdout, f: f, label: os.Getenv(envLabel)}, setupErr: os.Getenv(envSetup),
 		deadline: time.Now().Add(o.budget), starts: map[string][]startSample{},
 		massUp: map[int]time.Duration{}, massDown: map[int]time.Duration{}}
 	// Whatever happens below, the peer's pods, services, mounts and folder go
@@ -75,6 +75,9 @@ func inside(o options, dir string) int {
 	}
 	for _, t := range []*table{t4, t4b, t5, t5b, restarts, t6} {
 		b.rep.emit(t.markdown())
+	}
+	if b.rep.label != "" {
+		b.rep.emit(b.ratioTable().markdown())
 	}
 	if b.d.alive() {
 		b.d.removeAllManifests(2 * time.Minute)

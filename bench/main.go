@@ -22,8 +22,15 @@
 // slow: every wait is bounded, a scenario that cannot finish reports why in
 // its table and the run goes on.
 //
-//	bin/mkl-bench [--quick | --large] [--runs N] [--pods N] [--steady 60s] [--out FILE]
+//	bin/mkl-bench [--quick | --large | --vm] [--runs N] [--pods N] [--steady 60s] [--out FILE]
 //	              [--no-podman] [--no-kubelet | --kubelet PATH]
+//
+// With --vm (`make bench BENCHFLAGS=--vm`) the scenarios run instead inside
+// the field host's Debian 12 guest (hack/vm/vm.sh: systemd PID 1, pure cgroup
+// v2), against the guest's own systemd: see vm.go. Where QEMU has no KVM the
+// guest is software-emulated (TCG): its report, bench/results/latest-vm.md,
+// labels every table so and opens with the ratios between its scenarios, the
+// only figures that mean something there.
 package main
 
 import (
@@ -53,6 +60,8 @@ const (
 	envKubelet    = "MKL_BENCH_KUBELET"
 	envKubeletErr = "MKL_BENCH_KUBELET_ERR"
 	demoRef       = "localhost/minikubelet-demo:latest"
+	// envPodmanSkip says why the podman peer does not run (the guest has none).
+	envPodmanSkip = "MKL_BENCH_PODMAN_SKIP"
 )
 
 // options are the sizes of one run.
@@ -65,11 +74,13 @@ type options struct {
 	budget    time.Duration // whole run inside the node; later scenarios are skipped past it
 	binDir    string
 	out       string
-	noPodman  bool
+	noPodman  string // why the podman peer is skipped ("" runs it)
 	noKubelet bool
 	kubelet   string
 	noGoBench bool
 	parallel  int
+	vm        bool          // run in the field host's guest (vm.go)
+	vmTimeout time.Duration // the whole --vm run, boot included (VM_TIMEOUT)
 }
 
 func parseFlags() options {
@@ -81,7 +92,8 @@ func parseFlags() options {
 	steady := flag.Duration("steady", 0, "steady-state window (default 60s; quick 10s)")
 	flag.StringVar(&o.binDir, "bin-dir", "bin", "folder holding minikubelet and minikubelet-shim (make build)")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "Markdown report file")
-	flag.BoolVar(&o.noPodman, "no-podman", false, "skip the podman peer (scenario 3)")
+	noPodman := flag.Bool("no-podman", false, "skip the podman peer (scenario 3)")
+	flag.BoolVar(&o.vm, "vm", false, "run the scenarios in the field host's Debian 12 guest (hack/vm/vm.sh; bounded by VM_TIMEOUT, default 900 s): 10 start runs, 30 pods, 30s steady window, report bench/results/latest-vm.md")
 	flag.BoolVar(&o.noKubelet, "no-kubelet", false, "skip the kubelet + containerd peer")
 	flag.StringVar(&o.kubelet, "kubelet", "", "kubelet binary for the peer (default: hack/k8s/build.sh kubelet, built once and cached in ~/.cache/minikubelet/k8s)")
 	flag.BoolVar(&o.noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
@@ -89,10 +101,24 @@ func parseFlags() options {
 	flag.Parse()
 	o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "default", 30, 5, []int{100}, 60*time.Second, 25*time.Minute
 	switch {
+	case o.vm:
+		o.vmTimeout = vmTimeout(os.Getenv("VM_TIMEOUT"))
+		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "vm", 10, 2, []int{30}, 30*time.Second, vmBudget(o.vmTimeout)
+		outSet := false
+		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			o.out = "bench/results/latest-vm.md"
+		}
 	case *quick:
 		o.mode, o.startRuns, o.restarts, o.podCounts, o.steady, o.budget = "quick", 5, 2, []int{10}, 10*time.Second, 8*time.Minute
 	case *large:
 		o.mode, o.podCounts, o.budget = "large", []int{100, 500}, 60*time.Minute
+	}
+	if *noPodman {
+		o.noPodman = "skipped (--no-podman)"
+	}
+	if why := os.Getenv(envPodmanSkip); why != "" {
+		o.noPodman = why
 	}
 	if *runs > 0 {
 		o.startRuns = *runs
@@ -116,8 +142,13 @@ func main() {
 		os.Chdir(wd)
 	}
 	o := parseFlags()
-	if dir := os.Getenv(envInside); dir != "" {
-		os.Exit(inside(o, dir))
+	switch {
+	case os.Getenv(envInside) != "":
+		os.Exit(inside(o, os.Getenv(envInside)))
+	case os.Getenv(envVMGuest) != "":
+		os.Exit(vmGuest(o, os.Getenv(envVMGuest)))
+	case o.vm:
+		os.Exit(vmHost(o))
 	}
 	os.Exit(host(o))
 }
@@ -125,9 +156,8 @@ func main() {
 // host prepares the temp dir and image, boots the node, runs the benchmark
 // inside it, then tears everything down and writes the report file.
 func host(o options) int {
-	header := reportHeader(o)
-	fmt.Print(header)
-	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+	header, err := beginReport(o)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
@@ -150,8 +180,7 @@ func host(o options) int {
 		fmt.Print(gb)
 	}
 	// The load at the end tells how shared the machine was during the run.
-	load, _ := os.ReadFile("/proc/loadavg")
-	footer := fmt.Sprintf("Finished %s; load average at the end %s.\n", time.Now().UTC().Format("15:04 MST"), strings.Join(strings.Fields(string(load))[:3], " "))
+	footer := fmt.Sprintf("Finished %s; load average at the end %s.\n", time.Now().UTC().Format("15:04 MST"), loadAvg())
 	fmt.Print(footer)
 	if err := os.WriteFile(o.out, []byte(header+body+gb+footer), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -188,8 +217,6 @@ func runNode(o options, dir string) string {
 		}
 	}()
 	self, _ := os.Executable()
-	ctx, cancel := context.WithTimeout(context.Background(), o.budget+3*time.Minute)
-	defer cancel()
 	in := node.Command(self, os.Args[1:]...)
 	in.Env = append(in.Env, envInside+"="+dir, envSetup+"="+setupErr, envKubelet+"="+kubelet, envKubeletErr+"="+kubeletErr, "PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cwd, _ := os.Getwd()
@@ -199,24 +226,7 @@ func runNode(o options, dir string) string {
 	if err := in.Start(); err != nil {
 		return fmt.Sprintf("**Scenarios 1-6 not run: cannot start inside the node:** %v\n\n", err)
 	}
-	// Ctrl-C / SIGTERM: stop the inside part, then tear down normally.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	done := make(chan error, 1)
-	go func() { done <- in.Wait() }()
-	var runErr error
-	select {
-	case runErr = <-done:
-	case <-ctx.Done():
-		in.Process.Kill()
-		runErr = fmt.Errorf("stopped after the time budget %s", o.budget+3*time.Minute)
-		<-done
-	case s := <-sigs:
-		in.Process.Kill()
-		runErr = fmt.Errorf("interrupted by %v", s)
-		<-done
-	}
+	runErr := waitBounded(in, o.budget+3*time.Minute, syscall.SIGKILL)
 	body, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	if runErr != nil {
 		s := fmt.Sprintf("**The benchmark inside the node ended early: %v** (tables above are complete).\n\n", runErr)
@@ -224,6 +234,13 @@ func runNode(o options, dir string) string {
 		body = append(body, s...)
 	}
 	return string(body)
+}
+
+// beginReport prints the report's header and makes its folder.
+func beginReport(o options) (string, error) {
+	header := reportHeader(o)
+	fmt.Print(header)
+	return header, os.MkdirAll(filepath.Dir(o.out), 0o755)
 }
 
 func reportHeader(o options) string {
@@ -238,9 +255,8 @@ func reportHeader(o options) string {
 	if fi, err := os.Stat(filepath.Join(o.binDir, "minikubelet")); err == nil {
 		built = "built " + fi.ModTime().UTC().Format("15:04:05 MST")
 	}
-	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&b, "%s/minikubelet %s; load average at start %s (the machine is shared: compare ratios, not absolute times).\n\n",
-		o.binDir, built, strings.Join(strings.Fields(string(load))[:3], " "))
+		o.binDir, built, loadAvg())
 	return b.String()
 }
 
@@ -267,12 +283,26 @@ func memTotal() string {
 	return fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
 }
 
-func copyFile(from, to string) error {
+func copyFile(from, to string) error { return copyMode(from, to, 0o644) }
+
+func copyExe(from, to string) error { return copyMode(from, to, 0o755) }
+
+func copyMode(from, to string, mode os.FileMode) error {
 	b, err := os.ReadFile(from)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(to, b, 0o644)
+	return os.WriteFile(to, b, mode)
+}
+
+// loadAvg is the 1, 5 and 15 minute load average: how shared the machine is.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func lastLines(s string, n int) string {
@@ -330,6 +360,31 @@ func goBench() string {
 		t.note("go test failed: %v: %s", err, lastLines(out.String(), 8))
 	}
 	return t.markdown()
+}
+
+// waitBounded waits for the started cmd; past limit, or on Ctrl-C or
+// SIGTERM, it sends cmd stop (SIGKILL, or SIGTERM to a script that tears
+// down what it started) and waits for it to exit. Its error says which.
+func waitBounded(cmd *exec.Cmd, limit time.Duration, stop syscall.Signal) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		cmd.Process.Signal(stop)
+		<-done
+		return fmt.Errorf("stopped after the time budget %s", limit)
+	case s := <-sigs:
+		cmd.Process.Signal(stop)
+		<-done
+		return fmt.Errorf("interrupted by %v", s)
+	}
 }
 
 // runCtx runs cmd, killing it when ctx ends.

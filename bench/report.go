@@ -62,12 +62,14 @@ func (t *table) markdown() string {
 // reporter prints each finished table at once (a long run shows progress)
 // and keeps them for the results file.
 type reporter struct {
-	mu  sync.Mutex
-	out io.Writer
-	f   *os.File
+	mu    sync.Mutex
+	out   io.Writer
+	f     *os.File
+	label string // appended to every table's heading (a guest's: vmLabel)
 }
 
 func (r *reporter) emit(s string) {
+	s = labelHeadings(s, r.label)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	io.WriteString(r.out, s)
@@ -75,6 +77,21 @@ func (r *reporter) emit(s string) {
 		r.f.WriteString(s)
 		r.f.Sync()
 	}
+}
+
+// labelHeadings appends the label to every table heading ("### ...") of a
+// piece of the report.
+func labelHeadings(md, label string) string {
+	if label == "" {
+		return md
+	}
+	lines := strings.Split(md, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "### ") {
+			lines[i] = l + " — *" + label + "*"
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // samples is a set of durations with nearest-rank percentiles.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,29 @@ func TestPodYAMLParses(t *testing.T) {
 	}
 	if len(pods) != 1 || len(pods[0].Spec.Containers) != 2 {
 		t.Fatalf("parsed %d pods", len(pods))
+	}
+}
+
+func TestLabelHeadingsLabelsEveryTableOnly(t *testing.T) {
+	md := newTable("1. Start", "a").markdown() + "### 2. Floor\n\n| a |\n- note ### not a heading\n"
+	got := labelHeadings(md, "emulated (TCG) guest: compare ratios only")
+	if n := strings.Count(got, "— *emulated (TCG) guest: compare ratios only*"); n != 2 {
+		t.Errorf("%d labelled headings, want 2:\n%s", n, got)
+	}
+	if !strings.Contains(got, "### 1. Start — *emulated") || strings.Contains(got, "heading —") {
+		t.Errorf("labelled:\n%s", got)
+	}
+	if labelHeadings(md, "") != md {
+		t.Error("an empty label changed the text")
+	}
+}
+
+// A reporter with a label (a guest's) labels what it prints and writes.
+func TestReporterLabelsTables(t *testing.T) {
+	var out bytes.Buffer
+	r := &reporter{out: &out, label: "emulated (TCG) guest: compare ratios only"}
+	r.emit(newTable("4. Mass", "pods").markdown())
+	if !strings.HasPrefix(out.String(), "### 4. Mass — *emulated (TCG) guest: compare ratios only*\n") {
+		t.Errorf("printed:\n%s", out.String())
 	}
 }

@@ -151,8 +151,8 @@ func (b *bench) startLatency() {
 		fl.run = func(i int) (startSample, error) { return b.floorStart(f, i) }
 	}
 	pm := &contender{key: cPodman, t: t3, off: true}
-	if b.o.noPodman {
-		t3.note("skipped (--no-podman)")
+	if b.o.noPodman != "" {
+		t3.note("%s", b.o.noPodman)
 	} else if p, err := startPodman(filepath.Join(b.dir, "podman"), tarPath); err != nil {
 		t3.note("**podman cannot run here**: %v", err)
 	} else {
@@ -475,7 +475,11 @@ func (b *bench) startSummary() {
 	}
 	t.note("ratios below 1 mean faster than minikubelet; the floor's ratio is the floor over minikubelet (minikubelet ÷ floor is in table 2)")
 	if len(series) > 0 {
-		svg := startChart(fmt.Sprintf("Pod start, rename → both workloads exec'd (%s)", time.Now().UTC().Format("2006-01-02 15:04 MST")), series)
+		title := fmt.Sprintf("Pod start, rename → both workloads exec'd (%s)", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+		if b.rep.label != "" {
+			title += " — " + b.rep.label
+		}
+		svg := startChart(title, series)
 		if err := os.WriteFile(filepath.Join(b.dir, "chart.svg"), []byte(svg), 0o644); err != nil {
 			t.note("chart not written: %v", err)
 		} else {
