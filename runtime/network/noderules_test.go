@@ -212,6 +212,23 @@ func TestDefaultNetworkNodeRules(t *testing.T) {
 	if from, err := getFrom(podA.NetnsPath, outside); err != nil || from != "192.0.2.2" {
 		t.Errorf("after the heal, GET from pod A: %q, %v", from, err)
 	}
+	// Made again, not added twice: the chains the restore declares are
+	// rewritten (MINIKUBELET-POD-FORWARD was not flushed above), and each
+	// jump is there once.
+	counts := map[string]int{}
+	for _, line := range strings.Split(iptablesSave(t), "\n") {
+		for _, prefix := range []string{"-A " + podMasqChain + " ", "-A " + podForwardChain + " "} {
+			if strings.HasPrefix(line, prefix) {
+				counts[prefix]++
+			}
+		}
+		if strings.HasSuffix(line, "-j "+podMasqChain) || strings.HasSuffix(line, "-j "+podForwardChain) {
+			counts["jumps"]++
+		}
+	}
+	if counts["-A "+podMasqChain+" "] != 3 || counts["-A "+podForwardChain+" "] != 2 || counts["jumps"] != 2 {
+		t.Errorf("after the heal: rules %v, want 3 in %s, 2 in %s and 2 jumps", counts, podMasqChain, podForwardChain)
+	}
 	for _, p := range []PodNetwork{podA, podB} {
 		if err := m.Teardown(ctx, p); err != nil {
 			t.Fatal(err)
