@@ -412,7 +412,7 @@ func appContainer(a reconciler.Action) bool {
 // for) still needs one, so the wave cannot deadlock the pool.
 func (l *Loop) executeWave(ctx context.Context, step []reconciler.Action, pod *v1.Pod, errs []error) {
 	var wg sync.WaitGroup
-	prevTurn, prevSlot := closedTurn, closedTurn
+	prevTurn, prevSlot := closedChan, closedChan
 	for k, a := range step {
 		turn := newStartTurn(prevTurn)
 		slotAfter, slotTaken := prevSlot, make(chan struct{})
@@ -421,41 +421,48 @@ func (l *Loop) executeWave(ctx context.Context, step []reconciler.Action, pod *v
 		go func() {
 			defer wg.Done()
 			defer turn.release()
-			select {
-			case <-slotAfter:
-			case <-ctx.Done():
-				close(slotTaken)
-				errs[k] = ctx.Err()
+			err := func() error {
+				defer close(slotTaken)
+				select {
+				case <-slotAfter:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				return l.acquire(ctx)
+			}()
+			if err != nil {
+				errs[k] = err
 				return
 			}
-			select {
-			case l.sem <- struct{}{}:
-				close(slotTaken)
-			case <-ctx.Done():
-				close(slotTaken)
-				errs[k] = ctx.Err()
-				return
-			}
-			defer func() { <-l.sem }()
+			defer l.releaseSlot()
 			errs[k] = l.run(withStartTurn(ctx, turn), a, pod)
 		}()
 	}
 	wg.Wait()
 }
 
+// acquire takes one of the Parallel worker slots (releaseSlot gives it back).
+func (l *Loop) acquire(ctx context.Context) error {
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Loop) releaseSlot() { <-l.sem }
+
 // execute runs one action, holding a worker slot when it needs one.
 func (l *Loop) execute(ctx context.Context, a reconciler.Action, pod *v1.Pod) error {
 	// The bound is on work (cgroups, pulls, processes, mounts), not on
 	// waiting: a kill mostly waits out a grace period, so a hundred pods
 	// being deleted do not queue behind each other.
-	slot := needsSlot(a)
-	if slot {
-		select {
-		case l.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+	if needsSlot(a) {
+		if err := l.acquire(ctx); err != nil {
+			return err
 		}
-		defer func() { <-l.sem }()
+		defer l.releaseSlot()
 	}
 	return l.run(ctx, a, pod)
 }

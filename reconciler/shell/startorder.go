@@ -22,8 +22,9 @@ func newStartTurn(after <-chan struct{}) startTurn {
 	return startTurn{after: after, done: make(chan struct{}), once: new(sync.Once)}
 }
 
-// closedTurn is the first container's predecessor: no wait.
-var closedTurn = func() <-chan struct{} { c := make(chan struct{}); close(c); return c }()
+// closedChan is the first container's predecessor (its turn and its slot):
+// no wait.
+var closedChan = func() <-chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 type startTurnKey struct{}
 

@@ -67,14 +67,7 @@ func removeNatChain(ctx context.Context, chain string) error {
 
 func removeNatChainWith(ctx context.Context, bin, chain string) error {
 	run := func(args ...string) ([]byte, error) {
-		// -w: wait for the xtables lock other writers (the plugins) hold.
-		cmd := exec.CommandContext(ctx, bin, append([]string{"-w", "-t", "nat"}, args...)...)
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			return out.Bytes(), fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-		}
-		return out.Bytes(), nil
+		return iptables(ctx, bin, append([]string{"-t", "nat"}, args...)...)
 	}
 	if _, err := run("-S", chain); err != nil {
 		return nil // no such chain: nothing to do
@@ -103,6 +96,19 @@ func removeNatChainWith(ctx context.Context, bin, chain string) error {
 	}
 	_, err = run("-X", chain)
 	return err
+}
+
+// iptables runs bin (iptables, ip6tables) with -w, which waits for the
+// xtables lock other writers (the plugins) hold; the error names the
+// command and carries its stderr.
+func iptables(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-w"}, args...)...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out.Bytes(), nil
 }
 
 // deleteHostVeth removes the node-side end of a pod's veth pair by name,

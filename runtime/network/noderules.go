@@ -86,14 +86,14 @@ func (r *nodeRules) ensure(ctx context.Context) error {
 		{"filter", "FORWARD", true, []string{"-m", "comment", "--comment", "minikubelet: accept pod traffic", "-j", podForwardChain}},
 	}
 	for _, j := range jumps {
-		if iptables(ctx, bin, append([]string{"-t", j.table, "-C", j.chain}, j.rule...)...) == nil {
+		if _, err := iptables(ctx, bin, append([]string{"-t", j.table, "-C", j.chain}, j.rule...)...); err == nil {
 			continue
 		}
 		op := []string{"-t", j.table, "-A", j.chain}
 		if j.insert {
 			op = []string{"-t", j.table, "-I", j.chain, "1"}
 		}
-		if err := iptables(ctx, bin, append(op, j.rule...)...); err != nil {
+		if _, err := iptables(ctx, bin, append(op, j.rule...)...); err != nil {
 			return err
 		}
 	}
@@ -124,16 +124,6 @@ func iptablesRestore(ctx context.Context, bin, input string) error {
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s --noflush (chains %s, %s): %v: %s", bin, podMasqChain, podForwardChain, err, strings.TrimSpace(stderr.String()))
-	}
-	return nil
-}
-
-func iptables(ctx context.Context, bin string, args ...string) error {
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-w"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
